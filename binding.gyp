@@ -1,0 +1,148 @@
+# Demo and test libraries for dlbundle (sources in native/).
+#
+# Every output lands in ONE directory, build/Release/ (<(PRODUCT_DIR)):
+#   libdemo_core.so            SONAME libdemo_core.so
+#   libdemo_codec.so.1.2.3     SONAME libdemo_codec.so.1   NEEDED libdemo_core.so
+#   libdemo_app.so             SONAME libdemo_app.so       NEEDED libdemo_codec.so.1, libdemo_core.so
+#   libdemo_plugin.so          SONAME libdemo_plugin.so    (dlopen()ed by libdemo_app.so from its own dir)
+#   libdemo_gpu_runtime.so.1   SONAME libdemo_gpu_runtime.so.1 (stand-in, NOT part of the bundle)
+#   libdemo_accel.so           SONAME libdemo_accel.so     NEEDED libdemo_gpu_runtime.so.1
+#   demo.node                  N-API addon                 NEEDED libdemo_core.so
+# None of them has DT_RPATH or DT_RUNPATH: they find each other only because
+# a loader dlopen()s them in dependency order (glibc reuses an already loaded
+# object whose SONAME matches a DT_NEEDED entry).
+#
+# How this is kept away from gyp's defaults (make generator, node-gyp 11):
+# - Every library is a 'loadable_module', never a 'shared_library'. A
+#   'dependencies' entry on a shared_library makes gyp link it by path from
+#   lib.target/ and, whenever any dependency's output ends in .so, add
+#   -Wl,-rpath=$ORIGIN/ (generator/make.py). loadable_modules are never link
+#   inputs of their dependents and are installed straight into $(builddir).
+# - Build order comes from 'none' stamp targets (*_built) that depend on a
+#   library; a dependent library depends on the stamp, whose output does not
+#   end in .so, so gyp adds no rpath. The actual linking is done with
+#   -L<(PRODUCT_DIR) -l:<file name>, so DT_NEEDED records the SONAME.
+# - gyp passes -Wl,-soname=$(@F) after 'ldflags' but before 'libraries', so a
+#   different SONAME (libdemo_codec.so.1) is set through 'libraries', and the
+#   last -soname wins.
+# - node-gyp's addon.gypi sets product_extension 'node' for every
+#   loadable_module in its target_conditions, which are applied after those of
+#   this file's target_defaults; so each target sets its own extension in a
+#   target-level target_conditions entry (applied last), and product_prefix ''
+#   plus product_name give the rest of the file name.
+{
+  'target_defaults': {
+    'type': 'loadable_module',
+    'product_prefix': '',
+    'cflags': ['-fPIC', '-fvisibility=hidden', '-std=gnu11', '-Wall', '-Wextra'],
+    'ldflags': ['-fPIC'],
+    'configurations': {
+      # common.gypi's Release config adds -O3 after the target's cflags.
+      'Release': { 'cflags!': ['-O3'], 'cflags': ['-O2'] },
+      'Debug': { 'cflags': ['-O0'] },
+    },
+    'variables': {
+      # 1: refuse undefined symbols at link time (-z defs).
+      'demo_link_strict%': 1,
+    },
+    'target_conditions': [
+      ['>(demo_link_strict)==1', {
+        'ldflags': ['-Wl,-z,defs'],
+      }],
+    ],
+  },
+  'targets': [
+    {
+      'target_name': 'demo_core',
+      'product_name': 'libdemo_core',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/demo_core.c'],
+    },
+    {
+      'target_name': 'demo_core_built',
+      'type': 'none',
+      'dependencies': ['demo_core'],
+    },
+    {
+      'target_name': 'demo_codec',
+      'product_name': 'libdemo_codec',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so.1.2.3'}]],
+      'sources': ['native/demo_codec.c'],
+      'dependencies': ['demo_core_built'],
+      'libraries': [
+        '-Wl,-soname,libdemo_codec.so.1',
+        '-L<(PRODUCT_DIR)',
+        '-l:libdemo_core.so',
+      ],
+    },
+    {
+      'target_name': 'demo_codec_built',
+      'type': 'none',
+      'dependencies': ['demo_codec'],
+    },
+    {
+      'target_name': 'demo_plugin',
+      'product_name': 'libdemo_plugin',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/demo_plugin.c'],
+    },
+    {
+      'target_name': 'demo_plugin_built',
+      'type': 'none',
+      'dependencies': ['demo_plugin'],
+    },
+    {
+      'target_name': 'demo_app',
+      'product_name': 'libdemo_app',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/demo_app.c'],
+      # demo_plugin_built only so that the plugin is always built beside
+      # libdemo_app.so; it is not linked (libdemo_app.so dlopen()s it).
+      'dependencies': ['demo_codec_built', 'demo_core_built', 'demo_plugin_built'],
+      'libraries': [
+        '-L<(PRODUCT_DIR)',
+        '-Wl,-rpath-link,<(PRODUCT_DIR)',
+        '-l:libdemo_codec.so.1.2.3',
+        '-l:libdemo_core.so',
+        '-ldl',
+      ],
+    },
+    {
+      'target_name': 'demo_gpu_runtime',
+      'product_name': 'libdemo_gpu_runtime',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so.1'}]],
+      'sources': ['native/demo_gpu_runtime.c'],
+    },
+    {
+      'target_name': 'demo_gpu_runtime_built',
+      'type': 'none',
+      'dependencies': ['demo_gpu_runtime'],
+    },
+    {
+      'target_name': 'demo_accel',
+      'product_name': 'libdemo_accel',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/demo_accel.c'],
+      'dependencies': ['demo_gpu_runtime_built'],
+      'libraries': [
+        '-L<(PRODUCT_DIR)',
+        '-l:libdemo_gpu_runtime.so.1',
+      ],
+    },
+    {
+      'target_name': 'demo',
+      'product_name': 'demo',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'node'}]],
+      'variables': {
+        # napi_* symbols are resolved from the node binary at load time.
+        'demo_link_strict': 0,
+      },
+      'sources': ['native/demo_addon.c'],
+      'dependencies': ['demo_core_built'],
+      'libraries': [
+        '-L<(PRODUCT_DIR)',
+        '-l:libdemo_core.so',
+      ],
+    },
+  ],
+}
