@@ -1,0 +1,100 @@
+#!/usr/bin/env node
+/**
+ * The `dlbundle` command: `pack` and `inspect`. Each command is a thin layer
+ * over a library module; this file parses arguments and prints.
+ */
+import * as fs from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DlbundleError, isDlbundleError } from './errors';
+import { formatBundle, formatFileReport, inspectFiles, readBundleManifest } from './inspect';
+import { pack } from './pack';
+
+const USAGE = `usage:
+  dlbundle pack <files|dirs…> --name N --out DIR [--target T]
+  dlbundle inspect <file.so…|bundle-dir> [--json]`;
+
+type Command = (args: string[], out: (text: string) => void) => number;
+
+const commands: Readonly<Record<string, Command>> = {
+  pack(args, out) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { name: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' } },
+    });
+    if (values.name === undefined || values.out === undefined || positionals.length === 0) {
+      throw usage('pack needs input files or directories, --name and --out.');
+    }
+    const result = pack(positionals, {
+      name: values.name,
+      out: values.out,
+      ...(values.target === undefined ? {} : { target: values.target }),
+    });
+    out(`packed ${result.variant.files.length} files as ${result.target} into ${values.out} (digest ${result.variant.digest})`);
+    out(`load order: ${result.variant.order.join(' → ')}`);
+    return 0;
+  },
+
+  inspect(args, out) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
+    if (positionals.length === 0) throw usage('inspect needs files or a bundle directory.');
+    const first = positionals[0] as string;
+    if (positionals.length === 1 && isDirectory(first)) {
+      const manifest = readBundleManifest(first);
+      out(values.json === true ? JSON.stringify(manifest, null, 2) : formatBundle(manifest, first));
+      return 0;
+    }
+    const reports = inspectFiles(positionals);
+    out(values.json === true ? JSON.stringify(reports, null, 2) : reports.map(formatFileReport).join('\n\n'));
+    return 0;
+  },
+};
+
+function isDirectory(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    // A missing path is reported by the file reader with its own error.
+    return false;
+  }
+}
+
+function usage(what: string): DlbundleError {
+  return new DlbundleError('E_USAGE', what, USAGE);
+}
+
+/**
+ * Runs the CLI with `argv` (without `node` and the script) and returns the exit status.
+ *
+ * @example
+ * process.exitCode = main(['inspect', 'dist/native']);
+ */
+export function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(`${t}\n`), err: (text: string) => void = (t) => process.stderr.write(`${t}\n`)): number {
+  const [name, ...rest] = argv;
+  const command = name === undefined ? undefined : commands[name];
+  try {
+    if (command === undefined) {
+      if (name === undefined || name === '--help' || name === 'help') {
+        out(USAGE);
+        return name === undefined ? 2 : 0;
+      }
+      throw usage(`Unknown command ${JSON.stringify(name)}.`);
+    }
+    return command(rest, out);
+  } catch (e) {
+    if (isDlbundleError(e)) {
+      err(`dlbundle: ${e.code}: ${e.message}`);
+      return e.code === 'E_USAGE' ? 2 : 1;
+    }
+    // parseArgs reports unknown options with its own error type.
+    if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) {
+      err(`dlbundle: E_USAGE: ${(e as Error).message}\n${USAGE}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+if (require.main === module) {
+  process.exitCode = main(process.argv.slice(2));
+}

@@ -1,0 +1,59 @@
+/**
+ * ELF facts of a file on disk, read with a few positioned reads instead of
+ * loading the whole file: `inspect` over hundreds of libraries stays fast,
+ * and a 100 MB library costs a few kilobytes of I/O.
+ */
+import * as fs from 'node:fs';
+import { DlbundleError } from './errors';
+import { readElf, type ElfInfo } from './elf';
+
+/**
+ * Reads the ELF facts of `file`. Throws `E_NOT_ELF` / `E_BAD_ELF` like
+ * {@link readElf}, and `E_IO` when the file cannot be opened.
+ *
+ * @example
+ * readElfFile('/usr/lib/x86_64-linux-gnu/libz.so.1').soname // 'libz.so.1'
+ */
+export function readElfFile(file: string): ElfInfo {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (e) {
+    throw ioError(file, e);
+  }
+  try {
+    const size = fs.fstatSync(fd).size;
+    return readElf(
+      {
+        size,
+        read(offset, length) {
+          const buf = Buffer.allocUnsafe(length);
+          let got = 0;
+          while (got < length) {
+            const n = fs.readSync(fd, buf, got, length - got, offset + got);
+            if (n === 0) break;
+            got += n;
+          }
+          return buf.subarray(0, got);
+        },
+      },
+      file,
+    );
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Wraps a failed file-system call as `E_IO` (or `E_NO_SPACE` for ENOSPC), keeping the cause.
+ *
+ * @example
+ * try { fs.readFileSync(p); } catch (e) { throw ioError(p, e); }
+ */
+export function ioError(file: string, cause: unknown, doing = 'read'): DlbundleError {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new DlbundleError('E_NO_SPACE', `No space left to write ${JSON.stringify(file)}.`, 'Free space on that file system, or point dlbundle at another directory.', { file, cause });
+  }
+  return new DlbundleError('E_IO', `Could not ${doing} ${JSON.stringify(file)}: ${(cause as Error).message}`, 'Check that the path exists and that this user may access it.', { file, cause });
+}

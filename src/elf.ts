@@ -1,0 +1,366 @@
+/**
+ * Reads what dlbundle needs from an ELF file: identity (class, byte order,
+ * type, machine), PT_INTERP, and the dynamic section's DT_NEEDED, DT_SONAME,
+ * DT_RUNPATH and DT_RPATH. No I/O: the bytes come from a Buffer or from a
+ * caller-supplied random-access reader, so a 100 MB library costs a few reads.
+ *
+ * Validation follows a fixed order (magic, class, byte order, version, file
+ * header, program headers, dynamic segment), and every offset, count and size
+ * is checked against the input before anything is read.
+ */
+import { DlbundleError } from './errors';
+
+/** Random access to the bytes of one file. `read` may return fewer bytes only at the end of the file. */
+export interface ElfByteSource {
+  /** Total size of the file in bytes. */
+  readonly size: number;
+  /** The bytes at `[offset, offset + length)`; callers never ask past `size`. */
+  read(offset: number, length: number): Uint8Array;
+}
+
+/** The file types of `e_type`, by name. */
+export type ElfType = 'none' | 'rel' | 'exec' | 'dyn' | 'core' | 'other';
+
+/** What the reader learned about one ELF file. */
+export interface ElfInfo {
+  /** 32 or 64 (EI_CLASS). */
+  readonly class: 32 | 64;
+  /** Byte order (EI_DATA). */
+  readonly endian: 'little' | 'big';
+  /** `e_type` by name; `dyn` for shared objects and PIE executables. */
+  readonly type: ElfType;
+  /** `e_machine` by name (`x86_64`, `aarch64`, …), or `em_<number>` when unknown. */
+  readonly machine: string;
+  /** The raw `e_machine` value. */
+  readonly machineCode: number;
+  /** The program interpreter (PT_INTERP), or null. */
+  readonly interp: string | null;
+  /** DT_SONAME, or null. */
+  readonly soname: string | null;
+  /** DT_NEEDED entries in file order. */
+  readonly needed: readonly string[];
+  /** DT_RUNPATH directories in file order (each entry split at `:`). */
+  readonly runpath: readonly string[];
+  /** DT_RPATH directories in file order (each entry split at `:`). */
+  readonly rpath: readonly string[];
+}
+
+const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46] as const;
+
+// e_machine values (from the System V ABI and <elf.h>), named the way
+// `uname -m` and readelf's users know them.
+const MACHINES: Readonly<Record<number, string>> = {
+  2: 'sparc',
+  3: 'i386',
+  4: 'm68k',
+  8: 'mips',
+  20: 'ppc',
+  21: 'ppc64',
+  22: 's390',
+  40: 'arm',
+  43: 'sparcv9',
+  50: 'ia64',
+  62: 'x86_64',
+  183: 'aarch64',
+  243: 'riscv',
+  258: 'loongarch',
+};
+
+const TYPES: readonly ElfType[] = ['none', 'rel', 'exec', 'dyn', 'core'];
+
+const PT_LOAD = 1;
+const PT_DYNAMIC = 2;
+const PT_INTERP = 3;
+
+const DT_NULL = 0;
+const DT_NEEDED = 1;
+const DT_STRTAB = 5;
+const DT_STRSZ = 10;
+const DT_SONAME = 14;
+const DT_RPATH = 15;
+const DT_RUNPATH = 29;
+
+// e_phnum's escape value: the real count is in section header 0's sh_info.
+const PN_XNUM = 0xffff;
+
+// Upper bound on how much of a string table is read at once when DT_STRSZ is
+// absent; real tables are a few KB, this stops a corrupt file from forcing a
+// read of gigabytes.
+const MAX_STRTAB = 64 * 1024 * 1024;
+
+/**
+ * Wraps a Buffer (or any Uint8Array) as an {@link ElfByteSource}.
+ *
+ * @example
+ * const info = readElf(bufferSource(fs.readFileSync('libfoo.so')));
+ */
+export function bufferSource(bytes: Uint8Array): ElfByteSource {
+  return {
+    size: bytes.length,
+    read: (offset, length) => bytes.subarray(offset, offset + length),
+  };
+}
+
+/**
+ * Reads the identity and dynamic-linking facts of an ELF file.
+ * Throws `E_NOT_ELF` when the magic number is absent and `E_BAD_ELF` (with the
+ * byte offset) for any inconsistent or truncated structure.
+ *
+ * @example
+ * const { soname, needed } = readElf(fs.readFileSync('libdemo_codec.so.1.2.3'), 'libdemo_codec.so.1.2.3');
+ * // soname === 'libdemo_codec.so.1', needed includes 'libdemo_core.so'
+ */
+export function readElf(input: Uint8Array | ElfByteSource, file = '<buffer>'): ElfInfo {
+  const src = input instanceof Uint8Array ? bufferSource(input) : input;
+  const r = new Reader(src, file);
+  const header = readHeader(r);
+  const phdrs = readProgramHeaders(r, header);
+  const interp = readInterp(r, phdrs);
+  const dyn = readDynamic(r, header, phdrs);
+  return {
+    class: header.is64 ? 64 : 32,
+    endian: r.little ? 'little' : 'big',
+    type: TYPES[header.type] ?? 'other',
+    machine: machineName(header.machine),
+    machineCode: header.machine,
+    interp,
+    ...dyn,
+  };
+}
+
+/**
+ * Only the DT_NEEDED entries; an ELF file without a dynamic section has none.
+ *
+ * @example
+ * neededLibraries(buf) // ['libdemo_core.so', 'libc.so.6']
+ */
+export function neededLibraries(input: Uint8Array | ElfByteSource, file?: string): readonly string[] {
+  return readElf(input, file).needed;
+}
+
+/**
+ * Only DT_SONAME, or null when the file declares none.
+ *
+ * @example
+ * sonameOf(buf) // 'libdemo_codec.so.1'
+ */
+export function sonameOf(input: Uint8Array | ElfByteSource, file?: string): string | null {
+  return readElf(input, file).soname;
+}
+
+/**
+ * The name of an `e_machine` value, `em_<n>` when it is not one dlbundle knows.
+ *
+ * @example
+ * machineName(62) // 'x86_64'
+ */
+export function machineName(code: number): string {
+  return MACHINES[code] ?? `em_${code}`;
+}
+
+/** Bounds-checked reads in the file's byte order. */
+class Reader {
+  little = true;
+
+  constructor(
+    readonly src: ElfByteSource,
+    readonly file: string,
+  ) {}
+
+  fail(offset: number, what: string): never {
+    throw new DlbundleError(
+      'E_BAD_ELF',
+      `${JSON.stringify(this.file)} is a damaged or truncated ELF file: ${what} at byte 0x${offset.toString(16)}.`,
+      'Rebuild or re-download the library; a copy that was cut short or edited cannot be loaded.',
+      { file: this.file, offset },
+    );
+  }
+
+  /** A view of `[offset, offset+length)`, or a failure naming `what` when it does not fit in the file. */
+  view(offset: number, length: number, what: string): DataView {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.src.size) {
+      this.fail(offset, `${what} (${length} bytes) lies outside the ${this.src.size}-byte file`);
+    }
+    const bytes = this.src.read(offset, length);
+    if (bytes.length < length) this.fail(offset, `${what} could not be read in full`);
+    return new DataView(bytes.buffer, bytes.byteOffset, length);
+  }
+
+  u16(v: DataView, at: number): number {
+    return v.getUint16(at, this.little);
+  }
+
+  u32(v: DataView, at: number): number {
+    return v.getUint32(at, this.little);
+  }
+
+  /** A 64-bit field as a number; values past 2^53 are returned as Infinity so bounds checks reject them. */
+  u64(v: DataView, at: number): number {
+    const lo = v.getUint32(at + (this.little ? 0 : 4), this.little);
+    const hi = v.getUint32(at + (this.little ? 4 : 0), this.little);
+    return hi >= 0x200000 ? Infinity : hi * 0x1_0000_0000 + lo;
+  }
+
+  /** An address-sized field: 4 bytes in ELF32, 8 in ELF64. */
+  word(v: DataView, at: number, is64: boolean): number {
+    return is64 ? this.u64(v, at) : this.u32(v, at);
+  }
+}
+
+interface Header {
+  readonly is64: boolean;
+  readonly type: number;
+  readonly machine: number;
+  readonly phoff: number;
+  readonly phentsize: number;
+  readonly phnum: number;
+}
+
+function readHeader(r: Reader): Header {
+  const size = r.src.size;
+  const ident = r.src.read(0, Math.min(16, size));
+  if (ident.length < 4 || ELF_MAGIC.some((b, i) => ident[i] !== b)) {
+    throw new DlbundleError(
+      'E_NOT_ELF',
+      `${JSON.stringify(r.file)} is not an ELF file (it does not start with 0x7f "ELF").`,
+      'Pass shared objects (.so files or .node addons) built for Linux; scripts, archives and linker scripts cannot be loaded.',
+      { file: r.file, offset: 0 },
+    );
+  }
+  if (ident.length < 16) r.fail(ident.length, 'the ELF identification is truncated');
+  const cls = ident[4];
+  if (cls !== 1 && cls !== 2) r.fail(4, `invalid class ${cls}`);
+  const data = ident[5];
+  if (data !== 1 && data !== 2) r.fail(5, `invalid byte order ${data}`);
+  r.little = data === 1;
+  if (ident[6] !== 1) r.fail(6, `unknown ELF version ${ident[6]}`);
+
+  const is64 = cls === 2;
+  const ehsize = is64 ? 64 : 52;
+  const h = r.view(0, ehsize, 'the ELF header');
+  const version = r.u32(h, 20);
+  if (version !== 1) r.fail(20, `unknown e_version ${version}`);
+  const phoff = r.word(h, is64 ? 32 : 28, is64);
+  const phentsize = r.u16(h, is64 ? 54 : 42);
+  let phnum = r.u16(h, is64 ? 56 : 44);
+  if (phnum === PN_XNUM) phnum = extendedPhnum(r, h, is64);
+  if (phnum > 0 && phentsize !== (is64 ? 56 : 32)) r.fail(is64 ? 54 : 42, `invalid e_phentsize ${phentsize}`);
+  return { is64, type: r.u16(h, 16), machine: r.u16(h, 18), phoff, phentsize, phnum };
+}
+
+// With more than 0xfffe program headers, the count lives in sh_info of section 0.
+function extendedPhnum(r: Reader, h: DataView, is64: boolean): number {
+  const shoff = r.word(h, is64 ? 40 : 32, is64);
+  if (shoff === 0) r.fail(is64 ? 56 : 44, 'e_phnum is PN_XNUM but there is no section header');
+  const sh0 = r.view(shoff, is64 ? 64 : 40, 'section header 0');
+  return r.u32(sh0, is64 ? 44 : 28);
+}
+
+interface ProgramHeader {
+  readonly type: number;
+  readonly offset: number;
+  readonly vaddr: number;
+  readonly filesz: number;
+  readonly at: number;
+}
+
+function readProgramHeaders(r: Reader, h: Header): ProgramHeader[] {
+  if (h.phnum === 0) return [];
+  const table = r.view(h.phoff, h.phnum * h.phentsize, `the table of ${h.phnum} program headers`);
+  const out: ProgramHeader[] = [];
+  for (let i = 0; i < h.phnum; i++) {
+    const base = i * h.phentsize;
+    const at = h.phoff + base;
+    // ELF64 moves p_flags before p_offset; the field order differs, not just the widths.
+    const ph = h.is64
+      ? { type: r.u32(table, base), offset: r.u64(table, base + 8), vaddr: r.u64(table, base + 16), filesz: r.u64(table, base + 32), at }
+      : { type: r.u32(table, base), offset: r.u32(table, base + 4), vaddr: r.u32(table, base + 8), filesz: r.u32(table, base + 16), at };
+    if (ph.type === PT_LOAD || ph.type === PT_DYNAMIC || ph.type === PT_INTERP) {
+      if (ph.offset + ph.filesz > r.src.size) r.fail(at, `segment ${i} (file offset 0x${ph.offset.toString(16)}, ${ph.filesz} bytes) extends past the end of the file`);
+    }
+    out.push(ph);
+  }
+  return out;
+}
+
+function readInterp(r: Reader, phdrs: readonly ProgramHeader[]): string | null {
+  const ph = phdrs.find((p) => p.type === PT_INTERP);
+  if (ph === undefined) return null;
+  const v = r.view(ph.offset, ph.filesz, 'the PT_INTERP segment');
+  const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  const end = bytes.indexOf(0);
+  if (end < 0) r.fail(ph.offset, 'the PT_INTERP string is not NUL-terminated');
+  return Buffer.from(bytes.buffer, bytes.byteOffset, end).toString('utf8');
+}
+
+interface DynamicFacts {
+  soname: string | null;
+  needed: string[];
+  runpath: string[];
+  rpath: string[];
+}
+
+function readDynamic(r: Reader, h: Header, phdrs: readonly ProgramHeader[]): DynamicFacts {
+  const facts: DynamicFacts = { soname: null, needed: [], runpath: [], rpath: [] };
+  const dynamic = phdrs.find((p) => p.type === PT_DYNAMIC);
+  if (dynamic === undefined) return facts;
+
+  const entsize = h.is64 ? 16 : 8;
+  const count = Math.floor(dynamic.filesz / entsize);
+  const v = r.view(dynamic.offset, count * entsize, 'the dynamic segment');
+  const strings: { tag: number; value: number; at: number }[] = [];
+  let strtab = -1;
+  let strsz = -1;
+  for (let i = 0; i < count; i++) {
+    const tag = r.word(v, i * entsize, h.is64);
+    const value = r.word(v, i * entsize + entsize / 2, h.is64);
+    if (tag === DT_NULL) break;
+    if (tag === DT_STRTAB) strtab = value;
+    else if (tag === DT_STRSZ) strsz = value;
+    else if (tag === DT_NEEDED || tag === DT_SONAME || tag === DT_RPATH || tag === DT_RUNPATH) {
+      strings.push({ tag, value, at: dynamic.offset + i * entsize });
+    }
+  }
+  if (strings.length === 0) return facts;
+  if (strtab < 0) r.fail(dynamic.offset, 'the dynamic segment names strings but has no DT_STRTAB');
+
+  const table = readStringTable(r, phdrs, strtab, strsz, dynamic.offset);
+  for (const s of strings) {
+    const text = table.at(s.value);
+    if (text === undefined) r.fail(s.at, `dynamic string offset ${s.value} is outside the ${table.size}-byte string table`);
+    if (s.tag === DT_NEEDED) facts.needed.push(text);
+    else if (s.tag === DT_SONAME) facts.soname = text;
+    else if (s.tag === DT_RUNPATH) facts.runpath.push(...text.split(':'));
+    else facts.rpath.push(...text.split(':'));
+  }
+  return facts;
+}
+
+interface StringTable {
+  readonly size: number;
+  /** The NUL-terminated string at `offset`, or undefined when it is not inside the table. */
+  at(offset: number): string | undefined;
+}
+
+// DT_STRTAB is a virtual address; the PT_LOAD segment that maps it tells where
+// those bytes are in the file. Section headers are not consulted, so stripped
+// files (no section table) read the same.
+function readStringTable(r: Reader, phdrs: readonly ProgramHeader[], vaddr: number, strsz: number, dynOffset: number): StringTable {
+  const load = phdrs.find((p) => p.type === PT_LOAD && vaddr >= p.vaddr && vaddr < p.vaddr + p.filesz);
+  if (load === undefined) r.fail(dynOffset, `DT_STRTAB address 0x${vaddr.toString(16)} is not inside any loaded segment`);
+  const offset = load.offset + (vaddr - load.vaddr);
+  const available = load.offset + load.filesz - offset;
+  const size = strsz >= 0 ? strsz : Math.min(available, MAX_STRTAB);
+  if (size > available) r.fail(dynOffset, `DT_STRSZ ${strsz} runs past the segment that holds the string table`);
+  const v = r.view(offset, size, 'the dynamic string table');
+  const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return {
+    size,
+    at(pos) {
+      if (pos < 0 || pos >= size) return undefined;
+      const end = bytes.indexOf(0, pos);
+      if (end < 0) return undefined;
+      return bytes.toString('utf8', pos, end);
+    },
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * xxh64 content hashes, computed by xxhash-wasm's WebAssembly module.
+ *
+ * xxhash-wasm only offers an asynchronous initialiser, but dlbundle's
+ * synchronous first-touch path (`core.add(2, 3)` before any `await`) must hash
+ * while it extracts. So the package's own wasm module is compiled
+ * synchronously here and driven through its exported streaming functions
+ * (`init64`, `update64`, `digest64`). The module is pinned to one version in
+ * package.json, and a known test vector is checked on first use, so a change of
+ * that ABI fails loudly instead of producing wrong hashes.
+ */
+import { DlbundleError } from './errors';
+
+/** A streaming xxh64 hash. */
+export interface Xxh64Stream {
+  /** Adds bytes to the hash; returns the same stream. */
+  update(bytes: Uint8Array): Xxh64Stream;
+  /** The hash of everything added so far, as 16 lowercase hex digits. */
+  digest(): string;
+}
+
+// The few WebAssembly globals used here; @types/node for Node 20 does not declare them.
+interface WasmGlobal {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { readonly exports: unknown };
+  instantiate: unknown;
+}
+const wasm = (): WasmGlobal => (globalThis as unknown as { WebAssembly: WasmGlobal }).WebAssembly;
+
+interface XxhExports {
+  readonly mem: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  init64(state: number, seed: bigint): void;
+  update64(state: number, input: number, length: number): void;
+  digest64(state: number): bigint;
+}
+
+// The wasm code keeps the 88-byte xxh64 state at address 0 and reads input
+// right after it; each stream keeps its own copy of the state and swaps it in
+// around every call, so several streams can be open at once on one thread.
+const STATE_BYTES = 88;
+const EMPTY_XXH64 = 'ef46db3751d8e999';
+const MASK64 = (1n << 64n) - 1n;
+
+let exportsCache: XxhExports | undefined;
+
+function wasmExports(): XxhExports {
+  if (exportsCache !== undefined) return exportsCache;
+  const api = wasm();
+  const instance = new api.Instance(new api.Module(xxhashWasmBytes()));
+  exportsCache = instance.exports as unknown as XxhExports;
+  const check = createXxh64().digest();
+  if (check !== EMPTY_XXH64) {
+    exportsCache = undefined;
+    throw new DlbundleError(
+      'E_INTEGRITY',
+      `xxhash-wasm produced ${JSON.stringify(check)} for empty input instead of ${JSON.stringify(EMPTY_XXH64)}.`,
+      'Install the xxhash-wasm version that package.json names; this one changed its WebAssembly interface.',
+    );
+  }
+  return exportsCache;
+}
+
+// xxhash-wasm embeds its module as bytes and passes them to
+// WebAssembly.instantiate synchronously, before its first `await`. Catching
+// that one call yields the exact module the package ships, without reading
+// files that a single-file bundle would not carry.
+function xxhashWasmBytes(): Uint8Array {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const init = require('xxhash-wasm') as () => Promise<unknown>;
+  const api = wasm();
+  const original = api.instantiate;
+  let bytes: Uint8Array | undefined;
+  api.instantiate = (source: unknown): Promise<never> => {
+    if (source instanceof Uint8Array) bytes = source;
+    // Never settles: the package's own asynchronous initialisation is not used.
+    return new Promise<never>(() => undefined);
+  };
+  try {
+    void init();
+  } finally {
+    api.instantiate = original;
+  }
+  if (bytes === undefined) {
+    throw new DlbundleError(
+      'E_INTEGRITY',
+      'xxhash-wasm did not hand over its WebAssembly module.',
+      'Install the xxhash-wasm version that package.json names.',
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Starts a streaming xxh64 hash (seed 0). Synchronous: usable before any `await`.
+ *
+ * @example
+ * const h = createXxh64();
+ * h.update(chunk1).update(chunk2);
+ * h.digest(); // '0c6b1d7a9e0f2b3d'
+ */
+export function createXxh64(): Xxh64Stream {
+  const xxh = exportsCache ?? wasmExports();
+  const state = new Uint8Array(STATE_BYTES);
+  const heap = (): Uint8Array => new Uint8Array(xxh.mem.buffer);
+  heap().fill(0, 0, STATE_BYTES);
+  xxh.init64(0, 0n);
+  state.set(heap().subarray(0, STATE_BYTES));
+  const stream: Xxh64Stream = {
+    update(bytes) {
+      const needed = STATE_BYTES + bytes.byteLength;
+      if (xxh.mem.buffer.byteLength < needed) {
+        xxh.mem.grow(Math.ceil((needed - xxh.mem.buffer.byteLength) / 65536));
+      }
+      const mem = heap();
+      mem.set(state, 0);
+      mem.set(bytes, STATE_BYTES);
+      xxh.update64(0, STATE_BYTES, bytes.byteLength);
+      state.set(mem.subarray(0, STATE_BYTES));
+      return stream;
+    },
+    digest() {
+      heap().set(state, 0);
+      return (xxh.digest64(0) & MASK64).toString(16).padStart(16, '0');
+    },
+  };
+  return stream;
+}
+
+/**
+ * The xxh64 of a whole byte array or string (UTF-8), as 16 hex digits.
+ *
+ * @example
+ * xxh64('') // 'ef46db3751d8e999'
+ */
+export function xxh64(input: Uint8Array | string): string {
+  const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : input;
+  return createXxh64().update(bytes).digest();
+}

@@ -1,0 +1,11 @@
+/**
+ * dlbundle's public surface. This file only re-exports; importing it does no work.
+ */
+export { DlbundleError, isDlbundleError, type DlbundleErrorCode, type DlbundleErrorDetails } from './errors';
+export { readElf, bufferSource, machineName, type ElfInfo, type ElfByteSource, type ElfType } from './elf';
+export { readElfFile } from './elf-file';
+export { parseManifest, variantDigest, MANIFEST_FILE, MANIFEST_FORMAT, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+export { dependencyGraph, loadOrder, externalDependencies, dependencyClosure, type GraphNode, type DependencyGraph } from './plan';
+export { pack, type PackOptions, type PackResult } from './pack';
+export { hostTarget, targetFacts, knownTargets, type TargetFacts, type Libc } from './variant';
+export { xxh64, createXxh64, type Xxh64Stream } from './hash';
