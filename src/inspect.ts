@@ -77,7 +77,7 @@ export function formatBundle(manifest: Manifest, dir: string): string {
     v.order.forEach((name, i) => {
       const f = byName.get(name);
       if (f === undefined) return;
-      const soname = f.soname === null ? 'no soname' : f.soname === f.name ? 'soname =' : `soname ${f.soname}`;
+      const soname = f.soname === null ? 'no soname' : `soname ${f.soname}`;
       const needs = f.needed.length === 0 ? 'needs nothing' : `needs ${f.needed.join(', ')}`;
       lines.push(`    ${String(i + 1).padStart(2)}. ${f.name}  (${soname}, ${f.size} bytes, ${f.machine})  ${needs}`);
     });

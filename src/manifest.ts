@@ -9,7 +9,7 @@
  */
 import { DlbundleError } from './errors';
 import { xxh64 } from './hash';
-import { compareNames, dependencyGraph, externalDependencies } from './plan';
+import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
 
 /** The manifest format this version reads and writes. */
 export const MANIFEST_FORMAT = 1;
@@ -132,6 +132,7 @@ function parseVariant(value: unknown, origin: string, at: string): ManifestVaria
     throw bad(origin, `${at}.order`, 'is not a permutation of the file names');
   }
   const graph = dependencyGraph(files);
+  loadOrder(graph); // a cycle is reported as E_CYCLE, not as a bad order
   const position = new Map(order.map((n, i) => [n, i]));
   for (const [user, deps] of graph.bundledDeps) {
     for (const dep of deps) {

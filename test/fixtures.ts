@@ -1,0 +1,48 @@
+/**
+ * Paths of the demo libraries built from native/ by `npm run build:native`
+ * (run by `npm install` / `npm ci`). Tests never use committed binaries.
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DlbundleError, type DlbundleErrorCode } from '../src/errors';
+
+export const REPO = path.resolve(__dirname, '..');
+export const NATIVE_BUILD = path.join(REPO, 'build', 'Release');
+
+/** The demo libraries that form the demo bundle, by file name. */
+export const DEMO_LIBS = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so', 'libdemo_accel.so', 'demo.node'] as const;
+
+/** Absolute path of a built native fixture; throws with the command to run when it is missing. */
+export function nativeFixture(name: string): string {
+  const p = path.join(NATIVE_BUILD, name);
+  if (!fs.existsSync(p)) {
+    throw new Error(`${p} is missing: run \`npm run build:native\` (npm install does it) before the tests.`);
+  }
+  return p;
+}
+
+/** A fresh private temporary directory, removed after the current mocha file. */
+export function tempDir(prefix = 'dlbundle-test-'): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  created.push(dir);
+  return dir;
+}
+
+const created: string[] = [];
+after(() => {
+  for (const d of created.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** Runs `fn`, asserts that it throws a DlbundleError with `code`, and returns that error. */
+export function expectCode(code: DlbundleErrorCode, fn: () => unknown): DlbundleError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof DlbundleError, `expected a DlbundleError ${code}, got ${String(e)}`);
+    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
+    return e;
+  }
+  assert.fail(`expected ${code}, but nothing was thrown`);
+}
