@@ -22,15 +22,21 @@ export function readElfFile(file: string): ElfInfo {
     throw ioError(file, e);
   }
   try {
-    const size = fs.fstatSync(fd).size;
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new DlbundleError('E_IO', `${JSON.stringify(file)} is not a regular file.`, 'Name shared object files, not directories or devices.', { file });
     return readElf(
       {
-        size,
+        size: st.size,
         read(offset, length) {
           const buf = Buffer.allocUnsafe(length);
           let got = 0;
           while (got < length) {
-            const n = fs.readSync(fd, buf, got, length - got, offset + got);
+            let n: number;
+            try {
+              n = fs.readSync(fd, buf, got, length - got, offset + got);
+            } catch (e) {
+              throw ioError(file, e);
+            }
             if (n === 0) break;
             got += n;
           }

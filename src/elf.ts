@@ -170,16 +170,20 @@ class Reader {
   fail(offset: number, what: string): never {
     throw new DlbundleError(
       'E_BAD_ELF',
-      `${JSON.stringify(this.file)} is a damaged or truncated ELF file: ${what} at byte 0x${offset.toString(16)}.`,
+      `${JSON.stringify(this.file)} is a damaged or truncated ELF file: ${what} at byte ${hex(offset)}.`,
       'Rebuild or re-download the library; a copy that was cut short or edited cannot be loaded.',
       { file: this.file, offset },
     );
   }
 
-  /** A view of `[offset, offset+length)`, or a failure naming `what` when it does not fit in the file. */
-  view(offset: number, length: number, what: string): DataView {
+  /**
+   * A view of `[offset, offset+length)`, or a failure naming `what` when it
+   * does not fit in the file. `at` is where the offset itself was read, the
+   * byte reported when the offset is beyond any file.
+   */
+  view(offset: number, length: number, what: string, at = offset): DataView {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.src.size) {
-      this.fail(offset, `${what} (${length} bytes) lies outside the ${this.src.size}-byte file`);
+      this.fail(Number.isSafeInteger(offset) && offset >= 0 ? offset : at, `${what} (${hex(length)} bytes at ${hex(offset)}) lies outside the ${this.src.size}-byte file`);
     }
     const bytes = this.src.read(offset, length);
     if (bytes.length < length) this.fail(offset, `${what} could not be read in full`);
@@ -205,6 +209,11 @@ class Reader {
   word(v: DataView, at: number, is64: boolean): number {
     return is64 ? this.u64(v, at) : this.u32(v, at);
   }
+}
+
+/** A number in hex for messages; 64-bit values past 2^53 are read as Infinity and shown as such. */
+function hex(n: number): string {
+  return Number.isFinite(n) ? `0x${n.toString(16)}` : 'a value above 2^53';
 }
 
 interface Header {
@@ -252,7 +261,7 @@ function readHeader(r: Reader): Header {
 function extendedPhnum(r: Reader, h: DataView, is64: boolean): number {
   const shoff = r.word(h, is64 ? 40 : 32, is64);
   if (shoff === 0) r.fail(is64 ? 56 : 44, 'e_phnum is PN_XNUM but there is no section header');
-  const sh0 = r.view(shoff, is64 ? 64 : 40, 'section header 0');
+  const sh0 = r.view(shoff, is64 ? 64 : 40, 'section header 0', is64 ? 40 : 32);
   return r.u32(sh0, is64 ? 44 : 28);
 }
 
@@ -266,7 +275,7 @@ interface ProgramHeader {
 
 function readProgramHeaders(r: Reader, h: Header): ProgramHeader[] {
   if (h.phnum === 0) return [];
-  const table = r.view(h.phoff, h.phnum * h.phentsize, `the table of ${h.phnum} program headers`);
+  const table = r.view(h.phoff, h.phnum * h.phentsize, `the table of ${h.phnum} program headers`, h.is64 ? 32 : 28);
   const out: ProgramHeader[] = [];
   for (let i = 0; i < h.phnum; i++) {
     const base = i * h.phentsize;
@@ -276,7 +285,7 @@ function readProgramHeaders(r: Reader, h: Header): ProgramHeader[] {
       ? { type: r.u32(table, base), offset: r.u64(table, base + 8), vaddr: r.u64(table, base + 16), filesz: r.u64(table, base + 32), at }
       : { type: r.u32(table, base), offset: r.u32(table, base + 4), vaddr: r.u32(table, base + 8), filesz: r.u32(table, base + 16), at };
     if (ph.type === PT_LOAD || ph.type === PT_DYNAMIC || ph.type === PT_INTERP) {
-      if (ph.offset + ph.filesz > r.src.size) r.fail(at, `segment ${i} (file offset 0x${ph.offset.toString(16)}, ${ph.filesz} bytes) extends past the end of the file`);
+      if (ph.offset + ph.filesz > r.src.size) r.fail(at, `segment ${i} (file offset ${hex(ph.offset)}, ${hex(ph.filesz)} bytes) extends past the end of the file`);
     }
     out.push(ph);
   }
@@ -327,7 +336,7 @@ function readDynamic(r: Reader, h: Header, phdrs: readonly ProgramHeader[]): Dyn
   const table = readStringTable(r, phdrs, strtab, strsz, dynamic.offset);
   for (const s of strings) {
     const text = table.at(s.value);
-    if (text === undefined) r.fail(s.at, `dynamic string offset ${s.value} is outside the ${table.size}-byte string table`);
+    if (text === undefined) r.fail(s.at, `dynamic string offset ${hex(s.value)} is outside the ${table.size}-byte string table`);
     if (s.tag === DT_NEEDED) facts.needed.push(text);
     else if (s.tag === DT_SONAME) facts.soname = text;
     else if (s.tag === DT_RUNPATH) facts.runpath.push(...text.split(':'));
@@ -347,11 +356,11 @@ interface StringTable {
 // files (no section table) read the same.
 function readStringTable(r: Reader, phdrs: readonly ProgramHeader[], vaddr: number, strsz: number, dynOffset: number): StringTable {
   const load = phdrs.find((p) => p.type === PT_LOAD && vaddr >= p.vaddr && vaddr < p.vaddr + p.filesz);
-  if (load === undefined) r.fail(dynOffset, `DT_STRTAB address 0x${vaddr.toString(16)} is not inside any loaded segment`);
+  if (load === undefined) r.fail(dynOffset, `DT_STRTAB address ${hex(vaddr)} is not inside any loaded segment`);
   const offset = load.offset + (vaddr - load.vaddr);
   const available = load.offset + load.filesz - offset;
   const size = strsz >= 0 ? strsz : Math.min(available, MAX_STRTAB);
-  if (size > available) r.fail(dynOffset, `DT_STRSZ ${strsz} runs past the segment that holds the string table`);
+  if (size > available) r.fail(dynOffset, `DT_STRSZ ${hex(strsz)} runs past the segment that holds the string table`);
   const v = r.view(offset, size, 'the dynamic string table');
   const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   return {
