@@ -167,3 +167,52 @@ export function dependencyClosure(graph: DependencyGraph, order: readonly string
   visit(name);
   return order.filter((n) => wanted.has(n));
 }
+
+/** A library about to be loaded, with what the pre-load checks need. */
+export interface LoadCandidate extends GraphNode {
+  readonly machine: string;
+  readonly runpath: readonly string[];
+}
+
+/**
+ * Checks, before any `dlopen`, that each library in `closure` is built for
+ * `machine` (`E_WRONG_ARCH`) and that each of its external dependencies is
+ * found by `resolve` (`E_MISSING_DEP`, naming the dependency and the library
+ * that needs it). Returns where each external dependency was found.
+ *
+ * @example
+ * checkBeforeLoad(graph, ['libdemo_accel.so'], 'x86_64', (dep, f) => resolveSystemLibrary(dep, …)?.path ?? null);
+ */
+export function checkBeforeLoad<N extends LoadCandidate>(
+  graph: DependencyGraph<N>,
+  closure: readonly string[],
+  machine: string,
+  resolve: (dependency: string, file: N) => string | null,
+): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const name of closure) {
+    const file = graph.nodes.get(name);
+    if (file === undefined) continue;
+    if (file.machine !== machine) {
+      throw new DlbundleError(
+        'E_WRONG_ARCH',
+        `${JSON.stringify(name)} is built for ${file.machine}, but this process runs on ${machine}.`,
+        'Ship a variant built for this machine (dlbundle pack --target), or run the build that matches it.',
+        { file: name },
+      );
+    }
+    for (const dep of graph.externalDeps.get(name) ?? []) {
+      const where = found.get(dep) ?? resolve(dep, file);
+      if (where === null) {
+        throw new DlbundleError(
+          'E_MISSING_DEP',
+          `${JSON.stringify(name)} needs ${JSON.stringify(dep)}, which is not in the bundle and not installed on this system (searched its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories).`,
+          `Install the package that provides ${dep}, add it to the bundle with \`dlbundle pack\`, or load ${name} with bundle.optional() if it is optional.`,
+          { file: name, dependency: dep },
+        );
+      }
+      found.set(dep, where);
+    }
+  }
+  return found;
+}

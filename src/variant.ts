@@ -17,25 +17,32 @@ export interface TargetFacts {
   readonly libc: Libc | null;
   /** The ELF `e_machine` name and class its shared objects carry; null for non-ELF platforms. */
   readonly elf: { readonly machine: string; readonly class: 32 | 64 } | null;
+  /**
+   * Where glibc looks for libraries by default on this target: the Debian
+   * multiarch tuple of its library directories, and the architecture bits of
+   * `/etc/ld.so.cache` entries built for it. Null where dlbundle does not
+   * resolve system libraries itself.
+   */
+  readonly glibc: { readonly multiarch: string; readonly ldCacheFlags: number } | null;
 }
 
 // Keyed like esbuild's platform table: `<platform>-<arch>[-<libc>]`.
 const TARGETS: Readonly<Record<string, TargetFacts>> = {
-  'linux-x64-gnu': { platform: 'linux', arch: 'x64', libc: 'gnu', elf: { machine: 'x86_64', class: 64 } },
-  'linux-x64-musl': { platform: 'linux', arch: 'x64', libc: 'musl', elf: { machine: 'x86_64', class: 64 } },
-  'linux-arm64-gnu': { platform: 'linux', arch: 'arm64', libc: 'gnu', elf: { machine: 'aarch64', class: 64 } },
-  'linux-arm64-musl': { platform: 'linux', arch: 'arm64', libc: 'musl', elf: { machine: 'aarch64', class: 64 } },
-  'linux-arm-gnu': { platform: 'linux', arch: 'arm', libc: 'gnu', elf: { machine: 'arm', class: 32 } },
-  'linux-ia32-gnu': { platform: 'linux', arch: 'ia32', libc: 'gnu', elf: { machine: 'i386', class: 32 } },
-  'linux-riscv64-gnu': { platform: 'linux', arch: 'riscv64', libc: 'gnu', elf: { machine: 'riscv', class: 64 } },
-  'linux-ppc64-gnu': { platform: 'linux', arch: 'ppc64', libc: 'gnu', elf: { machine: 'ppc64', class: 64 } },
-  'linux-s390x-gnu': { platform: 'linux', arch: 's390x', libc: 'gnu', elf: { machine: 's390', class: 64 } },
-  'linux-loong64-gnu': { platform: 'linux', arch: 'loong64', libc: 'gnu', elf: { machine: 'loongarch', class: 64 } },
-  'freebsd-x64': { platform: 'freebsd', arch: 'x64', libc: null, elf: { machine: 'x86_64', class: 64 } },
-  'darwin-x64': { platform: 'darwin', arch: 'x64', libc: null, elf: null },
-  'darwin-arm64': { platform: 'darwin', arch: 'arm64', libc: null, elf: null },
-  'win32-x64': { platform: 'win32', arch: 'x64', libc: null, elf: null },
-  'win32-arm64': { platform: 'win32', arch: 'arm64', libc: null, elf: null },
+  'linux-x64-gnu': { platform: 'linux', arch: 'x64', libc: 'gnu', elf: { machine: 'x86_64', class: 64 }, glibc: { multiarch: 'x86_64-linux-gnu', ldCacheFlags: 0x0303 } },
+  'linux-x64-musl': { platform: 'linux', arch: 'x64', libc: 'musl', elf: { machine: 'x86_64', class: 64 }, glibc: null },
+  'linux-arm64-gnu': { platform: 'linux', arch: 'arm64', libc: 'gnu', elf: { machine: 'aarch64', class: 64 }, glibc: { multiarch: 'aarch64-linux-gnu', ldCacheFlags: 0x0a03 } },
+  'linux-arm64-musl': { platform: 'linux', arch: 'arm64', libc: 'musl', elf: { machine: 'aarch64', class: 64 }, glibc: null },
+  'linux-arm-gnu': { platform: 'linux', arch: 'arm', libc: 'gnu', elf: { machine: 'arm', class: 32 }, glibc: { multiarch: 'arm-linux-gnueabihf', ldCacheFlags: 0x0903 } },
+  'linux-ia32-gnu': { platform: 'linux', arch: 'ia32', libc: 'gnu', elf: { machine: 'i386', class: 32 }, glibc: { multiarch: 'i386-linux-gnu', ldCacheFlags: 0x0003 } },
+  'linux-riscv64-gnu': { platform: 'linux', arch: 'riscv64', libc: 'gnu', elf: { machine: 'riscv', class: 64 }, glibc: { multiarch: 'riscv64-linux-gnu', ldCacheFlags: 0x1003 } },
+  'linux-ppc64-gnu': { platform: 'linux', arch: 'ppc64', libc: 'gnu', elf: { machine: 'ppc64', class: 64 }, glibc: { multiarch: 'powerpc64le-linux-gnu', ldCacheFlags: 0x0503 } },
+  'linux-s390x-gnu': { platform: 'linux', arch: 's390x', libc: 'gnu', elf: { machine: 's390', class: 64 }, glibc: { multiarch: 's390x-linux-gnu', ldCacheFlags: 0x0403 } },
+  'linux-loong64-gnu': { platform: 'linux', arch: 'loong64', libc: 'gnu', elf: { machine: 'loongarch', class: 64 }, glibc: { multiarch: 'loongarch64-linux-gnu', ldCacheFlags: 0x1303 } },
+  'freebsd-x64': { platform: 'freebsd', arch: 'x64', libc: null, elf: { machine: 'x86_64', class: 64 }, glibc: null },
+  'darwin-x64': { platform: 'darwin', arch: 'x64', libc: null, elf: null, glibc: null },
+  'darwin-arm64': { platform: 'darwin', arch: 'arm64', libc: null, elf: null, glibc: null },
+  'win32-x64': { platform: 'win32', arch: 'x64', libc: null, elf: null, glibc: null },
+  'win32-arm64': { platform: 'win32', arch: 'arm64', libc: null, elf: null, glibc: null },
 };
 
 /**
@@ -92,4 +99,27 @@ export function hostLibc(): Libc | null {
 export function hostTarget(): string {
   const libc = hostLibc();
   return `${process.platform}-${process.arch}${libc === null ? '' : `-${libc}`}`;
+}
+
+/** The variant chosen for this machine, and why. */
+export interface VariantChoice {
+  readonly key: string;
+  readonly reason: string;
+}
+
+/**
+ * Picks the manifest variant for this machine: the one keyed by {@link hostTarget}.
+ * Throws `E_NO_VARIANT` listing the bundle's variants and this machine's key.
+ *
+ * @example
+ * selectVariant(['linux-x64-gnu', 'linux-arm64-gnu']) // { key: 'linux-x64-gnu', reason: 'matches this machine (linux-x64-gnu)' }
+ */
+export function selectVariant(available: readonly string[], bundleName = 'the bundle'): VariantChoice {
+  const host = hostTarget();
+  if (available.includes(host)) return { key: host, reason: `matches this machine (${host})` };
+  throw new DlbundleError(
+    'E_NO_VARIANT',
+    `${bundleName} has no build for this machine (${host}); it has ${available.length === 0 ? 'none' : available.join(', ')}.`,
+    `Pack the libraries for ${host} into the bundle (dlbundle pack --target ${host}).`,
+  );
 }

@@ -1,0 +1,350 @@
+/**
+ * The content-addressed store: puts a variant's files into
+ * `<root>/<name>-<digest>/` once per machine and reuses them on every later
+ * start.
+ *
+ * - Nothing half-done is visible: files are written into a private staging
+ *   directory in the same root, hashed while they are written, compared with
+ *   the manifest, flushed, marked complete, and the whole directory is renamed
+ *   into place. A process that loses the rename uses the winner's copy.
+ * - Nobody else's files are loaded: roots and bundle directories must be real
+ *   directories owned by this user and not writable by group or others; a root
+ *   that fails is recorded with its reason and the next root is tried.
+ * - A warm start is a few `lstat`s: no hashing, no copying (unless
+ *   `verify: 'full'`).
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import createDebug from 'debug';
+import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
+import { ioError } from './elf-file';
+import { createXxh64 } from './hash';
+import type { Io, Step } from './io';
+import type { ManifestFile, ManifestVariant } from './manifest';
+import type { Source } from './sources/source';
+
+const debug = createDebug('dlbundle:cache');
+
+/** Written last into a bundle directory; its presence means every file before it is complete. */
+export const COMPLETE_MARKER = '.dlbundle-complete';
+
+/** Prefix of staging directories inside a root. */
+export const STAGING_PREFIX = '.staging';
+
+// Large enough that a 64 MB library costs few system calls, small enough to
+// keep the memory a cold start adds far below the 32 MB budget.
+const CHUNK_BYTES = 1 << 20;
+
+/** How strictly a reused directory is checked. */
+export type VerifyMode = 'size' | 'full';
+
+/** A root that was not used, and why. */
+export interface RootFallback {
+  readonly root: string;
+  readonly code: DlbundleErrorCode;
+  readonly reason: string;
+}
+
+/** What to materialize, and where it may go. */
+export interface CacheRequest {
+  readonly bundleName: string;
+  readonly variantKey: string;
+  readonly variant: ManifestVariant;
+  readonly source: Source;
+  /** Candidate roots, most preferred first. */
+  readonly roots: readonly string[];
+  readonly verify: VerifyMode;
+}
+
+/** Where the variant's files are now. */
+export interface CacheResult {
+  readonly root: string;
+  /** The bundle directory: `<root>/<name>-<digest>`. */
+  readonly dir: string;
+  /** True when an existing directory was used as it was. */
+  readonly reused: boolean;
+  /** Roots tried before `root`, with the reason each was skipped. */
+  readonly fallbacks: readonly RootFallback[];
+}
+
+/**
+ * The candidate roots: `cacheDir` if given, else `$DLBUNDLE_CACHE_DIR`, else
+ * `<tmpdir>/dlbundle-<uid>`; then `$XDG_CACHE_HOME/dlbundle` (or
+ * `~/.cache/dlbundle`) as the fallback. The environment is read here, on first
+ * use, not when dlbundle is imported.
+ *
+ * @example
+ * cacheRoots() // ['/tmp/dlbundle-1000', '/home/me/.cache/dlbundle']
+ */
+export function cacheRoots(cacheDir?: string): string[] {
+  const env = process.env.DLBUNDLE_CACHE_DIR;
+  const primary = cacheDir ?? (env !== undefined && env !== '' ? env : path.join(os.tmpdir(), `dlbundle-${uid()}`));
+  const xdg = process.env.XDG_CACHE_HOME;
+  const fallback = xdg !== undefined && path.isAbsolute(xdg) ? path.join(xdg, 'dlbundle') : path.join(os.homedir(), '.cache', 'dlbundle');
+  return [...new Set([path.resolve(primary), path.resolve(fallback)])];
+}
+
+/** The directory name of a variant inside a root. */
+export function bundleDirName(bundleName: string, variant: ManifestVariant): string {
+  return `${bundleName}-${variant.digest}`;
+}
+
+/**
+ * Makes the variant's files available in a bundle directory and says where.
+ * Tries each root in turn; throws the first root's error (with every root's
+ * reason in the message) when none can be used, and `E_INTEGRITY` at once when
+ * the source's content is wrong, since no other root would fix that.
+ *
+ * @example
+ * const { dir } = runSync(materialize(syncIo, request));
+ */
+export function* materialize(io: Io, req: CacheRequest): Step<CacheResult> {
+  const fallbacks: RootFallback[] = [];
+  const errors: DlbundleError[] = [];
+  for (const root of req.roots) {
+    try {
+      const { dir, reused } = yield* useRoot(io, req, root);
+      debug('%s %s in %s', reused ? 'reused' : 'extracted', req.variantKey, dir);
+      return { root, dir, reused, fallbacks };
+    } catch (e) {
+      const err = isDlbundleError(e) ? e : ioError(root, e, 'use the cache root');
+      if (err.code === 'E_INTEGRITY' || err.code === 'E_MISSING_BLOB') throw err;
+      debug('root %s skipped: %s', root, err.message);
+      fallbacks.push({ root, code: err.code, reason: firstLine(err.message) });
+      errors.push(err);
+    }
+  }
+  const first = errors[0];
+  const allSame = errors.every((e) => e.code === first?.code);
+  throw new DlbundleError(
+    allSame && first !== undefined ? first.code : 'E_UNSAFE_DIR',
+    `No cache directory could be used for ${JSON.stringify(req.bundleName)}:\n${fallbacks.map((f) => `  ${f.root}: ${f.reason}`).join('\n')}`,
+    'Set DLBUNDLE_CACHE_DIR (or the cacheDir option) to a directory of your own with mode 0700 on a file system that allows executables.',
+    { dir: req.roots[0] ?? '', cause: first },
+  );
+}
+
+function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean }> {
+  yield* ensureSafeRoot(io, root);
+  const dir = path.join(root, bundleDirName(req.bundleName, req.variant));
+  const state = yield* checkBundleDir(io, dir, req);
+  if (state === 'ok') return { dir, reused: true };
+  if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
+  const staging = yield* extract(io, req, root);
+  try {
+    return yield* publish(io, staging, dir, req, root);
+  } finally {
+    yield* io.rm(staging);
+  }
+}
+
+/** Creates the root (0700) when missing; refuses it when it is not a private directory of this user. */
+function* ensureSafeRoot(io: Io, root: string): Step<void> {
+  let st = yield* io.lstat(root);
+  if (st === null) {
+    yield* io.either(
+      () => void require('node:fs').mkdirSync(path.dirname(root), { recursive: true, mode: 0o700 }),
+      () => require('node:fs').promises.mkdir(path.dirname(root), { recursive: true, mode: 0o700 }),
+    );
+    try {
+      yield* io.mkdir(root, 0o700);
+      // mkdir's mode is filtered by the umask; the root must be exactly private.
+      yield* io.chmod(root, 0o700);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    st = yield* io.lstat(root);
+  }
+  const problem = unsafeReason(st);
+  if (problem !== null) throw unsafeDir(root, `the cache root ${problem}`);
+}
+
+/** Why a directory is not safe to load from, or null. */
+function unsafeReason(st: import('node:fs').Stats | null): string | null {
+  if (st === null) return 'does not exist';
+  if (st.isSymbolicLink()) return 'is a symbolic link';
+  if (!st.isDirectory()) return 'is not a directory';
+  if (st.uid !== uid()) return `is owned by uid ${st.uid}, not by this user (uid ${uid()})`;
+  if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`;
+  return null;
+}
+
+function unsafeDir(dir: string, problem: string): DlbundleError {
+  return new DlbundleError('E_UNSAFE_DIR', `${JSON.stringify(dir)}: ${problem}.`, 'dlbundle only loads from directories that this user owns and nobody else can write; remove it or choose another cache directory.', { dir });
+}
+
+/**
+ * 'ok' when `dir` holds exactly the variant's files, complete; 'missing' when
+ * it does not exist; otherwise the reason it must be rebuilt. Throws
+ * `E_UNSAFE_DIR` when the directory itself is not this user's private one.
+ */
+function* checkBundleDir(io: Io, dir: string, req: CacheRequest): Step<'ok' | 'missing' | string> {
+  const st = yield* io.lstat(dir);
+  if (st === null) return 'missing';
+  const problem = unsafeReason(st);
+  if (problem !== null) throw unsafeDir(dir, `the bundle directory ${problem}`);
+
+  const expected = expectedEntries(req.variant);
+  const entries = yield* io.readdir(dir);
+  if (!entries.includes(COMPLETE_MARKER)) return 'the completion marker is missing';
+  const extra = entries.filter((e) => !expected.has(e));
+  if (extra.length > 0) return `unexpected entries ${JSON.stringify(extra)}`;
+
+  for (const file of req.variant.files) {
+    const p = path.join(dir, file.name);
+    const fst = yield* io.lstat(p);
+    if (fst === null) return `${file.name} is missing`;
+    if (!fst.isFile() || fst.uid !== uid() || (fst.mode & 0o022) !== 0) return `${file.name} is not a private regular file of this user`;
+    if (fst.size !== file.size) return `${file.name} has ${fst.size} bytes instead of ${file.size}`;
+    if (file.soname !== null && file.soname !== file.name) {
+      const target = yield* io.readlink(path.join(dir, file.soname));
+      if (target !== file.name) return `the link ${file.soname} does not point to ${file.name}`;
+    }
+    if (req.verify === 'full') {
+      const digest = yield* hashFile(io, p);
+      if (digest !== file.xxh64) return `${file.name} has xxh64 ${digest} instead of ${file.xxh64}`;
+    }
+  }
+  return 'ok';
+}
+
+/** The names a complete bundle directory holds: files, soname links, the marker. */
+function expectedEntries(variant: ManifestVariant): Set<string> {
+  const names = new Set<string>([COMPLETE_MARKER]);
+  for (const f of variant.files) {
+    names.add(f.name);
+    if (f.soname !== null) names.add(f.soname);
+  }
+  return names;
+}
+
+function* hashFile(io: Io, file: string): Step<string> {
+  const fd = yield* io.openRead(file);
+  try {
+    const hash = createXxh64();
+    const scratch = Buffer.allocUnsafe(CHUNK_BYTES);
+    for (let pos = 0; ; ) {
+      const n = yield* io.read(fd, scratch, pos);
+      if (n === 0) break;
+      hash.update(scratch.subarray(0, n));
+      pos += n;
+    }
+    return hash.digest();
+  } finally {
+    yield* io.close(fd);
+  }
+}
+
+/** Writes every file of the variant into a new staging directory in `root` and returns it. */
+function* extract(io: Io, req: CacheRequest, root: string): Step<string> {
+  const staging = yield* io.mkdtemp(root, `${STAGING_PREFIX}-${bundleDirName(req.bundleName, req.variant)}`);
+  try {
+    const scratch = Buffer.allocUnsafe(CHUNK_BYTES);
+    for (const file of req.variant.files) {
+      yield* writeVerified(io, req, file, path.join(staging, file.name), scratch);
+      if (file.soname !== null && file.soname !== file.name) {
+        // The soname link lets $ORIGIN lookups and later dlopen-by-soname find the file.
+        yield* io.symlink(file.name, path.join(staging, file.soname));
+      }
+    }
+    const marker = yield* io.create(path.join(staging, COMPLETE_MARKER), 0o600);
+    try {
+      yield* io.write(marker, Buffer.from(`${JSON.stringify({ name: req.bundleName, variant: req.variantKey, digest: req.variant.digest })}\n`));
+      yield* io.fsync(marker);
+    } finally {
+      yield* io.close(marker);
+    }
+    yield* fsyncDir(io, staging);
+    return staging;
+  } catch (e) {
+    yield* io.rm(staging);
+    throw e;
+  }
+}
+
+/** Streams one blob from the source into `to`, hashing as it goes; `E_INTEGRITY` when it is not what the manifest says. */
+function* writeVerified(io: Io, req: CacheRequest, file: ManifestFile, to: string, scratch: Buffer): Step<void> {
+  const blob = yield* req.source.openBlob(io, req.variantKey, file);
+  let fd: number | undefined;
+  try {
+    fd = yield* io.create(to, 0o700);
+    const hash = createXxh64();
+    let size = 0;
+    for (;;) {
+      const chunk = yield* blob.read(io, size, scratch);
+      if (chunk.length === 0) break;
+      size += chunk.length;
+      if (size > file.size) break;
+      hash.update(chunk);
+      yield* io.write(fd, chunk);
+      yield* io.pause();
+    }
+    const digest = size === file.size ? hash.digest() : null;
+    if (digest !== file.xxh64) {
+      throw new DlbundleError(
+        'E_INTEGRITY',
+        `${JSON.stringify(file.name)} from ${req.source.location} does not match the manifest: ${size > file.size ? `more than ${file.size} bytes` : size !== file.size ? `${size} bytes instead of ${file.size}` : `xxh64 ${String(digest)} instead of ${file.xxh64}`}.`,
+        'The bundle was changed after it was packed; pack it again and ship the manifest with its files.',
+        { file: file.name },
+      );
+    }
+    yield* io.fsync(fd);
+  } finally {
+    if (fd !== undefined) yield* io.close(fd);
+    yield* blob.close(io);
+  }
+}
+
+/**
+ * Renames the staging directory into place. A damaged directory in the way is
+ * moved aside first; when another process published first, its directory is
+ * checked and used.
+ */
+function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean }> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      yield* io.rename(staging, dir);
+      yield* fsyncDir(io, root);
+      return { dir, reused: false };
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
+    }
+    const state = yield* checkBundleDir(io, dir, req);
+    if (state === 'ok') {
+      debug('another process published %s first; using it', dir);
+      return { dir, reused: true };
+    }
+    if (state === 'missing') continue;
+    // Moved aside, not deleted in place: a process that has the old files
+    // mapped keeps them, and the final name is never half-populated.
+    const aside = yield* io.mkdtemp(root, `${STAGING_PREFIX}-damaged`);
+    try {
+      yield* io.rename(dir, path.join(aside, 'old'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    yield* io.rm(aside);
+  }
+  throw new DlbundleError('E_IO', `Could not publish ${JSON.stringify(dir)}: it kept changing under this process.`, 'Another program is modifying the cache directory; stop it, or use another cache directory.', { dir });
+}
+
+// Flushing the directory makes the new entries (files, then the rename)
+// durable, so a power cut cannot leave a marker without its files.
+function* fsyncDir(io: Io, dir: string): Step<void> {
+  const fd = yield* io.openRead(dir);
+  try {
+    yield* io.fsync(fd);
+  } finally {
+    yield* io.close(fd);
+  }
+}
+
+function uid(): number {
+  return process.geteuid?.() ?? os.userInfo().uid;
+}
+
+function firstLine(text: string): string {
+  const i = text.indexOf('\n');
+  return i < 0 ? text : text.slice(0, i);
+}

@@ -1,0 +1,177 @@
+/**
+ * File-system steps written once, run two ways.
+ *
+ * dlbundle must extract synchronously (the first `core.add(2, 3)` happens
+ * before any `await`) and asynchronously (`await bundle.ready()` must not
+ * block the event loop). Rather than keep two copies of the cache algorithm in
+ * step, it is written as a generator over {@link Io} operations: each
+ * operation is itself a tiny generator that either returns at once (sync) or
+ * yields a promise (async). {@link runSync} and {@link runAsync} drive the same
+ * algorithm with either set of operations.
+ */
+import * as fs from 'node:fs';
+
+/** One step of an algorithm: yields promises (async I/O) or nothing (sync I/O), returns `T`. */
+export type Step<T> = Generator<unknown, T, unknown>;
+
+/** The file-system operations the cache needs. Errors are Node's (`code` = `ENOENT`, …). */
+export interface Io {
+  readonly mode: 'sync' | 'async';
+  /** `lstat`, or null when the path does not exist. */
+  lstat(path: string): Step<fs.Stats | null>;
+  mkdir(path: string, mode: number): Step<void>;
+  readdir(path: string): Step<string[]>;
+  rename(from: string, to: string): Step<void>;
+  rm(path: string): Step<void>;
+  symlink(target: string, path: string): Step<void>;
+  /** The target of a symlink, or null when `path` is not one. */
+  readlink(path: string): Step<string | null>;
+  /** Creates a fresh private (0700) directory `<parent>/<prefix>-<pid>-<random>`. */
+  mkdtemp(parent: string, prefix: string): Step<string>;
+  chmod(path: string, mode: number): Step<void>;
+  /** Opens for writing; fails with EEXIST when the file exists. */
+  create(path: string, mode: number): Step<number>;
+  openRead(path: string): Step<number>;
+  write(fd: number, bytes: Uint8Array): Step<void>;
+  /** Reads up to `into.length` bytes at `position`; returns how many were read. */
+  read(fd: number, into: Buffer, position: number): Step<number>;
+  fsync(fd: number): Step<void>;
+  close(fd: number): Step<void>;
+  /** Lets other work run (async) between expensive steps; nothing in sync mode. */
+  pause(): Step<void>;
+  /** Awaits a promise (async) or runs a synchronous alternative (sync). */
+  either<T>(sync: () => T, async: () => Promise<T>): Step<T>;
+}
+
+// libuv opens every descriptor with O_CLOEXEC already, so children never inherit them.
+const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+
+function* value<T>(fn: () => T): Step<T> {
+  return fn();
+}
+
+function* awaited<T>(promise: Promise<T>): Step<T> {
+  return (yield promise) as T;
+}
+
+function notALinkIsNull(read: () => string): string | null {
+  try {
+    return read();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EINVAL' || code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+// `tmp` is loaded on first use: it installs exit handlers when it is loaded,
+// and importing dlbundle must do no work.
+function tmp(): typeof import('tmp') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('tmp') as typeof import('tmp');
+}
+
+// keep: dlbundle removes its staging directories itself, in `finally` blocks
+// and in the sweep of dead processes' leftovers; tmp's exit hook must not.
+function tmpOptions(parent: string, prefix: string): import('tmp').DirOptions {
+  return { tmpdir: parent, prefix, mode: 0o700, keep: true };
+}
+
+function missingIsNull(e: unknown): null {
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+  throw e;
+}
+
+/** Operations that complete before they return. */
+export const syncIo: Io = {
+  mode: 'sync',
+  lstat: (p) => value(() => fs.lstatSync(p, { throwIfNoEntry: false }) ?? null),
+  mkdir: (p, mode) => value(() => void fs.mkdirSync(p, { mode })),
+  readdir: (p) => value(() => fs.readdirSync(p)),
+  rename: (a, b) => value(() => fs.renameSync(a, b)),
+  rm: (p) => value(() => fs.rmSync(p, { recursive: true, force: true })),
+  symlink: (t, p) => value(() => fs.symlinkSync(t, p)),
+  readlink: (p) => value(() => notALinkIsNull(() => fs.readlinkSync(p))),
+  mkdtemp: (parent, prefix) => value(() => tmp().dirSync(tmpOptions(parent, prefix)).name),
+  chmod: (p, mode) => value(() => fs.chmodSync(p, mode)),
+  create: (p, mode) => value(() => fs.openSync(p, CREATE_FLAGS, mode)),
+  openRead: (p) => value(() => fs.openSync(p, fs.constants.O_RDONLY)),
+  write: (fd, bytes) =>
+    value(() => {
+      for (let done = 0; done < bytes.byteLength; ) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done);
+    }),
+  read: (fd, into, position) => value(() => fs.readSync(fd, into, 0, into.length, position)),
+  fsync: (fd) => value(() => fs.fsyncSync(fd)),
+  close: (fd) => value(() => fs.closeSync(fd)),
+  pause: () => value(() => undefined),
+  either: (sync) => value(sync),
+};
+
+/** Operations on libuv's thread pool; the event loop keeps running. */
+export const asyncIo: Io = {
+  mode: 'async',
+  lstat: (p) => awaited(fs.promises.lstat(p).catch(missingIsNull)),
+  mkdir: (p, mode) => awaited(fs.promises.mkdir(p, { mode }).then(() => undefined)),
+  readdir: (p) => awaited(fs.promises.readdir(p)),
+  rename: (a, b) => awaited(fs.promises.rename(a, b)),
+  rm: (p) => awaited(fs.promises.rm(p, { recursive: true, force: true })),
+  symlink: (t, p) => awaited(fs.promises.symlink(t, p)),
+  readlink: (p) => awaited(fs.promises.readlink(p).catch((e: unknown) => notALinkIsNull(() => { throw e; }))),
+  mkdtemp: (parent, prefix) => awaited(promisified<string>((cb) => tmp().dir(tmpOptions(parent, prefix), (err, name) => cb(err as NodeJS.ErrnoException | null, name)))),
+  chmod: (p, mode) => awaited(fs.promises.chmod(p, mode)),
+  create: (p, mode) => awaited(promisified<number>((cb) => fs.open(p, CREATE_FLAGS, mode, cb))),
+  openRead: (p) => awaited(promisified<number>((cb) => fs.open(p, fs.constants.O_RDONLY, cb))),
+  *write(fd, bytes) {
+    for (let done = 0; done < bytes.byteLength; ) {
+      done += (yield promisified<number>((cb) => fs.write(fd, bytes, done, bytes.byteLength - done, null, cb))) as number;
+    }
+  },
+  read: (fd, into, position) => awaited(promisified<number>((cb) => fs.read(fd, into, 0, into.length, position, cb))),
+  fsync: (fd) => awaited(promisified<void>((cb) => fs.fsync(fd, (e) => cb(e, undefined)))),
+  close: (fd) => awaited(promisified<void>((cb) => fs.close(fd, (e) => cb(e, undefined)))),
+  pause: () => awaited(new Promise<void>((resolve) => setImmediate(resolve))),
+  either: (_sync, async) => awaited(async()),
+};
+
+// fs.promises works on FileHandle objects; the cache keeps plain descriptors so
+// that both modes share one representation.
+function promisified<T>(start: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => start((err, v) => (err === null ? resolve(v) : reject(err))));
+}
+
+/**
+ * Runs a step whose operations came from {@link syncIo}. Throws what the step throws.
+ *
+ * @example
+ * const dir = runSync(materializeStep(syncIo, request));
+ */
+export function runSync<T>(step: Step<T>): T {
+  let r = step.next();
+  while (r.done !== true) {
+    // Only a bug in dlbundle could hand an async operation to the sync driver.
+    if (r.value instanceof Promise) throw new TypeError('runSync was given an asynchronous operation');
+    r = step.next(r.value);
+  }
+  return r.value;
+}
+
+/**
+ * Runs a step whose operations came from {@link asyncIo}, awaiting every promise it yields.
+ *
+ * @example
+ * const dir = await runAsync(materializeStep(asyncIo, request));
+ */
+export async function runAsync<T>(step: Step<T>): Promise<T> {
+  let r = step.next();
+  while (r.done !== true) {
+    let v: unknown;
+    try {
+      v = await r.value;
+    } catch (e) {
+      r = step.throw(e);
+      continue;
+    }
+    r = step.next(v);
+  }
+  return r.value;
+}

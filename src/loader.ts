@@ -1,0 +1,108 @@
+/**
+ * `dlopen` through koffi, and the process-wide registry of what dlbundle has
+ * loaded.
+ *
+ * The registry lives on `globalThis` under a `Symbol.for` key, so two
+ * `openBundle` calls, and two copies of dlbundle in one process (an app and a
+ * dependency bundling their own), share it: a library is opened once, and its
+ * handle stays referenced for the life of the process — koffi unloads a
+ * library whose handle is garbage-collected.
+ */
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import createDebug from 'debug';
+import { DlbundleError } from './errors';
+import { koffi, type KoffiLibrary } from './koffi';
+import type { ManifestFile } from './manifest';
+
+const debug = createDebug('dlbundle:load');
+
+const REGISTRY_KEY = Symbol.for('dlbundle.registry.v1');
+
+/** One library opened in this process. */
+export interface LoadedLibrary {
+  /** File name in the bundle. */
+  readonly name: string;
+  /** The path it was opened from. */
+  readonly path: string;
+  /** Milliseconds `dlopen` took (0 when an earlier load was reused). */
+  readonly ms: number;
+  /** koffi's handle; referenced by the registry for the life of the process. */
+  readonly handle: KoffiLibrary;
+}
+
+interface Registry {
+  readonly version: 1;
+  /** By content (xxh64) and the name the loader matches (soname or file name). */
+  readonly libraries: Map<string, LoadedLibrary>;
+}
+
+function registry(): Registry {
+  const g = globalThis as unknown as Record<symbol, Registry | undefined>;
+  g[REGISTRY_KEY] ??= { version: 1, libraries: new Map() };
+  return g[REGISTRY_KEY];
+}
+
+function registryKey(file: ManifestFile): string {
+  return `${file.xxh64}/${file.soname ?? file.name}`;
+}
+
+/**
+ * The loaded copy of `file`, if this process has one (from any bundle, any copy of dlbundle).
+ *
+ * @example
+ * findLoaded(file)?.path
+ */
+export function findLoaded(file: ManifestFile): LoadedLibrary | undefined {
+  return registry().libraries.get(registryKey(file));
+}
+
+/**
+ * Opens `dir/<file.name>` with RTLD_NOW (and RTLD_LOCAL unless `global`),
+ * unless the same library is already loaded. Its bundled dependencies must be
+ * loaded first; the caller loads in plan order.
+ *
+ * @example
+ * loadFile(coreFile, '/tmp/dlbundle-1000/demo-1a2b…', { global: false });
+ */
+export function loadFile(file: ManifestFile, dir: string, options: { readonly global: boolean }): LoadedLibrary {
+  const existing = findLoaded(file);
+  if (existing !== undefined) {
+    debug('%s already loaded from %s', file.name, existing.path);
+    return existing;
+  }
+  const at = path.join(dir, file.name);
+  const start = performance.now();
+  let handle: KoffiLibrary;
+  try {
+    handle = koffi().load(at, { global: options.global });
+  } catch (e) {
+    throw loadError(file.name, at, e);
+  }
+  const loaded: LoadedLibrary = { name: file.name, path: at, ms: performance.now() - start, handle };
+  registry().libraries.set(registryKey(file), loaded);
+  debug('loaded %s in %s ms', at, loaded.ms.toFixed(2));
+  return loaded;
+}
+
+/**
+ * Turns a `dlopen` failure into a DlbundleError with a code and a next step.
+ *
+ * @example
+ * throw loadError('libfoo.so', '/tmp/…/libfoo.so', koffiError);
+ */
+export function loadError(name: string, at: string, cause: unknown): DlbundleError {
+  const raw = String((cause as Error | undefined)?.message ?? cause).replace(/^Failed to load shared library: /, '');
+  const dir = path.dirname(at);
+  if (/failed to map segment/i.test(raw)) {
+    return new DlbundleError('E_NOEXEC', `${JSON.stringify(at)} could not be mapped executable (${raw}): its file system is probably mounted noexec.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a file system that allows executables.', { file: name, dir, cause });
+  }
+  const missing = /^([^\s:]+): cannot open shared object file/.exec(raw);
+  if (missing?.[1] !== undefined && missing[1] !== at) {
+    return new DlbundleError('E_MISSING_DEP', `${JSON.stringify(name)} needs ${JSON.stringify(missing[1])}, which the dynamic linker could not find.`, `Install the package that provides ${missing[1]}, or add it to the bundle with \`dlbundle pack\`.`, { file: name, dependency: missing[1], cause });
+  }
+  if (/wrong ELF class|invalid ELF header|ELF file's machine/i.test(raw)) {
+    return new DlbundleError('E_WRONG_ARCH', `${JSON.stringify(at)} is not built for this process (${raw}).`, 'Ship a variant built for this machine.', { file: name, cause });
+  }
+  return new DlbundleError('E_LOAD_FAILED', `dlopen refused ${JSON.stringify(at)}: ${raw}`, 'Run `dlbundle doctor` on the bundle for a report of its dependencies on this machine.', { file: name, cause });
+}

@@ -1,0 +1,62 @@
+/**
+ * A bundle directory on disk, as `dlbundle pack` writes it: `dlbundle.json`
+ * beside one sub-directory of blobs per variant.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DlbundleError } from '../errors';
+import { ioError } from '../elf-file';
+import type { Io } from '../io';
+import { MANIFEST_FILE, parseManifest, type Manifest } from '../manifest';
+import type { BlobReader, Source } from './source';
+
+/**
+ * The bundle in directory `dir` (the one holding `dlbundle.json`).
+ *
+ * @example
+ * openBundle({ source: fromDirectory(path.join(__dirname, 'native')) });
+ */
+export function fromDirectory(dir: string): Source {
+  const root = path.resolve(dir);
+  let manifest: Manifest | undefined;
+  return {
+    kind: 'directory',
+    location: root,
+    manifest() {
+      if (manifest === undefined) {
+        const file = path.join(root, MANIFEST_FILE);
+        let text: string;
+        try {
+          text = fs.readFileSync(file, 'utf8');
+        } catch (e) {
+          throw ioError(file, e);
+        }
+        manifest = parseManifest(text, file);
+      }
+      return manifest;
+    },
+    *openBlob(io, variant, file) {
+      const blobPath = path.join(root, variant, file.name);
+      let fd: number;
+      try {
+        fd = yield* io.openRead(blobPath);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+          throw new DlbundleError('E_MISSING_BLOB', `The bundle in ${JSON.stringify(root)} lists ${JSON.stringify(file.name)} for ${variant}, but ${JSON.stringify(blobPath)} does not exist.`, 'Ship the whole bundle directory as `dlbundle pack` wrote it, or pack it again.', { file: file.name, dir: root });
+        }
+        throw ioError(blobPath, e);
+      }
+      return fileBlob(fd);
+    },
+  };
+}
+
+function fileBlob(fd: number): BlobReader {
+  return {
+    *read(io: Io, position: number, scratch: Buffer) {
+      const n = yield* io.read(fd, scratch, position);
+      return scratch.subarray(0, n);
+    },
+    close: (io: Io) => io.close(fd),
+  };
+}
