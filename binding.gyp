@@ -7,6 +7,7 @@
 #   libdemo_plugin.so          SONAME libdemo_plugin.so    (dlopen()ed by libdemo_app.so from its own dir)
 #   libdemo_gpu_runtime.so.1   SONAME libdemo_gpu_runtime.so.1 (stand-in, NOT part of the bundle)
 #   libdemo_accel.so           SONAME libdemo_accel.so     NEEDED libdemo_gpu_runtime.so.1
+#   libdemo_big.so             SONAME libdemo_big.so       NEEDED libdemo_core.so (64 MiB, for benchmarks)
 #   demo.node                  N-API addon                 NEEDED libdemo_core.so
 # None of them has DT_RPATH or DT_RUNPATH: they find each other only because
 # a loader dlopen()s them in dependency order (glibc reuses an already loaded
@@ -127,6 +128,17 @@
       'libraries': [
         '-L<(PRODUCT_DIR)',
         '-l:libdemo_gpu_runtime.so.1',
+      ],
+    },
+    {
+      'target_name': 'demo_big',
+      'product_name': 'libdemo_big',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/demo_big.c'],
+      'dependencies': ['demo_core_built'],
+      'libraries': [
+        '-L<(PRODUCT_DIR)',
+        '-l:libdemo_core.so',
       ],
     },
     {

@@ -9,3 +9,9 @@ export { dependencyGraph, loadOrder, externalDependencies, dependencyClosure, ty
 export { pack, type PackOptions, type PackResult } from './pack';
 export { hostTarget, targetFacts, knownTargets, type TargetFacts, type Libc } from './variant';
 export { xxh64, createXxh64, type Xxh64Stream } from './hash';
+export { openBundle, type Bundle, type OpenBundleOptions, type BundleReport, type LibraryReport } from './bundle';
+export { fromDirectory } from './sources/directory';
+export { fromBuffers, type BlobInput } from './sources/buffers';
+export type { Source, SourceKind, BlobReader } from './sources/source';
+export type { RootFallback, VerifyMode } from './cache';
+export type { Pointer, PointerArgument, FunctionFromPrototype, SymbolDeclarations, BoundLibrary } from './symbols';
