@@ -5,7 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { DlbundleError } from './errors';
-import { readElf, type ElfInfo } from './elf';
+import { readElf, readInterpreter, type ElfByteSource, type ElfInfo } from './elf';
 
 /**
  * Reads the ELF facts of `file`. Throws `E_NOT_ELF` / `E_BAD_ELF` like
@@ -15,6 +15,20 @@ import { readElf, type ElfInfo } from './elf';
  * readElfFile('/usr/lib/x86_64-linux-gnu/libz.so.1').soname // 'libz.so.1'
  */
 export function readElfFile(file: string): ElfInfo {
+  return withElfFile(file, (src) => readElf(src, file));
+}
+
+/**
+ * Only the program interpreter of `file` (see {@link readInterpreter}).
+ *
+ * @example
+ * readInterpreterFile('/proc/self/exe') // '/lib64/ld-linux-x86-64.so.2'
+ */
+export function readInterpreterFile(file: string): string | null {
+  return withElfFile(file, (src) => readInterpreter(src, file));
+}
+
+function withElfFile<T>(file: string, read: (src: ElfByteSource) => T): T {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -24,7 +38,7 @@ export function readElfFile(file: string): ElfInfo {
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new DlbundleError('E_IO', `${JSON.stringify(file)} is not a regular file.`, 'Name shared object files, not directories or devices.', { file });
-    return readElf(
+    return read(
       {
         size: st.size,
         read(offset, length) {
@@ -43,7 +57,6 @@ export function readElfFile(file: string): ElfInfo {
           return buf.subarray(0, got);
         },
       },
-      file,
     );
   } finally {
     fs.closeSync(fd);

@@ -129,6 +129,19 @@ export function readElf(input: Uint8Array | ElfByteSource, file = '<buffer>'): E
 }
 
 /**
+ * Only the program interpreter (PT_INTERP), without reading the dynamic
+ * section: what libc detection needs from `/proc/self/exe`.
+ *
+ * @example
+ * readInterpreter(exeSource) // '/lib64/ld-linux-x86-64.so.2'
+ */
+export function readInterpreter(input: Uint8Array | ElfByteSource, file = '<buffer>'): string | null {
+  const src = input instanceof Uint8Array ? bufferSource(input) : input;
+  const r = new Reader(src, file);
+  return readInterp(r, readProgramHeaders(r, readHeader(r)));
+}
+
+/**
  * Only the DT_NEEDED entries; an ELF file without a dynamic section has none.
  *
  * @example
@@ -351,6 +364,10 @@ interface StringTable {
   at(offset: number): string | undefined;
 }
 
+// Strings are read one at a time, in small windows: a process's own table can
+// be megabytes (node exports all of V8), and only a handful of names are wanted.
+const STRING_WINDOW = 256;
+
 // DT_STRTAB is a virtual address; the PT_LOAD segment that maps it tells where
 // those bytes are in the file. Section headers are not consulted, so stripped
 // files (no section table) read the same.
@@ -361,15 +378,19 @@ function readStringTable(r: Reader, phdrs: readonly ProgramHeader[], vaddr: numb
   const available = load.offset + load.filesz - offset;
   const size = strsz >= 0 ? strsz : Math.min(available, MAX_STRTAB);
   if (size > available) r.fail(dynOffset, `DT_STRSZ ${hex(strsz)} runs past the segment that holds the string table`);
-  const v = r.view(offset, size, 'the dynamic string table');
-  const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   return {
     size,
     at(pos) {
       if (pos < 0 || pos >= size) return undefined;
-      const end = bytes.indexOf(0, pos);
-      if (end < 0) return undefined;
-      return bytes.toString('utf8', pos, end);
+      const parts: Buffer[] = [];
+      for (let from = pos; from < size; from += STRING_WINDOW) {
+        const v = r.view(offset + from, Math.min(STRING_WINDOW, size - from), 'the dynamic string table');
+        const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+        const end = bytes.indexOf(0);
+        parts.push(end < 0 ? bytes : bytes.subarray(0, end));
+        if (end >= 0) return Buffer.concat(parts).toString('utf8');
+      }
+      return undefined;
     },
   };
 }

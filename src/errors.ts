@@ -77,11 +77,11 @@ export interface DlbundleErrorDetails {
  */
 export class DlbundleError extends Error implements DlbundleErrorDetails {
   readonly code: DlbundleErrorCode;
-  readonly file?: string;
-  readonly dependency?: string;
-  readonly offset?: number;
-  readonly symbol?: string;
-  readonly dir?: string;
+  declare readonly file?: string;
+  declare readonly dependency?: string;
+  declare readonly offset?: number;
+  declare readonly symbol?: string;
+  declare readonly dir?: string;
 
   /**
    * @param what what went wrong, naming the values involved

@@ -37,8 +37,16 @@ export interface Io {
   read(fd: number, into: Buffer, position: number): Step<number>;
   fsync(fd: number): Step<void>;
   close(fd: number): Step<void>;
-  /** Lets other work run (async) between expensive steps; nothing in sync mode. */
-  pause(): Step<void>;
+  /** Copies a file with the kernel's copy (copy_file_range), failing with EEXIST when `to` exists. */
+  copyFile(from: string, to: string): Step<void>;
+  /** A whole (small) file. */
+  readFile(path: string): Step<Buffer>;
+  /**
+   * Starts writing `path`'s data to disk on libuv's thread pool and returns at
+   * once, in both modes: the disk works while this thread goes on (hashing,
+   * copying the next file), and the later `fsync` only waits for what is left.
+   */
+  startFlush(path: string): Step<void>;
   /** Awaits a promise (async) or runs a synchronous alternative (sync). */
   either<T>(sync: () => T, async: () => Promise<T>): Step<T>;
 }
@@ -103,7 +111,9 @@ export const syncIo: Io = {
   read: (fd, into, position) => value(() => fs.readSync(fd, into, 0, into.length, position)),
   fsync: (fd) => value(() => fs.fsyncSync(fd)),
   close: (fd) => value(() => fs.closeSync(fd)),
-  pause: () => value(() => undefined),
+  copyFile: (a, b) => value(() => fs.copyFileSync(a, b, fs.constants.COPYFILE_EXCL)),
+  readFile: (p) => value(() => fs.readFileSync(p)),
+  startFlush: (p) => value(() => startFlush(p)),
   either: (sync) => value(sync),
 };
 
@@ -129,9 +139,22 @@ export const asyncIo: Io = {
   read: (fd, into, position) => awaited(promisified<number>((cb) => fs.read(fd, into, 0, into.length, position, cb))),
   fsync: (fd) => awaited(promisified<void>((cb) => fs.fsync(fd, (e) => cb(e, undefined)))),
   close: (fd) => awaited(promisified<void>((cb) => fs.close(fd, (e) => cb(e, undefined)))),
-  pause: () => awaited(new Promise<void>((resolve) => setImmediate(resolve))),
+  copyFile: (a, b) => awaited(fs.promises.copyFile(a, b, fs.constants.COPYFILE_EXCL)),
+  readFile: (p) => awaited(fs.promises.readFile(p)),
+  startFlush: (p) => value(() => startFlush(p)),
   either: (_sync, async) => awaited(async()),
 };
+
+// The descriptor is opened here, synchronously, so that the fdatasync is queued
+// to a worker thread at once (an fs.open callback would wait for the event
+// loop, which a synchronous caller does not return to). It has its own
+// descriptor, closed by its own callback, because the caller may close theirs
+// while this is queued. Its result is not reported: it only starts the work
+// early, and the caller's own fsync reports failures.
+function startFlush(file: string): void {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY);
+  fs.fdatasync(fd, () => fs.close(fd, () => undefined));
+}
 
 // fs.promises works on FileHandle objects; the cache keeps plain descriptors so
 // that both modes share one representation.

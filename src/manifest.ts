@@ -83,8 +83,30 @@ export function unsafeNameReason(name: string): string | null {
  * variantDigest([{ name: 'liba.so', size: 10, xxh64: '…' }]) // '3f2c…'
  */
 export function variantDigest(files: readonly Pick<ManifestFile, 'name' | 'size' | 'xxh64'>[]): string {
+  return xxh64(canonicalFileList(files));
+}
+
+/**
+ * The canonical text of a file list that {@link variantDigest} hashes. The
+ * cache writes it into a directory's completion marker, so a warm start can
+ * check that a directory holds this file list by comparing text, not hashing.
+ *
+ * @example
+ * canonicalFileList(files) // 'dlbundle/1\n[["liba.so",10,"…"]]'
+ */
+export function canonicalFileList(files: readonly Pick<ManifestFile, 'name' | 'size' | 'xxh64'>[]): string {
   const triples = [...files].sort((a, b) => compareNames(a.name, b.name)).map((f) => [f.name, f.size, f.xxh64]);
-  return xxh64(`dlbundle/${MANIFEST_FORMAT}\n${JSON.stringify(triples)}`);
+  return `dlbundle/${MANIFEST_FORMAT}\n${JSON.stringify(triples)}`;
+}
+
+/** Options of {@link parseManifest}. */
+export interface ParseManifestOptions {
+  /**
+   * Recompute each variant's digest and refuse a mismatch (default true).
+   * The run-time sources turn it off: a warm start must not hash, and the
+   * cache checks the digest before it extracts anything under that name.
+   */
+  readonly checkDigest?: boolean;
 }
 
 /**
@@ -95,7 +117,7 @@ export function variantDigest(files: readonly Pick<ManifestFile, 'name' | 'size'
  * @example
  * const manifest = parseManifest(fs.readFileSync('dist/native/dlbundle.json', 'utf8'), 'dist/native/dlbundle.json');
  */
-export function parseManifest(input: string | unknown, origin = 'the manifest'): Manifest {
+export function parseManifest(input: string | unknown, origin = 'the manifest', options: ParseManifestOptions = {}): Manifest {
   let value = input;
   if (typeof input === 'string') {
     try {
@@ -113,12 +135,12 @@ export function parseManifest(input: string | unknown, origin = 'the manifest'):
   const variants: Record<string, ManifestVariant> = {};
   for (const [key, v] of Object.entries(variantsIn)) {
     if (!/^[a-z0-9][a-z0-9_.+-]*$/.test(key)) throw bad(origin, `variants[${JSON.stringify(key)}]`, 'is not a valid target key');
-    variants[key] = parseVariant(v, origin, `variants[${JSON.stringify(key)}]`);
+    variants[key] = parseVariant(v, origin, `variants[${JSON.stringify(key)}]`, options.checkDigest ?? true);
   }
   return { format: MANIFEST_FORMAT, name, variants };
 }
 
-function parseVariant(value: unknown, origin: string, at: string): ManifestVariant {
+function parseVariant(value: unknown, origin: string, at: string, checkDigest: boolean): ManifestVariant {
   const v = record(value, origin, at);
   const filesIn = array(v.files, origin, `${at}.files`);
   const files = filesIn.map((f, i) => parseFile(f, origin, `${at}.files[${i}]`));
@@ -147,11 +169,22 @@ function parseVariant(value: unknown, origin: string, at: string): ManifestVaria
     throw bad(origin, `${at}.external`, `is ${JSON.stringify(external)} but the files need ${JSON.stringify(expectedExternal)} from outside the bundle`);
   }
   const digest = hex16(v.digest, origin, `${at}.digest`);
-  const expectedDigest = variantDigest(files);
-  if (digest !== expectedDigest) {
-    throw bad(origin, `${at}.digest`, `is ${JSON.stringify(digest)} but the file list hashes to ${JSON.stringify(expectedDigest)}`);
+  const variant = { digest, files, order, external: expectedExternal };
+  if (checkDigest) checkVariantDigest(variant, origin, at);
+  return variant;
+}
+
+/**
+ * Throws `E_BAD_MANIFEST` when `variant.digest` is not the digest of its file list.
+ *
+ * @example
+ * checkVariantDigest(manifest.variants['linux-x64-gnu'], 'dlbundle.json', 'variants["linux-x64-gnu"]');
+ */
+export function checkVariantDigest(variant: ManifestVariant, origin: string, at: string): void {
+  const expected = variantDigest(variant.files);
+  if (variant.digest !== expected) {
+    throw bad(origin, `${at}.digest`, `is ${JSON.stringify(variant.digest)} but the file list hashes to ${JSON.stringify(expected)}`);
   }
-  return { digest, files, order, external: expectedExternal };
 }
 
 function parseFile(value: unknown, origin: string, at: string): ManifestFile {

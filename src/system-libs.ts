@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
 import { readElfFile } from './elf-file';
+import { mappedPath } from './process-maps';
 import { hostTarget, targetFacts } from './variant';
 
 const debug = createDebug('dlbundle:plan');
@@ -30,15 +31,15 @@ export interface SearchContext {
   readonly rpath?: readonly string[];
   /** The directory the library is loaded from: what `$ORIGIN` expands to. */
   readonly origin: string;
+  /** `processMappings()`, when libraries already in the process should count: glibc satisfies a DT_NEEDED entry with a loaded object of that soname. */
+  readonly mappings?: string;
 }
 
 /** Where a dependency was found, and through which search step. */
 export interface Resolution {
   readonly path: string;
-  readonly via: 'rpath' | 'LD_LIBRARY_PATH' | 'runpath' | 'ld.so.cache' | 'default directory';
+  readonly via: 'already loaded' | 'rpath' | 'LD_LIBRARY_PATH' | 'runpath' | 'ld.so.cache' | 'default directory';
 }
-
-let cacheEntries: ReadonlyMap<string, string[]> | undefined;
 
 /**
  * Finds `name` (a DT_NEEDED entry) the way glibc's loader would, or returns null.
@@ -49,6 +50,8 @@ let cacheEntries: ReadonlyMap<string, string[]> | undefined;
  */
 export function resolveSystemLibrary(name: string, ctx: SearchContext): Resolution | null {
   if (name.includes('/')) return fitsThisProcess(name) ? { path: name, via: 'default directory' } : null;
+  const mapped = ctx.mappings === undefined ? null : mappedPath(name, ctx.mappings);
+  if (mapped !== null) return { path: mapped, via: 'already loaded' };
   const inDirs = (dirs: readonly string[], via: Resolution['via']): Resolution | null => {
     for (const dir of dirs) {
       const candidate = path.join(expandOrigin(dir, ctx.origin), name);
@@ -61,7 +64,7 @@ export function resolveSystemLibrary(name: string, ctx: SearchContext): Resoluti
     (ctx.runpath.length === 0 ? inDirs(ctx.rpath ?? [], 'rpath') : null) ??
     inDirs(ldLibraryPath, 'LD_LIBRARY_PATH') ??
     inDirs(ctx.runpath, 'runpath') ??
-    inDirs((ldSoCache().get(name) ?? []).map((p) => path.dirname(p)), 'ld.so.cache') ??
+    fromLdSoCache(name) ??
     inDirs(defaultDirectories(), 'default directory');
   debug('%s → %s', name, found === null ? 'not found' : `${found.path} (${found.via})`);
   return found;
@@ -97,47 +100,63 @@ function fitsThisProcess(file: string): boolean {
   return fits;
 }
 
-/**
- * The entries of `/etc/ld.so.cache` for this architecture: library name →
- * paths, read once per process. Empty where there is no glibc cache.
- *
- * @example
- * ldSoCache().get('libz.so.1') // ['/lib/x86_64-linux-gnu/libz.so.1']
- */
-export function ldSoCache(file = LD_SO_CACHE): ReadonlyMap<string, string[]> {
-  if (file === LD_SO_CACHE && cacheEntries !== undefined) return cacheEntries;
-  const entries = new Map<string, string[]>();
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch {
-    // musl systems and minimal containers have no cache; the directories remain.
-    bytes = Buffer.alloc(0);
+let ldSoCacheBytes: Buffer | undefined;
+
+/** `/etc/ld.so.cache`, read once per process; empty where there is none (musl, minimal containers). */
+function ldSoCacheFile(): Buffer {
+  if (ldSoCacheBytes === undefined) {
+    try {
+      ldSoCacheBytes = fs.readFileSync(LD_SO_CACHE);
+    } catch {
+      // No cache: the default directories remain.
+      ldSoCacheBytes = Buffer.alloc(0);
+    }
   }
-  parseLdSoCache(bytes, entries);
-  if (file === LD_SO_CACHE) cacheEntries = entries;
-  return entries;
+  return ldSoCacheBytes;
 }
 
-function parseLdSoCache(bytes: Buffer, into: Map<string, string[]>): void {
-  // The new-format table stands alone (glibc ≥ 2.32) or follows the old one.
+function fromLdSoCache(name: string): Resolution | null {
+  const found = ldSoCacheLookup(ldSoCacheFile(), name);
+  // Entries are filtered by the cache's architecture flags, as ld.so does, so
+  // the file itself need not be opened to check its machine.
+  return found === null || !fs.existsSync(found) ? null : { path: found, via: 'ld.so.cache' };
+}
+
+/**
+ * The path `/etc/ld.so.cache` (given as bytes) records for `name` on this
+ * architecture, or null. Lookups use the native `indexOf` instead of walking
+ * every entry in JavaScript: this runs on every start, while the code is cold.
+ *
+ * @example
+ * ldSoCacheLookup(fs.readFileSync('/etc/ld.so.cache'), 'libz.so.1') // '/lib/x86_64-linux-gnu/libz.so.1'
+ */
+export function ldSoCacheLookup(bytes: Buffer, name: string): string | null {
+  // The new-format table stands alone (glibc ≥ 2.32) or follows the old one;
+  // its string offsets count from the start of its own header.
   const base = bytes.indexOf(CACHE_MAGIC, 0, 'latin1');
-  if (base < 0 || base + CACHE_HEADER_BYTES > bytes.length) return;
+  if (base < 0 || base + CACHE_HEADER_BYTES > bytes.length) return null;
   const count = bytes.readUInt32LE(base + 20);
-  const archFlags = targetFacts(hostTarget()).glibc?.ldCacheFlags;
-  const readString = (offset: number): string | null => {
-    const start = base + offset;
-    const end = bytes.indexOf(0, start);
-    return start < bytes.length && end > start ? bytes.toString('utf8', start, end) : null;
-  };
-  for (let i = 0; i < count; i++) {
-    const at = base + CACHE_HEADER_BYTES + i * CACHE_ENTRY_BYTES;
-    if (at + CACHE_ENTRY_BYTES > bytes.length) break;
-    const flags = bytes.readInt32LE(at);
-    if (archFlags !== undefined && ((flags & FLAG_TYPE_MASK) !== (archFlags & FLAG_TYPE_MASK) || (flags & FLAG_ARCH_MASK) !== (archFlags & FLAG_ARCH_MASK))) continue;
-    const key = readString(bytes.readUInt32LE(at + 4));
-    const value = readString(bytes.readUInt32LE(at + 8));
-    if (key === null || value === null) continue;
-    into.set(key, [...(into.get(key) ?? []), value]);
+  const entries = base + CACHE_HEADER_BYTES;
+  const entriesEnd = Math.min(bytes.length, entries + count * CACHE_ENTRY_BYTES);
+  const wanted = targetFacts(hostTarget()).glibc?.ldCacheFlags;
+  // ldconfig shares string tails: a key is often the basename inside its own
+  // path ("/lib/…/libz.so.1"), so the name may follow a "/" as well as a NUL.
+  const needle = Buffer.from(`${name}\0`, 'latin1');
+  for (let at = bytes.indexOf(needle, entriesEnd); at >= 0; at = bytes.indexOf(needle, at + 1)) {
+    const before = bytes[at - 1];
+    if (before !== 0 && before !== 0x2f) continue;
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(at - base);
+    // Find the entries whose key field holds this string's offset.
+    for (let e = bytes.indexOf(key, entries); e >= 0 && e < entriesEnd; e = bytes.indexOf(key, e + 1)) {
+      const entry = e - 4;
+      if ((entry - entries) % CACHE_ENTRY_BYTES !== 0) continue;
+      const flags = bytes.readInt32LE(entry);
+      if (wanted !== undefined && ((flags & FLAG_TYPE_MASK) !== (wanted & FLAG_TYPE_MASK) || (flags & FLAG_ARCH_MASK) !== (wanted & FLAG_ARCH_MASK))) continue;
+      const value = base + bytes.readUInt32LE(entry + 8);
+      const end = bytes.indexOf(0, value);
+      if (value < bytes.length && end > value) return bytes.toString('utf8', value, end);
+    }
   }
+  return null;
 }

@@ -4,7 +4,8 @@
  * platform-specific fact lives in the one table below.
  */
 import { DlbundleError } from './errors';
-import { readElfFile } from './elf-file';
+import { readInterpreterFile } from './elf-file';
+import { processMappings } from './process-maps';
 
 /** The C library a Linux target is built against. */
 export type Libc = 'gnu' | 'musl';
@@ -71,8 +72,9 @@ export function knownTargets(): string[] {
 let hostLibcCache: Libc | null | undefined;
 
 /**
- * The C library of the running process, read once from the program
- * interpreter of `/proc/self/exe` (musl's is `ld-musl-*.so.1`).
+ * The C library of the running process, decided once: musl's dynamic loader
+ * (`ld-musl-*.so.1`, which is also its libc) or glibc's `libc.so.6` mapped in
+ * this process; failing that, the program interpreter of `/proc/self/exe`.
  *
  * @example
  * hostLibc() // 'gnu'
@@ -80,9 +82,12 @@ let hostLibcCache: Libc | null | undefined;
 export function hostLibc(): Libc | null {
   if (hostLibcCache !== undefined) return hostLibcCache;
   if (process.platform !== 'linux') return (hostLibcCache = null);
+  const maps = processMappings();
+  if (maps.includes('/ld-musl-')) return (hostLibcCache = 'musl');
+  if (maps.includes('/libc.so.6\n')) return (hostLibcCache = 'gnu');
   let interp: string | null = null;
   try {
-    interp = readElfFile('/proc/self/exe').interp;
+    interp = readInterpreterFile('/proc/self/exe');
   } catch {
     // No readable /proc (some sandboxes): glibc is by far the common case.
     interp = null;

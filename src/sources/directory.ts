@@ -31,24 +31,34 @@ export function fromDirectory(dir: string): Source {
         } catch (e) {
           throw ioError(file, e);
         }
-        manifest = parseManifest(text, file);
+        manifest = parseManifest(text, file, { checkDigest: false });
       }
       return manifest;
     },
     *openBlob(io, variant, file) {
       const blobPath = path.join(root, variant, file.name);
-      let fd: number;
       try {
-        fd = yield* io.openRead(blobPath);
+        return fileBlob(yield* io.openRead(blobPath));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-          throw new DlbundleError('E_MISSING_BLOB', `The bundle in ${JSON.stringify(root)} lists ${JSON.stringify(file.name)} for ${variant}, but ${JSON.stringify(blobPath)} does not exist.`, 'Ship the whole bundle directory as `dlbundle pack` wrote it, or pack it again.', { file: file.name, dir: root });
-        }
-        throw ioError(blobPath, e);
+        throw blobError(e, root, variant, file.name, blobPath);
       }
-      return fileBlob(fd);
+    },
+    *copyFile(io, variant, file, to) {
+      const blobPath = path.join(root, variant, file.name);
+      try {
+        yield* io.copyFile(blobPath, to);
+      } catch (e) {
+        throw blobError(e, root, variant, file.name, blobPath);
+      }
     },
   };
+}
+
+function blobError(e: unknown, root: string, variant: string, name: string, blobPath: string): DlbundleError {
+  if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+    return new DlbundleError('E_MISSING_BLOB', `The bundle in ${JSON.stringify(root)} lists ${JSON.stringify(name)} for ${variant}, but ${JSON.stringify(blobPath)} does not exist.`, 'Ship the whole bundle directory as `dlbundle pack` wrote it, or pack it again.', { file: name, dir: root, cause: e });
+  }
+  return ioError(blobPath, e);
 }
 
 function fileBlob(fd: number): BlobReader {

@@ -29,6 +29,11 @@ export interface Source {
   manifest(): Manifest;
   /** Opens one blob of one variant. Throws `E_MISSING_BLOB` when the source lacks it. */
   openBlob(io: Io, variant: string, file: ManifestFile): Step<BlobReader>;
+  /**
+   * Optional fast path for blobs that are files already: copy one to `to`
+   * with the kernel's copy. The cache then hashes what landed on disk.
+   */
+  copyFile?(io: Io, variant: string, file: ManifestFile, to: string): Step<void>;
 }
 
 /**
