@@ -72,10 +72,11 @@ export function loadFile(file: ManifestFile, dir: string, options: { readonly gl
     return existing;
   }
   const at = path.join(dir, file.name);
+  const ffi = koffi(); // loaded first, so that `ms` is the dlopen alone
   const start = performance.now();
   let handle: KoffiLibrary;
   try {
-    handle = koffi().load(at, { global: options.global });
+    handle = ffi.load(at, { global: options.global });
   } catch (e) {
     throw loadError(file.name, at, e);
   }
