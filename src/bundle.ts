@@ -13,7 +13,6 @@ import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, dependencyGraph, type DependencyGraph } from './plan';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
-import { processMappings } from './process-maps';
 import { resolveSystemLibrary } from './system-libs';
 import { hostTarget, selectVariant, targetFacts } from './variant';
 
@@ -197,8 +196,7 @@ class LazyBundle implements Bundle {
     const closure = dependencyClosure(r.graph, r.variant.order, name).filter((n) => !this.loaded.has(n));
     if (closure.length === 0) return;
     const machine = targetFacts(hostTarget()).elf?.machine ?? process.arch;
-    const mappings = processMappings();
-    checkBeforeLoad(r.graph, closure, machine, (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir, mappings })?.path ?? null);
+    checkBeforeLoad(r.graph, closure, machine, (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir })?.path ?? null);
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;

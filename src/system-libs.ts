@@ -9,7 +9,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
 import { readElfFile } from './elf-file';
-import { mappedPath } from './process-maps';
 import { hostTarget, targetFacts } from './variant';
 
 const debug = createDebug('dlbundle:plan');
@@ -31,14 +30,12 @@ export interface SearchContext {
   readonly rpath?: readonly string[];
   /** The directory the library is loaded from: what `$ORIGIN` expands to. */
   readonly origin: string;
-  /** `processMappings()`, when libraries already in the process should count: glibc satisfies a DT_NEEDED entry with a loaded object of that soname. */
-  readonly mappings?: string;
 }
 
 /** Where a dependency was found, and through which search step. */
 export interface Resolution {
   readonly path: string;
-  readonly via: 'already loaded' | 'rpath' | 'LD_LIBRARY_PATH' | 'runpath' | 'ld.so.cache' | 'default directory';
+  readonly via: 'rpath' | 'LD_LIBRARY_PATH' | 'runpath' | 'ld.so.cache' | 'default directory';
 }
 
 /**
@@ -50,8 +47,6 @@ export interface Resolution {
  */
 export function resolveSystemLibrary(name: string, ctx: SearchContext): Resolution | null {
   if (name.includes('/')) return fitsThisProcess(name) ? { path: name, via: 'default directory' } : null;
-  const mapped = ctx.mappings === undefined ? null : mappedPath(name, ctx.mappings);
-  if (mapped !== null) return { path: mapped, via: 'already loaded' };
   const inDirs = (dirs: readonly string[], via: Resolution['via']): Resolution | null => {
     for (const dir of dirs) {
       const candidate = path.join(expandOrigin(dir, ctx.origin), name);

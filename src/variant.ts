@@ -3,9 +3,9 @@
  * ELF machine each one runs, and which key this machine has. Every
  * platform-specific fact lives in the one table below.
  */
+import * as fs from 'node:fs';
 import { DlbundleError } from './errors';
 import { readInterpreterFile } from './elf-file';
-import { processMappings } from './process-maps';
 
 /** The C library a Linux target is built against. */
 export type Libc = 'gnu' | 'musl';
@@ -71,10 +71,16 @@ export function knownTargets(): string[] {
 
 let hostLibcCache: Libc | null | undefined;
 
+// Linkers put PT_INTERP right after the program headers, inside the first page.
+const FIRST_PAGE = 4096;
+
 /**
- * The C library of the running process, decided once: musl's dynamic loader
- * (`ld-musl-*.so.1`, which is also its libc) or glibc's `libc.so.6` mapped in
- * this process; failing that, the program interpreter of `/proc/self/exe`.
+ * The C library of the running process, decided once from the program
+ * interpreter of `/proc/self/exe` (musl's is `ld-musl-*.so.1`, glibc's
+ * `ld-linux-*.so.*`). The common case is one 4 KiB read and a byte search,
+ * because this runs on every start while the code is cold; the ELF reader is
+ * used only when neither name is in the first page. (`process.report` takes
+ * milliseconds, and so does reading /proc/self/maps.)
  *
  * @example
  * hostLibc() // 'gnu'
@@ -82,12 +88,18 @@ let hostLibcCache: Libc | null | undefined;
 export function hostLibc(): Libc | null {
   if (hostLibcCache !== undefined) return hostLibcCache;
   if (process.platform !== 'linux') return (hostLibcCache = null);
-  const maps = processMappings();
-  if (maps.includes('/ld-musl-')) return (hostLibcCache = 'musl');
-  if (maps.includes('/libc.so.6\n')) return (hostLibcCache = 'gnu');
   let interp: string | null = null;
   try {
-    interp = readInterpreterFile('/proc/self/exe');
+    const fd = fs.openSync('/proc/self/exe', 'r');
+    const page = Buffer.alloc(FIRST_PAGE);
+    try {
+      fs.readSync(fd, page, 0, FIRST_PAGE, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (page.indexOf('/ld-musl-') >= 0) interp = 'ld-musl';
+    else if (page.indexOf('/ld-linux') >= 0) interp = 'ld-linux';
+    else interp = readInterpreterFile('/proc/self/exe');
   } catch {
     // No readable /proc (some sandboxes): glibc is by far the common case.
     interp = null;
@@ -119,8 +131,7 @@ export interface VariantChoice {
  * @example
  * selectVariant(['linux-x64-gnu', 'linux-arm64-gnu']) // { key: 'linux-x64-gnu', reason: 'matches this machine (linux-x64-gnu)' }
  */
-export function selectVariant(available: readonly string[], bundleName = 'the bundle'): VariantChoice {
-  const host = hostTarget();
+export function selectVariant(available: readonly string[], bundleName = 'the bundle', host = hostTarget()): VariantChoice {
   if (available.includes(host)) return { key: host, reason: `matches this machine (${host})` };
   throw new DlbundleError(
     'E_NO_VARIANT',
