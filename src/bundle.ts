@@ -115,11 +115,13 @@ class LazyBundle implements Bundle {
 
   async ready(): Promise<void> {
     const r = this.resolve();
+    // Names are checked before anything is extracted, as on the first touch.
+    const names = [...this.declared].map((name) => this.fileNamed(name).name);
     if (this.placed === undefined) {
       const placed = await runAsync(materialize(asyncIo, this.cacheRequest(r)));
       this.placed ??= placed;
     }
-    for (const name of this.declared) this.loadClosure(this.fileNamed(name).name, this.placed.dir);
+    for (const name of names) this.loadClosure(name, this.placed.dir);
   }
 
   explain(): BundleReport {

@@ -19,6 +19,7 @@ import createDebug from 'debug';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { ioError } from './elf-file';
 import { createXxh64 } from './hash';
+import { mountOf } from './mounts';
 import type { Io, Step } from './io';
 import { canonicalFileList, checkVariantDigest, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
@@ -137,6 +138,7 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
   const state = yield* checkBundleDir(io, dir, req);
   if (state === 'ok') return { dir, reused: true };
   if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
+  yield* refuseNoexec(io, root);
   const staging = yield* extract(io, req, root);
   try {
     return yield* publish(io, staging, dir, req, root);
@@ -164,6 +166,21 @@ function* ensureSafeRoot(io: Io, root: string): Step<void> {
   }
   const problem = unsafeReason(st);
   if (problem !== null) throw unsafeDir(root, `the cache root ${problem}`);
+}
+
+/** `E_NOEXEC` when `root` is on a file system mounted noexec: its files could be written but never mapped executable. */
+function* refuseNoexec(io: Io, root: string): Step<void> {
+  let mountinfo: string;
+  try {
+    mountinfo = (yield* io.readFile('/proc/self/mountinfo')).toString('utf8');
+  } catch {
+    // No /proc: dlopen's "failed to map segment" is still reported as E_NOEXEC.
+    return;
+  }
+  const mount = mountOf(root, mountinfo);
+  if (mount?.options.includes('noexec') === true) {
+    throw new DlbundleError('E_NOEXEC', `${JSON.stringify(root)} is on ${JSON.stringify(mount.mountPoint)}, mounted noexec: libraries there cannot be loaded.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a file system that allows executables.', { dir: root });
+  }
 }
 
 /** Why a directory is not safe to load from, or null. */

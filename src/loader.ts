@@ -69,7 +69,7 @@ export function loadFile(file: ManifestFile, dir: string, options: { readonly gl
   const existing = findLoaded(file);
   if (existing !== undefined) {
     debug('%s already loaded from %s', file.name, existing.path);
-    return existing;
+    return { ...existing, ms: 0 };
   }
   const at = path.join(dir, file.name);
   const ffi = koffi(); // loaded first, so that `ms` is the dlopen alone

@@ -54,7 +54,7 @@ export function resolveSystemLibrary(name: string, ctx: SearchContext): Resoluti
     }
     return null;
   };
-  const ldLibraryPath = (process.env.LD_LIBRARY_PATH ?? '').split(/[:;]/).filter((d) => d !== '');
+  const ldLibraryPath = startupLibraryPath();
   const found =
     (ctx.runpath.length === 0 ? inDirs(ctx.rpath ?? [], 'rpath') : null) ??
     inDirs(ldLibraryPath, 'LD_LIBRARY_PATH') ??
@@ -63,6 +63,26 @@ export function resolveSystemLibrary(name: string, ctx: SearchContext): Resoluti
     inDirs(defaultDirectories(), 'default directory');
   debug('%s → %s', name, found === null ? 'not found' : `${found.path} (${found.via})`);
   return found;
+}
+
+let startupLibraryPathCache: string[] | undefined;
+
+/**
+ * LD_LIBRARY_PATH as the process started with it: ld.so reads it once at
+ * start-up, so a value assigned to process.env later changes nothing for
+ * dlopen and must not change the answer here either.
+ */
+function startupLibraryPath(): string[] {
+  if (startupLibraryPathCache !== undefined) return startupLibraryPathCache;
+  let value = process.env.LD_LIBRARY_PATH ?? '';
+  try {
+    const entry = fs.readFileSync('/proc/self/environ', 'latin1').split('\0').find((e) => e.startsWith('LD_LIBRARY_PATH='));
+    value = entry === undefined ? '' : entry.slice('LD_LIBRARY_PATH='.length);
+  } catch {
+    // No /proc: the current environment is the best evidence left.
+  }
+  startupLibraryPathCache = value.split(/[:;]/).filter((d) => d !== '');
+  return startupLibraryPathCache;
 }
 
 function expandOrigin(dir: string, origin: string): string {

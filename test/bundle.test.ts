@@ -343,9 +343,7 @@ describe('openBundle: what gets loaded, and from where', () => {
     assert.equal(r.dirs[3], path.join(otherCache, small.dirName));
   });
 
-  // Bug: src/loader.ts loadFile returns the registry's existing LoadedLibrary as it is, so a library that
-  // an earlier bundle (or copy of dlbundle) loaded reports that load's dlopen time, while LoadedLibrary.ms
-  // is documented as "0 when an earlier load was reused" and LibraryReport.ms as the time "its dlopen took".
+  // LibraryReport.ms is the time this bundle's own dlopen took: none, for a library another bundle loaded.
   it('a bundle that reuses libraries another bundle loaded reports ms 0 for them (no dlopen of its own)', () => {
     const r = runChild<{ first: number[]; second: number[] }>(
       `const open = () => dl.openBundle({ source: dl.fromDirectory(P.bundle), cacheDir: P.cache });
@@ -466,9 +464,7 @@ describe('openBundle: laziness and ready()', () => {
     assert.equal(r.value, 1011);
     assert.deepEqual(fs.readdirSync(cache), [small.dirName]);
   });
-  // Bug: src/bundle.ts ready() materializes first and only then looks the declared names up
-  // (this.fileNamed(name) inside the loop after runAsync(materialize(…))), while the synchronous first touch
-  // (loadSync) looks the name up before materializing. A typo in a library name costs a whole extraction.
+  // A typo in a library name must not cost a whole extraction, on either path.
   it('ready() refuses an unknown library name before extracting anything, as the first touch does', () => {
     const cache = freshCache();
     const r = runChild<{ result: Caught<null>; cache: string[] }>(
@@ -711,10 +707,7 @@ describe('openBundle: unsafe cache roots fall back to the next root', () => {
     });
   }
 
-  // Gap (src/cache.ts useRoot / src/bundle.ts loadClosure): a root on a noexec file system is used, and the
-  // first dlopen fails with E_NOEXEC (a clear message), but the next root is not tried, although materialize's
-  // own message tells users to pick "a file system that allows executables" and DESIGN.md lists noexec temp
-  // mounts among the failure modes dlbundle avoids. The default root is in /tmp, often mounted noexec.
+  // The default root is in /tmp, often mounted noexec: such a root is detected before extracting and skipped.
   it('a cache root on a noexec file system falls back to the next root, recording E_NOEXEC', function () {
     if (!isRoot()) this.skip();
     const noexec = tempDir();

@@ -530,9 +530,7 @@ describe('cache: materialize', () => {
       assert.deepEqual(fs.readdirSync(full), [], 'the full root holds nothing');
     });
 
-    // Bug: src/sources/directory.ts copyFile wraps every copy failure with ioError(blobPath, e), so a full
-    // cache file system is reported as "No space left to write <the source blob>" — the read-only bundle
-    // file, not the cache root — and other copy failures as "Could not read <blob>".
+    // A copy fails on either side; a full cache must be reported as the cache, not as the read-only source.
     it('a copy that fails for lack of space names the cache root it was writing to, not the source blob', () => {
       const full = freshRoot();
       const good = freshRoot();

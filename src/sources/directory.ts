@@ -40,7 +40,7 @@ export function fromDirectory(dir: string): Source {
       try {
         return fileBlob(yield* io.openRead(blobPath));
       } catch (e) {
-        throw blobError(e, root, variant, file.name, blobPath);
+        throw isMissing(e) ? missingBlob(e, root, variant, file.name, blobPath) : ioError(blobPath, e);
       }
     },
     *copyFile(io, variant, file, to) {
@@ -48,17 +48,20 @@ export function fromDirectory(dir: string): Source {
       try {
         yield* io.copyFile(blobPath, to);
       } catch (e) {
-        throw blobError(e, root, variant, file.name, blobPath);
+        // A copy fails on either side; only a missing source is the bundle's fault.
+        if (isMissing(e) && !fs.existsSync(blobPath)) throw missingBlob(e, root, variant, file.name, blobPath);
+        throw ioError(to, e, 'write');
       }
     },
   };
 }
 
-function blobError(e: unknown, root: string, variant: string, name: string, blobPath: string): DlbundleError {
-  if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-    return new DlbundleError('E_MISSING_BLOB', `The bundle in ${JSON.stringify(root)} lists ${JSON.stringify(name)} for ${variant}, but ${JSON.stringify(blobPath)} does not exist.`, 'Ship the whole bundle directory as `dlbundle pack` wrote it, or pack it again.', { file: name, dir: root, cause: e });
-  }
-  return ioError(blobPath, e);
+function isMissing(e: unknown): boolean {
+  return (e as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+function missingBlob(e: unknown, root: string, variant: string, name: string, blobPath: string): DlbundleError {
+  return new DlbundleError('E_MISSING_BLOB', `The bundle in ${JSON.stringify(root)} lists ${JSON.stringify(name)} for ${variant}, but ${JSON.stringify(blobPath)} does not exist.`, 'Ship the whole bundle directory as `dlbundle pack` wrote it, or pack it again.', { file: name, dir: root, cause: e });
 }
 
 function fileBlob(fd: number): BlobReader {
