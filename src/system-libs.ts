@@ -70,16 +70,21 @@ let startupLibraryPathCache: string[] | undefined;
 /**
  * LD_LIBRARY_PATH as the process started with it: ld.so reads it once at
  * start-up, so a value assigned to process.env later changes nothing for
- * dlopen and must not change the answer here either.
+ * dlopen and must not change the answer here either. The initial environment
+ * is read only when the variable is set now (the common case costs nothing);
+ * one set at start and deleted since is not seen, and dlopen's own error is
+ * then still reported as E_MISSING_DEP.
  */
 function startupLibraryPath(): string[] {
   if (startupLibraryPathCache !== undefined) return startupLibraryPathCache;
   let value = process.env.LD_LIBRARY_PATH ?? '';
-  try {
-    const entry = fs.readFileSync('/proc/self/environ', 'latin1').split('\0').find((e) => e.startsWith('LD_LIBRARY_PATH='));
-    value = entry === undefined ? '' : entry.slice('LD_LIBRARY_PATH='.length);
-  } catch {
-    // No /proc: the current environment is the best evidence left.
+  if (value !== '') {
+    try {
+      const entry = fs.readFileSync('/proc/self/environ', 'latin1').split('\0').find((e) => e.startsWith('LD_LIBRARY_PATH='));
+      value = entry === undefined ? '' : entry.slice('LD_LIBRARY_PATH='.length);
+    } catch {
+      // No /proc: the current environment is the best evidence left.
+    }
   }
   startupLibraryPathCache = value.split(/[:;]/).filter((d) => d !== '');
   return startupLibraryPathCache;
