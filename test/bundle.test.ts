@@ -16,7 +16,7 @@ import { pack } from '../src/pack';
 import { fromDirectory } from '../src/sources/directory';
 import { ldSoCacheLookup, resolveSystemLibrary } from '../src/system-libs';
 import { childResult, runChild, spawnChildAsync, type Caught, type ErrorFacts } from './child';
-import { nativeFixture, NATIVE_BUILD, REPO, tempDir } from './fixtures';
+import { identities, nativeFixture, NATIVE_BUILD, REPO, tempDir } from './fixtures';
 
 const KEY = 'linux-x64-gnu';
 const FOREIGN_UID = 65534; // nobody
@@ -62,15 +62,6 @@ function bundleCopy(of: Packed): string {
 /** Extracts `of` into `root` in this process (cache only, nothing is loaded here). */
 function materializeHere(of: Packed, root: string): string {
   return runSync(materialize(syncIo, { bundleName: 'demo', variantKey: KEY, variant: of.variant, source: fromDirectory(of.dir), roots: [root], verify: 'size' })).dir;
-}
-
-function identities(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of fs.readdirSync(dir).sort()) {
-    const st = fs.lstatSync(path.join(dir, e), { bigint: true });
-    out[e] = `${st.ino}@${st.mtimeNs}`;
-  }
-  return out;
 }
 
 function inDir(dir: string, names: readonly string[]): string[] {

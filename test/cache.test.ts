@@ -12,7 +12,7 @@ import { fromBuffers, type BlobInput } from '../src/sources/buffers';
 import { fromDirectory } from '../src/sources/directory';
 import type { Source } from '../src/sources/source';
 import { spawnChild } from './child';
-import { expectCode, nativeFixture, REPO, tempDir } from './fixtures';
+import { expectCode, identities, nativeFixture, REPO, tempDir } from './fixtures';
 
 // The cache works on files only (it never dlopens), so it is exercised here,
 // in the mocha process, on the real demo libraries packed into a temp bundle.
@@ -78,16 +78,6 @@ function assertComplete(dir: string): void {
   }
   assert.equal(fs.readlinkSync(path.join(dir, 'libdemo_codec.so.1')), 'libdemo_codec.so.1.2.3');
   assert.equal(fs.readFileSync(path.join(dir, COMPLETE_MARKER), 'utf8'), `${canonicalFileList(variant.files)}\n`);
-}
-
-/** (inode, mtime) of every entry of `dir`, to show that nothing was rewritten. */
-function identities(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of fs.readdirSync(dir).sort()) {
-    const st = fs.lstatSync(path.join(dir, e), { bigint: true });
-    out[e] = `${st.ino}@${st.mtimeNs}`;
-  }
-  return out;
 }
 
 type Call = { readonly op: string; readonly args: readonly unknown[] };

@@ -46,3 +46,13 @@ export function expectCode(code: DlbundleErrorCode, fn: () => unknown): Dlbundle
   }
   assert.fail(`expected ${code}, but nothing was thrown`);
 }
+
+/** (inode, mtime) of every entry of `dir`, to show that nothing was rewritten. */
+export function identities(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const e of fs.readdirSync(dir).sort()) {
+    const st = fs.lstatSync(path.join(dir, e), { bigint: true });
+    out[e] = `${st.ino}@${st.mtimeNs}`;
+  }
+  return out;
+}
