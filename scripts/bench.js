@@ -13,7 +13,7 @@ const repo = path.resolve(__dirname, '..');
 const dist = path.join(repo, 'dist', 'index.js');
 const built = path.join(repo, 'build', 'Release');
 const runs = Number(process.env.BENCH_RUNS ?? 21);
-const { pack } = require(dist);
+const { pack } = require(path.join(repo, 'dist', 'build', 'index.js'));
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-bench-'));
 const demo = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so'];

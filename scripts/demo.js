@@ -14,16 +14,22 @@ const out = path.join(repo, 'build', 'demo-bundle');
 const cache = path.join(repo, 'build', 'demo-cache');
 const libs = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so', 'libdemo_accel.so', 'demo.node'];
 
-let status = main(['pack', ...libs.map((l) => path.join(built, l)), '--name', 'demo', '--out', out]);
-if (status === 0) {
-  console.log('');
-  status = main(['inspect', out]);
-}
-if (status === 0) {
-  fs.rmSync(cache, { recursive: true, force: true });
-  for (const start of ['cold start (empty cache)', 'warm start']) {
-    console.log(`\n${start}:`);
-    execFileSync(process.execPath, [path.join(__dirname, 'demo-app.js'), out, cache], { stdio: 'inherit', cwd: repo });
+async function demo() {
+  let status = await main(['pack', ...libs.map((l) => path.join(built, l)), '--name', 'demo', '--out', out]);
+  if (status === 0) {
+    console.log('');
+    status = await main(['inspect', out]);
   }
+  if (status === 0) {
+    fs.rmSync(cache, { recursive: true, force: true });
+    for (const start of ['cold start (empty cache)', 'warm start']) {
+      console.log(`\n${start}:`);
+      execFileSync(process.execPath, [path.join(__dirname, 'demo-app.js'), out, cache], { stdio: 'inherit', cwd: repo });
+    }
+  }
+  return status;
 }
-process.exitCode = status;
+
+void demo().then((status) => {
+  process.exitCode = status;
+});

@@ -5,10 +5,10 @@
  * variant and loads the libraries that symbol needs, in dependency order.
  */
 import createDebug from 'debug';
-import { materialize, cacheRoots, type CacheResult, type RootFallback, type VerifyMode } from './cache';
+import { place, cacheRoots, type CacheRequest, type CacheResult, type RootFallback, type VerifyMode } from './cache';
 import { DlbundleError } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
-import { loadFile, type LoadedLibrary } from './loader';
+import { loadAddon, loadFile, type LoadedLibrary } from './loader';
 import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, dependencyGraph, type DependencyGraph } from './plan';
 import type { Source, SourceKind } from './sources/source';
@@ -46,7 +46,7 @@ export interface LibraryReport {
 
 /** What {@link Bundle.explain} returns: a plain object, safe to log as JSON. */
 export interface BundleReport {
-  readonly source: { readonly kind: SourceKind; readonly location: string };
+  readonly source: { readonly kind: SourceKind; readonly location: string; readonly reason: string | null };
   /** The variant key chosen, with the reason; null before first use. */
   readonly variant: string | null;
   readonly variantReason: string | null;
@@ -69,6 +69,14 @@ export interface Bundle {
    * core.add(2, 3); // 5
    */
   library<const D extends SymbolDeclarations>(name: string, symbols: D): BoundLibrary<D>;
+  /**
+   * Loads a bundled Node addon (`.node`) with `process.dlopen`, after the
+   * bundled libraries it needs, and returns its exports.
+   *
+   * @example
+   * const demo = bundle.addon<{ add(a: number, b: number): number }>('demo.node');
+   */
+  addon<T = unknown>(name: string): T;
   /** Materializes and loads every library declared so far, without blocking the event loop on file I/O. */
   ready(): Promise<void>;
   /** Where things are and what was loaded; see {@link BundleReport}. */
@@ -113,12 +121,23 @@ class LazyBundle implements Bundle {
     return bindLibrary(name, symbols, () => this.loadSync(name));
   }
 
+  addon<T = unknown>(name: string): T {
+    const file = this.fileNamed(name);
+    const dir = this.placeSync();
+    const r = this.resolve();
+    // The addon's own dlopen is Node's (process.dlopen), so that Node runs its
+    // registration; only the libraries it needs go through koffi first.
+    for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.loadClosure(dep, dir);
+    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver(dir));
+    return loadAddon(file, dir) as T;
+  }
+
   async ready(): Promise<void> {
     const r = this.resolve();
     // Names are checked before anything is extracted, as on the first touch.
     const names = [...this.declared].map((name) => this.fileNamed(name).name);
     if (this.placed === undefined) {
-      const placed = await runAsync(materialize(asyncIo, this.cacheRequest(r)));
+      const placed = await runAsync(place(asyncIo, this.cacheRequest(r)));
       this.placed ??= placed;
     }
     for (const name of names) this.loadClosure(name, this.placed.dir);
@@ -134,7 +153,7 @@ class LazyBundle implements Bundle {
       libraries.push({ name: lib.name, path: lib.path, size: file.size, xxh64: file.xxh64, neededBy, ms: lib.ms });
     }
     return {
-      source: { kind: this.options.source.kind, location: this.options.source.location },
+      source: { kind: this.options.source.kind, location: this.options.source.location, reason: this.options.source.reason ?? null },
       variant: r?.key ?? null,
       variantReason: r?.reason ?? null,
       root: this.placed?.root ?? null,
@@ -147,13 +166,17 @@ class LazyBundle implements Bundle {
 
   /** The synchronous first-touch path: the same steps as ready(), on synchronous I/O. */
   private loadSync(name: string): LoadedLibrary['handle'] {
-    const r = this.resolve();
     const file = this.fileNamed(name);
-    this.placed ??= runSync(materialize(syncIo, this.cacheRequest(r)));
-    this.loadClosure(file.name, this.placed.dir);
+    this.loadClosure(file.name, this.placeSync());
     const lib = this.loaded.get(file.name);
     if (lib === undefined) throw new DlbundleError('E_LOAD_FAILED', `${JSON.stringify(name)} was not loaded.`, 'Report this as a dlbundle bug.', { file: name });
     return lib.handle;
+  }
+
+  /** The directory the variant's files are in, materializing it synchronously on first use. */
+  private placeSync(): string {
+    this.placed ??= runSync(place(syncIo, this.cacheRequest(this.resolve())));
+    return this.placed.dir;
   }
 
   private resolve(): Resolved {
@@ -181,7 +204,7 @@ class LazyBundle implements Bundle {
     return file;
   }
 
-  private cacheRequest(r: Resolved): Parameters<typeof materialize>[1] {
+  private cacheRequest(r: Resolved): CacheRequest {
     return {
       bundleName: r.manifest.name,
       variantKey: r.key,
@@ -197,12 +220,20 @@ class LazyBundle implements Bundle {
     const r = this.resolve();
     const closure = dependencyClosure(r.graph, r.variant.order, name).filter((n) => !this.loaded.has(n));
     if (closure.length === 0) return;
-    const machine = targetFacts(hostTarget()).elf?.machine ?? process.arch;
-    checkBeforeLoad(r.graph, closure, machine, (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir })?.path ?? null);
+    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver(dir));
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;
       this.loaded.set(n, loadFile(file, dir, { global: global.has(n) }));
     }
+  }
+
+  private machine(): string {
+    return targetFacts(hostTarget()).elf?.machine ?? process.arch;
+  }
+
+  /** Looks external dependencies up the way ld.so will, with `$ORIGIN` = the bundle directory. */
+  private systemResolver(dir: string): (dep: string, file: ManifestFile) => string | null {
+    return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir })?.path ?? null;
   }
 }

@@ -132,6 +132,32 @@ export function* materialize(io: Io, req: CacheRequest): Step<CacheResult> {
   );
 }
 
+/**
+ * Where the variant's files are loaded from: the source's own directory when
+ * it loads in place (sizes checked, nothing copied), otherwise the cache
+ * ({@link materialize}).
+ *
+ * @example
+ * const { dir } = runSync(place(syncIo, request));
+ */
+export function* place(io: Io, req: CacheRequest): Step<CacheResult> {
+  const dir = req.source.inPlaceDir?.(req.variantKey);
+  if (dir === undefined) return yield* materialize(io, req);
+  for (const file of req.variant.files) {
+    const st = yield* io.lstat(path.join(dir, file.name));
+    if (st === null || !st.isFile() || st.size !== file.size) {
+      throw new DlbundleError(
+        'E_INTEGRITY',
+        `${JSON.stringify(path.join(dir, file.name))} ${st === null ? 'is missing' : `has ${st.size} bytes instead of ${file.size}`}; it is loaded in place, so it must be the file that was packed.`,
+        'Ship the unpacked bundle as `dlbundle pack` wrote it (asarUnpack the whole bundle directory).',
+        { file: file.name, dir },
+      );
+    }
+  }
+  debug('loading %s in place from %s', req.variantKey, dir);
+  return { root: path.dirname(dir), dir, reused: true, fallbacks: [] };
+}
+
 function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean }> {
   yield* ensureSafeRoot(io, root);
   const dir = path.join(root, bundleDirName(req.bundleName, req.variant));

@@ -1,26 +1,30 @@
 #!/usr/bin/env node
 /**
- * The `dlbundle` command: `pack` and `inspect`. Each command is a thin layer
- * over a library module; this file parses arguments and prints.
+ * The `dlbundle` command: `pack`, `inspect`, `bundle`, `sea`. Each command is
+ * a thin layer over a library module; this file parses arguments and prints.
  */
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DlbundleError, isDlbundleError } from './errors';
 import { formatBundle, formatFileReport, inspectFiles, readBundleManifest } from './inspect';
 import { pack } from './pack';
+import { writeEmbeddedModule } from './build/embed';
+import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
 
 const USAGE = `usage:
-  dlbundle pack <files|dirs…> --name N --out DIR [--target T]
-  dlbundle inspect <file.so…|bundle-dir> [--json]`;
+  dlbundle pack <files|dirs…> --name N --out DIR [--target T] [--module FILE.cjs] [--sea-config FILE]
+  dlbundle inspect <file.so…|bundle-dir> [--json]
+  dlbundle bundle <entry.js> --out FILE.cjs
+  dlbundle sea <entry.js> --bundle DIR [--bundle DIR…] --out FILE`;
 
-type Command = (args: string[], out: (text: string) => void) => number;
+type Command = (args: string[], out: (text: string) => void) => number | Promise<number>;
 
 const commands: Readonly<Record<string, Command>> = {
   pack(args, out) {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { name: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' } },
+      options: { name: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, module: { type: 'string' }, 'sea-config': { type: 'string' } },
     });
     if (values.name === undefined || values.out === undefined || positionals.length === 0) {
       throw usage('pack needs input files or directories, --name and --out.');
@@ -32,6 +36,34 @@ const commands: Readonly<Record<string, Command>> = {
     });
     out(`packed ${result.variant.files.length} files as ${result.target} into ${values.out} (digest ${result.variant.digest})`);
     out(`load order: ${result.variant.order.join(' → ')}`);
+    if (values.module !== undefined) {
+      writeEmbeddedModule(values.out, values.module);
+      out(`wrote ${values.module}: use fromBuffers(require(${JSON.stringify(values.module)}).manifest, …blobs)`);
+    }
+    if (values['sea-config'] !== undefined) {
+      addToSeaConfig(values.out, values['sea-config']);
+      out(`added the bundle's assets to ${values['sea-config']}`);
+    }
+    return 0;
+  },
+
+  async bundle(args, out) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } });
+    const entry = positionals[0];
+    if (entry === undefined || positionals.length > 1 || values.out === undefined) throw usage('bundle needs one entry script and --out.');
+    await bundleApplication(entry, values.out);
+    out(`wrote ${values.out}`);
+    return 0;
+  },
+
+  async sea(args, out) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, bundle: { type: 'string', multiple: true } } });
+    const entry = positionals[0];
+    if (entry === undefined || positionals.length > 1 || values.out === undefined || values.bundle === undefined) {
+      throw usage('sea needs one entry script, --bundle DIR and --out FILE.');
+    }
+    await buildSea({ entry, bundles: values.bundle, out: values.out });
+    out(`wrote ${values.out} (${(fs.statSync(values.out).size / 2 ** 20).toFixed(1)} MiB)`);
     return 0;
   },
 
@@ -64,12 +96,12 @@ function usage(what: string): DlbundleError {
 }
 
 /**
- * Runs the CLI with `argv` (without `node` and the script) and returns the exit status.
+ * Runs the CLI with `argv` (without `node` and the script) and resolves to the exit status.
  *
  * @example
- * process.exitCode = main(['inspect', 'dist/native']);
+ * process.exitCode = await main(['inspect', 'dist/native']);
  */
-export function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(`${t}\n`), err: (text: string) => void = (t) => process.stderr.write(`${t}\n`)): number {
+export async function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(`${t}\n`), err: (text: string) => void = (t) => process.stderr.write(`${t}\n`)): Promise<number> {
   const [name, ...rest] = argv;
   const command = name === undefined ? undefined : commands[name];
   try {
@@ -80,7 +112,7 @@ export function main(argv: readonly string[], out: (text: string) => void = (t) 
       }
       throw usage(`Unknown command ${JSON.stringify(name)}.`);
     }
-    return command(rest, out);
+    return await command(rest, out);
   } catch (e) {
     if (isDlbundleError(e)) {
       err(`dlbundle: ${e.code}: ${e.message}`);
@@ -96,5 +128,7 @@ export function main(argv: readonly string[], out: (text: string) => void = (t) 
 }
 
 if (require.main === module) {
-  process.exitCode = main(process.argv.slice(2));
+  void main(process.argv.slice(2)).then((status) => {
+    process.exitCode = status;
+  });
 }

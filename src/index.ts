@@ -6,7 +6,6 @@ export { readElf, bufferSource, machineName, type ElfInfo, type ElfByteSource, t
 export { readElfFile } from './elf-file';
 export { parseManifest, variantDigest, MANIFEST_FILE, MANIFEST_FORMAT, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 export { dependencyGraph, loadOrder, externalDependencies, dependencyClosure, type GraphNode, type DependencyGraph } from './plan';
-export { pack, type PackOptions, type PackResult } from './pack';
 export { hostTarget, targetFacts, knownTargets, type TargetFacts, type Libc } from './variant';
 export { xxh64, createXxh64, type Xxh64Stream } from './hash';
 export { openBundle, type Bundle, type OpenBundleOptions, type BundleReport, type LibraryReport } from './bundle';
@@ -15,3 +14,4 @@ export { fromBuffers, type BlobInput } from './sources/buffers';
 export type { Source, SourceKind, BlobReader } from './sources/source';
 export type { RootFallback, VerifyMode } from './cache';
 export type { Pointer, PointerArgument, FunctionFromPrototype, SymbolDeclarations, BoundLibrary } from './symbols';
+export { fromSea } from './sources/sea';

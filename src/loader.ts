@@ -35,6 +35,8 @@ interface Registry {
   readonly version: 1;
   /** By content (xxh64) and the name the loader matches (soname or file name). */
   readonly libraries: Map<string, LoadedLibrary>;
+  /** Node addons' exports, keyed the same way. */
+  addons?: Map<string, unknown>;
 }
 
 function registry(): Registry {
@@ -84,6 +86,31 @@ export function loadFile(file: ManifestFile, dir: string, options: { readonly gl
   registry().libraries.set(registryKey(file), loaded);
   debug('loaded %s in %s ms', at, loaded.ms.toFixed(2));
   return loaded;
+}
+
+/**
+ * Loads the Node addon `dir/<file.name>` with `process.dlopen` and returns its
+ * exports; once per process (a second `process.dlopen` of one addon fails).
+ * Its bundled dependencies must be loaded first.
+ *
+ * @example
+ * const demo = loadAddon(demoNodeFile, dir) as { add(a: number, b: number): number };
+ */
+export function loadAddon(file: ManifestFile, dir: string): unknown {
+  const reg = registry();
+  reg.addons ??= new Map();
+  const key = registryKey(file);
+  if (reg.addons.has(key)) return reg.addons.get(key);
+  const at = path.join(dir, file.name);
+  const module = { exports: {} as unknown };
+  try {
+    process.dlopen(module, at);
+  } catch (e) {
+    throw loadError(file.name, at, e);
+  }
+  reg.addons.set(key, module.exports);
+  debug('loaded addon %s', at);
+  return module.exports;
 }
 
 /**

@@ -146,7 +146,7 @@ describe('openBundle: cold and warm starts', () => {
     assert.equal(r.dir, dir);
     assert.equal(r.variant, KEY);
     assert.match(r.variantReason ?? '', /linux-x64-gnu/);
-    assert.deepEqual(r.source, { kind: 'directory', location: full.dir });
+    assert.deepEqual(r.source, { kind: 'directory', location: full.dir, reason: null });
     assert.deepEqual(r.fallbacks, []);
     assert.deepEqual(r.libraries.map((l) => l.name), CLOSURE_OF_APP);
     for (const lib of r.libraries) {
@@ -371,7 +371,7 @@ describe('openBundle: laziness and ready()', () => {
     );
     assert.deepEqual(r.before, { manifestCalls: 0, cache: [], cacheExists: false, koffi: false, maps: [], dir: null });
     assert.deepEqual(r.report, {
-      source: { kind: 'directory', location: small.dir },
+      source: { kind: 'directory', location: small.dir, reason: null },
       variant: null,
       variantReason: null,
       root: null,
@@ -769,7 +769,7 @@ describe('openBundle: sources, names and variants', () => {
       { params: { bundle: small.dir, cache, key: KEY } },
     );
     assert.equal(r.value, 1011);
-    assert.deepEqual(r.report.source, { kind: 'buffers', location: 'memory (demo)' });
+    assert.deepEqual(r.report.source, { kind: 'buffers', location: 'memory (demo)', reason: null });
     assert.equal(r.report.dir, path.join(cache, small.dirName));
   });
 

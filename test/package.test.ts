@@ -18,7 +18,8 @@ describe('the package', () => {
        console.log(JSON.stringify({ names, same: names.every((n) => esm[n] === cjs[n]), missing: Object.keys(cjs).filter((n) => !(n in esm)) }));`,
     ]);
     const r = JSON.parse(out) as { names: string[]; same: boolean; missing: string[] };
-    assert.ok(r.names.includes('pack') && r.names.includes('DlbundleError'), out);
+    assert.ok(r.names.includes('openBundle') && r.names.includes('fromSea') && r.names.includes('DlbundleError'), out);
+    assert.ok(!r.names.includes('buildSea'), 'build tools stay out of the run-time entry point');
     assert.equal(r.same, true);
     assert.deepEqual(r.missing.filter((n) => n !== '__esModule'), []);
   });

@@ -34,6 +34,14 @@ export interface Source {
    * with the kernel's copy. The cache then hashes what landed on disk.
    */
   copyFile?(io: Io, variant: string, file: ManifestFile, to: string): Step<void>;
+  /**
+   * Present when the blobs are loadable files already (an Electron app's
+   * `app.asar.unpacked`): the directory holding a variant's files, loaded
+   * where they are, with no copy and no cache directory.
+   */
+  inPlaceDir?(variant: string): string;
+  /** Why this source was chosen (set by `autoSource`), for `explain()`. */
+  readonly reason?: string;
 }
 
 /**

@@ -1,0 +1,9 @@
+/**
+ * dlbundle's build-time surface (`dlbundle/build`): packing and single-file
+ * builds. Kept apart from the run-time entry point so that an application
+ * bundled into one file does not carry the build tools.
+ */
+export { pack, type PackOptions, type PackResult } from '../pack';
+export { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
+export { bundleApplication, buildSea, addToSeaConfig, seaAssets, type SeaOptions } from './single-file';
+export { writeEmbeddedModule } from './embed';

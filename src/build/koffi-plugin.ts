@@ -1,0 +1,45 @@
+/**
+ * An esbuild plugin for bundling an application that uses dlbundle (and so
+ * koffi) into one file: koffi's static loader, which `require`s
+ * `@koromix/koffi-<platform>/…/koffi.node` from node_modules, is replaced by
+ * dlbundle's {@link loadKoffiNative}, which takes koffi.node from the SEA
+ * assets or the generated module and loads it through the cache.
+ */
+import * as path from 'node:path';
+
+/** The part of esbuild's plugin interface this plugin uses (esbuild is an optional dependency). */
+export interface EsbuildPluginLike {
+  readonly name: string;
+  setup(build: {
+    onResolve(options: { filter: RegExp }, callback: (args: { path: string; importer: string }) => { path: string; namespace?: string } | undefined): void;
+    onLoad(options: { filter: RegExp; namespace?: string }, callback: () => { contents: string; loader: 'js'; resolveDir: string }): void;
+  }): void;
+}
+
+const NAMESPACE = 'dlbundle-koffi';
+
+/**
+ * The plugin. Use it with esbuild's JavaScript API (`dlbundle bundle` and
+ * `dlbundle sea` do):
+ *
+ * @example
+ * await esbuild.build({ entryPoints: ['app.js'], bundle: true, platform: 'node', outfile: 'app.cjs', plugins: [koffiPlugin()] });
+ */
+export function koffiPlugin(): EsbuildPluginLike {
+  // The compiled koffi-native module beside this file's directory (dist/koffi-native.js).
+  const loader = path.join(__dirname, '..', 'koffi-native.js');
+  return {
+    name: NAMESPACE,
+    setup(build) {
+      // koffi's entry (…/koffi/src/koffi/index.cjs) requires "./src/static.cjs".
+      build.onResolve({ filter: /^\.\/src\/static\.cjs$/ }, (args) =>
+        /[\\/]koffi[\\/]/.test(args.importer) ? { path: 'static-loader', namespace: NAMESPACE } : undefined,
+      );
+      build.onLoad({ filter: /.*/, namespace: NAMESPACE }, () => ({
+        contents: `module.exports = { loadStatic: () => require(${JSON.stringify(loader)}).loadKoffiNative() };\n`,
+        loader: 'js',
+        resolveDir: path.dirname(loader),
+      }));
+    },
+  };
+}

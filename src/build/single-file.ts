@@ -1,0 +1,149 @@
+/**
+ * Single-file builds: `dlbundle bundle` (one CommonJS file with esbuild) and
+ * `dlbundle sea` (a Node single executable application: the bundle, the
+ * libraries and koffi's native module injected into a copy of `node`).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { DlbundleError } from '../errors';
+import { MANIFEST_FILE } from '../manifest';
+import { SEA_INDEX_ASSET, seaAssetKey } from '../sources/sea';
+import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';
+import { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
+import { requireOptional } from './optional';
+
+// The fuse string Node's SEA support looks for; postject flips it on injection.
+// Assembled at run time: postject refuses a binary in which the string occurs
+// twice, and this file must not put a second copy into any program built here.
+const SEA_FUSE = ['NODE_SEA_FUSE', 'fce680ab2cc467b6e072b8b5df1996b2'].join('_');
+
+interface EsbuildLike {
+  build(options: {
+    entryPoints: string[];
+    bundle: boolean;
+    platform: 'node';
+    format: 'cjs';
+    target: string;
+    outfile: string;
+    plugins: EsbuildPluginLike[];
+    logLevel: 'warning' | 'error';
+  }): Promise<unknown>;
+}
+
+interface PostjectLike {
+  inject(file: string, resource: string, data: Buffer, options: { sentinelFuse: string }): Promise<void>;
+}
+
+/**
+ * Bundles `entry` and everything it requires (dlbundle, koffi's JavaScript)
+ * into one CommonJS file, with koffi's loader replaced so that koffi.node
+ * comes from the SEA assets or the generated module.
+ *
+ * @example
+ * await bundleApplication('app.js', 'dist/app.cjs');
+ */
+export async function bundleApplication(entry: string, outfile: string): Promise<void> {
+  const esbuild = requireOptional<EsbuildLike>('esbuild', 'Bundling into one file');
+  await esbuild.build({
+    entryPoints: [path.resolve(entry)],
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: `node${process.versions.node.split('.')[0] ?? '20'}`,
+    outfile,
+    plugins: [koffiPlugin()],
+    logLevel: 'error',
+  });
+}
+
+/** Options of {@link buildSea}. */
+export interface SeaOptions {
+  /** The application's entry script. */
+  readonly entry: string;
+  /** Bundle directories (written by `dlbundle pack`) to carry as assets. */
+  readonly bundles: readonly string[];
+  /** The executable to write. */
+  readonly out: string;
+}
+
+/**
+ * Builds a single executable application: bundles the entry, adds every
+ * bundle and koffi's native module as SEA assets, prepares the blob with the
+ * running `node --experimental-sea-config`, and injects it into a copy of
+ * that `node` with postject.
+ *
+ * @example
+ * await buildSea({ entry: 'app.js', bundles: ['native'], out: 'app' });
+ */
+export async function buildSea(options: SeaOptions): Promise<void> {
+  requireSeaCapableNode();
+  const postject = requireOptional<PostjectLike>('postject', '`dlbundle sea`');
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-sea-'));
+  try {
+    const main = path.join(work, 'main.cjs');
+    await bundleApplication(options.entry, main);
+    const entryDir = path.dirname(path.resolve(options.entry));
+    const bundles = options.bundles.map((dir) => ({ dir, files: bundleFiles(dir) }));
+    const index = bundles.map((b) => ({ name: b.files.manifest.name, dir: path.relative(entryDir, path.resolve(b.dir)) }));
+    const assets: Record<string, string> = { ...seaAssets(packKoffiNative(path.join(work, 'koffi-native'))) };
+    for (const b of bundles) Object.assign(assets, seaAssets(b.files));
+    fs.writeFileSync(path.join(work, 'index.json'), JSON.stringify({ bundles: index }));
+    assets[SEA_INDEX_ASSET] = path.join(work, 'index.json');
+    const blob = path.join(work, 'sea-prep.blob');
+    fs.writeFileSync(path.join(work, 'sea-config.json'), JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, assets }, null, 2));
+    execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { cwd: work, stdio: 'pipe' });
+    const out = path.resolve(options.out);
+    fs.copyFileSync(process.execPath, out);
+    fs.chmodSync(out, 0o755);
+    await postject.inject(out, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE });
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The SEA assets of a bundle: asset key → absolute path.
+ *
+ * @example
+ * seaAssets(bundleFiles('native')) // { 'dlbundle/demo/dlbundle.json': '/…/native/dlbundle.json', … }
+ */
+export function seaAssets(bundle: BundleFiles): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, file] of bundle.files) out[seaAssetKey(bundle.manifest.name, key)] = file;
+  return out;
+}
+
+/**
+ * Adds the bundle in `bundleDir` to the sea-config.json `configFile`
+ * (created when absent; everything already in it is kept). Asset paths are
+ * written relative to the config file's directory: run
+ * `node --experimental-sea-config` from there.
+ *
+ * @example
+ * addToSeaConfig('native', 'sea-config.json');
+ */
+export function addToSeaConfig(bundleDir: string, configFile: string): void {
+  let config: Record<string, unknown> = {};
+  if (fs.existsSync(configFile)) {
+    try {
+      config = JSON.parse(fs.readFileSync(configFile, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new DlbundleError('E_USAGE', `${JSON.stringify(configFile)} is not valid JSON.`, 'Fix or remove it; dlbundle adds its assets to an existing SEA config.', { file: configFile, cause: e });
+    }
+  }
+  const base = path.dirname(path.resolve(configFile));
+  const assets = { ...(typeof config.assets === 'object' && config.assets !== null ? (config.assets as Record<string, string>) : {}) };
+  for (const [key, file] of Object.entries(seaAssets(bundleFiles(bundleDir)))) assets[key] = path.relative(base, file);
+  config.assets = assets;
+  fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+}
+
+function requireSeaCapableNode(): void {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+  if (major < 20 || (major === 20 && minor < 12)) {
+    throw new DlbundleError('E_USAGE', `\`dlbundle sea\` needs Node 20.12 or newer (for node:sea's getRawAsset); this is ${process.version}.`, 'Run it with a newer node; the executable is a copy of the node that builds it.');
+  }
+}
+
