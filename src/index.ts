@@ -15,3 +15,6 @@ export type { Source, SourceKind, BlobReader } from './sources/source';
 export type { RootFallback, VerifyMode } from './cache';
 export type { Pointer, PointerArgument, FunctionFromPrototype, SymbolDeclarations, BoundLibrary } from './symbols';
 export { fromSea } from './sources/sea';
+export { autoSource } from './sources/auto';
+export { fromAsar } from './sources/asar';
+export { inPlaceDirectory } from './sources/directory';

@@ -2,8 +2,9 @@
  * An esbuild plugin for bundling an application that uses dlbundle (and so
  * koffi) into one file: koffi's static loader, which `require`s
  * `@koromix/koffi-<platform>/…/koffi.node` from node_modules, is replaced by
- * dlbundle's {@link loadKoffiNative}, which takes koffi.node from the SEA
- * assets or the generated module and loads it through the cache.
+ * dlbundle's `loadKoffiNative`, which takes koffi.node from the SEA assets or
+ * the generated module and loads it through the cache; and Electron's
+ * `original-fs` is left to Electron.
  */
 import * as path from 'node:path';
 
@@ -11,7 +12,7 @@ import * as path from 'node:path';
 export interface EsbuildPluginLike {
   readonly name: string;
   setup(build: {
-    onResolve(options: { filter: RegExp }, callback: (args: { path: string; importer: string }) => { path: string; namespace?: string } | undefined): void;
+    onResolve(options: { filter: RegExp }, callback: (args: { path: string; importer: string }) => { path: string; namespace?: string; external?: boolean } | undefined): void;
     onLoad(options: { filter: RegExp; namespace?: string }, callback: () => { contents: string; loader: 'js'; resolveDir: string }): void;
   }): void;
 }
@@ -35,6 +36,8 @@ export function koffiPlugin(): EsbuildPluginLike {
       build.onResolve({ filter: /^\.\/src\/static\.cjs$/ }, (args) =>
         /[\\/]koffi[\\/]/.test(args.importer) ? { path: 'static-loader', namespace: NAMESPACE } : undefined,
       );
+      // Electron's unpatched fs, which dlbundle's asar reader uses only inside Electron.
+      build.onResolve({ filter: /^original-fs$/ }, () => ({ path: 'original-fs', external: true }));
       build.onLoad({ filter: /.*/, namespace: NAMESPACE }, () => ({
         contents: `module.exports = { loadStatic: () => require(${JSON.stringify(loader)}).loadKoffiNative() };\n`,
         loader: 'js',

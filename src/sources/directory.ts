@@ -73,3 +73,16 @@ function fileBlob(fd: number): BlobReader {
     close: (io: Io) => io.close(fd),
   };
 }
+
+/**
+ * A bundle directory whose files are loaded where they are, with no copy and
+ * no cache directory: an Electron app's `app.asar.unpacked/<dir>`, installed
+ * with the application. Sizes are still checked before loading.
+ *
+ * @example
+ * openBundle({ source: inPlaceDirectory('/opt/app/resources/app.asar.unpacked/native') });
+ */
+export function inPlaceDirectory(dir: string): Source {
+  const source = fromDirectory(dir);
+  return { ...source, kind: 'in-place', inPlaceDir: (variant) => path.join(source.location, variant) };
+}

@@ -1,0 +1,63 @@
+/**
+ * `autoSource(dir)`: the one call an application makes to find its bundle
+ * wherever it was shipped — inside a single executable, inside an Electron
+ * asar archive (with or without an unpacked copy), or in a plain directory.
+ * The choice and its reason appear in `explain().source`.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DlbundleError } from '../errors';
+import { asarLocation, fromAsar, unpackedTwin } from './asar';
+import { fromDirectory, inPlaceDirectory } from './directory';
+import { fromSea, seaModule, SEA_INDEX_ASSET } from './sea';
+import type { Source } from './source';
+
+/**
+ * The right source for the bundle that lives in `dir` during development:
+ * - in a single executable application: its assets (`fromSea`);
+ * - `dir` inside `….asar/` whose `….asar.unpacked/` twin holds the bundle:
+ *   those files, loaded in place (no copy, no cache directory);
+ * - `dir` inside an asar archive without that twin: the archive (`fromAsar`),
+ *   extracted through the cache;
+ * - otherwise the directory itself (`fromDirectory`).
+ *
+ * @example
+ * openBundle({ source: autoSource(path.join(__dirname, 'native')) });
+ */
+export function autoSource(dir: string): Source {
+  if (seaModule() !== null) {
+    const name = seaBundleName(dir);
+    return { ...fromSea(name), reason: `this process is a single executable application: bundle ${JSON.stringify(name)} from its assets` };
+  }
+  const inArchive = asarLocation(dir);
+  if (inArchive !== null) {
+    const twin = unpackedTwin(inArchive.archive, inArchive.inner);
+    if (twin !== null) {
+      return { ...inPlaceDirectory(twin), reason: `${JSON.stringify(dir)} is inside ${JSON.stringify(inArchive.archive)}, and its unpacked copy ${JSON.stringify(twin)} holds the bundle: loaded in place` };
+    }
+    return { ...fromAsar(inArchive.archive, inArchive.inner), reason: `${JSON.stringify(dir)} is inside the asar archive ${JSON.stringify(inArchive.archive)}, which has no unpacked copy of it: extracted through the cache` };
+  }
+  return { ...fromDirectory(dir), reason: `${JSON.stringify(dir)} is a plain directory` };
+}
+
+interface SeaIndex {
+  readonly bundles: readonly { readonly name: string; readonly dir: string }[];
+}
+
+// `dlbundle sea` records each bundle with its directory relative to the entry
+// script; in the executable, the entry's directory is the executable's.
+function seaBundleName(dir: string): string {
+  let index: SeaIndex;
+  try {
+    const sea = seaModule();
+    index = JSON.parse(sea === null ? '{}' : sea.getAsset(SEA_INDEX_ASSET, 'utf8')) as SeaIndex;
+  } catch (e) {
+    throw new DlbundleError('E_MISSING_BLOB', `This executable has no ${SEA_INDEX_ASSET}, so autoSource cannot tell which bundle ${JSON.stringify(dir)} was.`, 'Build it with `dlbundle sea`, or use fromSea(name) with the bundle name.', { cause: e });
+  }
+  const wanted = path.relative(path.dirname(fs.realpathSync(process.execPath)), path.resolve(dir));
+  const match = index.bundles.find((b) => b.dir === wanted) ?? (index.bundles.length === 1 ? index.bundles[0] : undefined);
+  if (match === undefined) {
+    throw new DlbundleError('E_USAGE', `No bundle of this executable was built from ${JSON.stringify(wanted)}; it has ${index.bundles.map((b) => `${b.name} (${b.dir})`).join(', ')}.`, 'Pass autoSource the directory given to `dlbundle sea --bundle`, relative to the entry script, or use fromSea(name).');
+  }
+  return match.name;
+}
