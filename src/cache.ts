@@ -337,8 +337,7 @@ function* extract(io: Io, req: CacheRequest, root: string): Step<string> {
  * and the copy on disk is hashed; others are hashed while they are written.
  */
 function* writeVerified(io: Io, req: CacheRequest, file: ManifestFile, to: string, scratch: Buffer): Step<void> {
-  if (req.source.copyFile !== undefined) {
-    yield* req.source.copyFile(io, req.variantKey, file, to);
+  if (req.source.copyFile !== undefined && (yield* req.source.copyFile(io, req.variantKey, file, to))) {
     yield* io.startFlush(to);
     yield* io.chmod(to, 0o700);
     const fd = yield* io.openRead(to);

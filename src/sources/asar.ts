@@ -154,16 +154,11 @@ export function fromAsar(archive: string, innerDir: string): Source {
           if (isMissing(e) && (yield* io.lstat(entry.file)) === null) throw missingUnpacked('E_MISSING_BLOB', entry, location, e);
           throw ioError(to, e, 'write');
         }
-        return;
+        return true;
       }
       // A packed blob is a slice of the archive, which the kernel's file copy
-      // cannot take; the cache calls copyFile for every blob, so stream it.
-      const reader = yield* openBlob(io, variant, f.name);
-      try {
-        yield* writeAll(io, reader, to);
-      } finally {
-        yield* reader.close(io);
-      }
+      // cannot take: the cache streams it through openBlob, hashing as it writes.
+      return false;
     },
   };
 }
@@ -344,29 +339,6 @@ function rangeReader(file: string, fd: number, start: number, end: number): Blob
   };
 }
 
-function* writeAll(io: Io, reader: BlobReader, to: string): Step<void> {
-  let fd: number;
-  try {
-    fd = yield* io.create(to, 0o700);
-  } catch (e) {
-    throw ioError(to, e, 'write');
-  }
-  try {
-    const scratch = Buffer.allocUnsafe(COPY_CHUNK);
-    for (let position = 0; ; ) {
-      const chunk = yield* reader.read(io, position, scratch);
-      if (chunk.length === 0) return;
-      try {
-        yield* io.write(fd, chunk);
-      } catch (e) {
-        throw ioError(to, e, 'write');
-      }
-      position += chunk.length;
-    }
-  } finally {
-    yield* io.close(fd);
-  }
-}
 
 /** Resolves `parts` from the root, following links; null when something on the way is absent. */
 function lookup(header: AsarHeader, parts: readonly string[]): AsarEntry | null {

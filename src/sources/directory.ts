@@ -52,6 +52,7 @@ export function fromDirectory(dir: string): Source {
         if (isMissing(e) && !fs.existsSync(blobPath)) throw missingBlob(e, root, variant, file.name, blobPath);
         throw ioError(to, e, 'write');
       }
+      return true;
     },
   };
 }
