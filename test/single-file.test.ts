@@ -9,8 +9,10 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { requireOptional } from '../src/build/optional';
+import { autoSource } from '../src/sources/auto';
 import { runChild } from './child';
-import { DEMO_LIBS, nativeFixture, REPO, tempDir } from './fixtures';
+import { DEMO_LIBS, expectCode, nativeFixture, REPO, tempDir } from './fixtures';
 
 const CLI = path.join(REPO, 'dist', 'cli.js');
 
@@ -164,6 +166,37 @@ ${APP_BODY}`,
     );
     assert.equal(plain.ok, false);
     assert.match(plain.message, /libdemo_core\.so: cannot open shared object file/);
+  });
+
+  it('pack --sea-config creates a SEA config, or adds the bundle to one and keeps what was there', () => {
+    const dir = tempDir();
+    const fresh = path.join(dir, 'fresh.json');
+    cli('pack', nativeFixture('libdemo_core.so'), '--name', 'demo', '--out', path.join(dir, 'native'), '--sea-config', fresh);
+    const created = JSON.parse(fs.readFileSync(fresh, 'utf8')) as { assets: Record<string, string> };
+    assert.deepEqual(created.assets, { 'dlbundle/demo/dlbundle.json': 'native/dlbundle.json', 'dlbundle/demo/linux-x64-gnu/libdemo_core.so': 'native/linux-x64-gnu/libdemo_core.so' });
+
+    const existing = path.join(dir, 'existing.json');
+    fs.writeFileSync(existing, JSON.stringify({ main: 'app.js', output: 'prep.blob', assets: { 'logo.png': 'img/logo.png' } }));
+    cli('pack', nativeFixture('libdemo_core.so'), '--name', 'demo', '--out', path.join(dir, 'native'), '--sea-config', existing);
+    const merged = JSON.parse(fs.readFileSync(existing, 'utf8')) as { main: string; output: string; assets: Record<string, string> };
+    assert.equal(merged.main, 'app.js');
+    assert.equal(merged.output, 'prep.blob');
+    assert.equal(merged.assets['logo.png'], 'img/logo.png');
+    assert.equal(merged.assets['dlbundle/demo/linux-x64-gnu/libdemo_core.so'], 'native/linux-x64-gnu/libdemo_core.so');
+  });
+
+  it('a build that needs a package that is not installed says which and how to install it', () => {
+    const e = expectCode('E_USAGE', () => requireOptional('dlbundle-no-such-package', '`dlbundle sea`'));
+    assert.match(e.message, /`dlbundle sea` needs the package "dlbundle-no-such-package", which is not installed/);
+    assert.match(e.message, /npm install --save-dev dlbundle-no-such-package/);
+  });
+
+  it('autoSource on a plain directory is fromDirectory, and says so', () => {
+    const dir = path.join(makeApp(''), 'native');
+    const source = autoSource(dir);
+    assert.equal(source.kind, 'directory');
+    assert.match(source.reason ?? '', /is a plain directory/);
+    assert.equal(source.manifest().name, 'demo');
   });
 
   describe('Electron asar archives (made by @electron/asar)', () => {
