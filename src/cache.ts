@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import createDebug from 'debug';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
-import { ioError } from './elf-file';
+import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import { mountOf } from './mounts';
 import type { Io, Step } from './io';

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { DlbundleError } from './errors';
+import { ioError, readRange } from './file-io';
 import { readElf, readInterpreter, type ElfByteSource, type ElfInfo } from './elf';
 
 /**
@@ -41,38 +42,10 @@ function withElfFile<T>(file: string, read: (src: ElfByteSource) => T): T {
     return read(
       {
         size: st.size,
-        read(offset, length) {
-          const buf = Buffer.allocUnsafe(length);
-          let got = 0;
-          while (got < length) {
-            let n: number;
-            try {
-              n = fs.readSync(fd, buf, got, length - got, offset + got);
-            } catch (e) {
-              throw ioError(file, e);
-            }
-            if (n === 0) break;
-            got += n;
-          }
-          return buf.subarray(0, got);
-        },
+        read: (offset, length) => readRange(fd, file, offset, length),
       },
     );
   } finally {
     fs.closeSync(fd);
   }
-}
-
-/**
- * Wraps a failed file-system call as `E_IO` (or `E_NO_SPACE` for ENOSPC), keeping the cause.
- *
- * @example
- * try { fs.readFileSync(p); } catch (e) { throw ioError(p, e); }
- */
-export function ioError(file: string, cause: unknown, doing = 'read'): DlbundleError {
-  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new DlbundleError('E_NO_SPACE', `No space left to write ${JSON.stringify(file)}.`, 'Free space on that file system, or point dlbundle at another directory.', { file, cause });
-  }
-  return new DlbundleError('E_IO', `Could not ${doing} ${JSON.stringify(file)}: ${(cause as Error).message}`, 'Check that the path exists and that this user may access it.', { file, cause });
 }

@@ -5,7 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DlbundleError } from './errors';
-import { readElfFile, ioError } from './elf-file';
+import { readElfFile } from './elf-file';
+import { ioError } from './file-io';
 import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest';
 
 /** One file's facts, with exactly the keys `inspect --json` prints. */

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import createDebug from 'debug';
 import { DlbundleError } from './errors';
 import { readElf } from './elf';
-import { ioError } from './elf-file';
+import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import {
   MANIFEST_FILE,

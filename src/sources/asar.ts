@@ -19,7 +19,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
-import { ioError } from '../elf-file';
+import { ioError, readRange } from '../file-io';
 import { DlbundleError, isDlbundleError } from '../errors';
 import { runSync, syncIo, type Io, type Step } from '../io';
 import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestFile } from '../manifest';
@@ -225,7 +225,7 @@ export function readAsarHeader(archive: string): AsarHeader {
     } catch (e) {
       throw isDlbundleError(e) ? e : ioError(file, e);
     }
-    const sizePickle = picklePayload(readRange(afs, fd, file, 0, SIZE_PICKLE_BYTES));
+    const sizePickle = picklePayload(readRange(fd, file, 0, SIZE_PICKLE_BYTES, afs));
     if (sizePickle === null || sizePickle.length < 4) {
       throw damaged(file, `it does not start with the ${SIZE_PICKLE_BYTES}-byte pickle that holds the header size (the file has ${archiveSize} bytes)`, 0);
     }
@@ -234,7 +234,7 @@ export function readAsarHeader(archive: string): AsarHeader {
     if (dataOffset > archiveSize) {
       throw damaged(file, `the header size ${headerSize} runs past the end of the ${archiveSize}-byte file`, 4);
     }
-    const payload = picklePayload(readRange(afs, fd, file, SIZE_PICKLE_BYTES, headerSize));
+    const payload = picklePayload(readRange(fd, file, SIZE_PICKLE_BYTES, headerSize, afs));
     if (payload === null || payload.length < 4) throw damaged(file, `the header pickle (${headerSize} bytes) is malformed`, SIZE_PICKLE_BYTES);
     const length = payload.readInt32LE(0);
     if (length < 0 || length > payload.length - 4) {
@@ -424,22 +424,6 @@ function picklePayload(buf: Buffer): Buffer | null {
   return buf.subarray(buf.length - payloadSize);
 }
 
-/** Up to `length` bytes at `position`; fewer only at the end of the file. */
-function readRange(afs: typeof fs, fd: number, file: string, position: number, length: number): Buffer {
-  const buf = Buffer.allocUnsafe(length);
-  let got = 0;
-  while (got < length) {
-    let n: number;
-    try {
-      n = afs.readSync(fd, buf, got, length - got, position + got);
-    } catch (e) {
-      throw ioError(file, e);
-    }
-    if (n === 0) break;
-    got += n;
-  }
-  return buf.subarray(0, got);
-}
 
 /** Checks an `innerDir`: '/'-separated, a leading '/' allowed, no '..'. */
 function innerParts(inner: string, archive?: string): string[] {

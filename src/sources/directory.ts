@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DlbundleError } from '../errors';
-import { ioError } from '../elf-file';
+import { ioError } from '../file-io';
 import type { Io } from '../io';
 import { MANIFEST_FILE, parseManifest, type Manifest } from '../manifest';
 import type { BlobReader, Source } from './source';
