@@ -19,6 +19,7 @@ import createDebug from 'debug';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
+import { dropLease, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOf } from './mounts';
 import type { Io, Step } from './io';
 import { canonicalFileList, checkVariantDigest, type ManifestFile, type ManifestVariant } from './manifest';
@@ -29,8 +30,6 @@ const debug = createDebug('dlbundle:cache');
 /** Written last into a bundle directory; its presence means every file before it is complete. */
 export const COMPLETE_MARKER = '.dlbundle-complete';
 
-/** Prefix of staging directories inside a root. */
-export const STAGING_PREFIX = '.staging';
 
 // Synchronous copies use 64 KiB chunks: the buffer stays in the CPU cache, and
 // reading 64 MB measured three times faster than with 1 MiB chunks. Async
@@ -160,16 +159,24 @@ export function* place(io: Io, req: CacheRequest): Step<CacheResult> {
 
 function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean }> {
   yield* ensureSafeRoot(io, root);
-  const dir = path.join(root, bundleDirName(req.bundleName, req.variant));
-  const state = yield* checkBundleDir(io, dir, req);
-  if (state === 'ok') return { dir, reused: true };
-  if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
-  yield* refuseNoexec(io, root);
-  const staging = yield* extract(io, req, root);
+  const name = bundleDirName(req.bundleName, req.variant);
+  const dir = path.join(root, name);
+  const state = yield* checkBundleDir(io, dir, req, { root, name });
   try {
-    return yield* publish(io, staging, dir, req, root);
-  } finally {
-    yield* io.rm(staging);
+    if (state === 'ok') return { dir, reused: true };
+    if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
+    yield* refuseNoexec(io, root);
+    yield* sweepStaging(io, root);
+    const staging = yield* extract(io, req, root);
+    try {
+      return yield* publish(io, staging, dir, req, root);
+    } finally {
+      yield* io.rm(staging);
+    }
+  } catch (e) {
+    // This root is not used after all: leave no lease in it.
+    yield* dropLease(io, root, name);
+    throw e;
   }
 }
 
@@ -227,12 +234,16 @@ function unsafeDir(dir: string, problem: string): DlbundleError {
  * 'ok' when `dir` holds exactly the variant's files, complete; 'missing' when
  * it does not exist; otherwise the reason it must be rebuilt. Throws
  * `E_UNSAFE_DIR` when the directory itself is not this user's private one.
+ * With `lease`, this process's lease on the directory is taken once the
+ * directory is known to be safe and before its contents are checked, so that
+ * a concurrent prune that looks after this check cannot miss it.
  */
-function* checkBundleDir(io: Io, dir: string, req: CacheRequest): Step<'ok' | 'missing' | string> {
+function* checkBundleDir(io: Io, dir: string, req: CacheRequest, lease: { root: string; name: string } | null = null): Step<'ok' | 'missing' | string> {
   const st = yield* io.lstat(dir);
-  if (st === null) return 'missing';
-  const problem = unsafeReason(st);
+  const problem = st === null ? null : unsafeReason(st);
   if (problem !== null) throw unsafeDir(dir, `the bundle directory ${problem}`);
+  if (lease !== null) yield* takeLease(io, lease.root, lease.name);
+  if (st === null) return 'missing';
 
   const expected = expectedEntries(req.variant);
   const entries = yield* io.readdir(dir);
@@ -302,7 +313,7 @@ function* hashDescriptor(io: Io, fd: number, limit: number, scratch: Buffer): St
 function* extract(io: Io, req: CacheRequest, root: string): Step<string> {
   // The digest names the directory every later start trusts; check it once, here.
   checkVariantDigest(req.variant, req.source.location, `variants[${JSON.stringify(req.variantKey)}]`);
-  const staging = yield* io.mkdtemp(root, `${STAGING_PREFIX}-${bundleDirName(req.bundleName, req.variant)}`);
+  const staging = yield* io.mkdtemp(root, stagingPrefix(bundleDirName(req.bundleName, req.variant)));
   try {
     const scratch = scratchBuffer(io);
     for (const file of req.variant.files) {
@@ -405,7 +416,7 @@ function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root:
     if (state === 'missing') continue;
     // Moved aside, not deleted in place: a process that has the old files
     // mapped keeps them, and the final name is never half-populated.
-    const aside = yield* io.mkdtemp(root, `${STAGING_PREFIX}-damaged`);
+    const aside = yield* io.mkdtemp(root, stagingPrefix('damaged'));
     try {
       yield* io.rename(dir, path.join(aside, 'old'));
     } catch (e) {

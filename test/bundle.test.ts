@@ -16,7 +16,7 @@ import { pack } from '../src/pack';
 import { fromDirectory } from '../src/sources/directory';
 import { ldSoCacheLookup, resolveSystemLibrary } from '../src/system-libs';
 import { childResult, runChild, spawnChildAsync, type Caught, type ErrorFacts } from './child';
-import { identities, nativeFixture, NATIVE_BUILD, REPO, tempDir } from './fixtures';
+import { identities, NATIVE_BUILD, nativeFixture, REPO, rootEntries, tempDir } from './fixtures';
 
 const KEY = 'linux-x64-gnu';
 const FOREIGN_UID = 65534; // nobody
@@ -135,7 +135,7 @@ describe('openBundle: cold and warm starts', () => {
     }
     assert.equal(fs.readlinkSync(path.join(dir, 'libdemo_codec.so.1')), 'libdemo_codec.so.1.2.3');
     assert.equal(fs.readFileSync(path.join(dir, COMPLETE_MARKER), 'utf8'), `${canonicalFileList(full.variant.files)}\n`);
-    assert.deepEqual(fs.readdirSync(cache), [full.dirName], 'no staging leftovers in the root');
+    assert.deepEqual(rootEntries(cache), [full.dirName], 'no staging leftovers in the root');
   });
 
   it('explain() after a cold start: reused false, root, dir, variant, and exactly core, codec, app with size, hash, neededBy and timing', () => {
@@ -178,7 +178,7 @@ describe('openBundle: cold and warm starts', () => {
     assert.equal(warm.report.dir, dir);
     assert.deepEqual(warm.report.libraries.map((l) => l.path), CLOSURE_OF_APP.map((n) => path.join(dir, n)));
     assert.deepEqual(identities(dir), before);
-    assert.deepEqual(fs.readdirSync(cache), [full.dirName]);
+    assert.deepEqual(rootEntries(cache), [full.dirName]);
   });
 });
 
@@ -400,7 +400,7 @@ describe('openBundle: laziness and ready()', () => {
     assert.equal(r.reused, false);
     assert.equal(r.value, 1011);
     assert.equal(r.add, 5);
-    assert.deepEqual(fs.readdirSync(cache), [small.dirName]);
+    assert.deepEqual(rootEntries(cache), [small.dirName]);
   });
 
   it('ready() and a synchronous first touch in the same tick: both work, one final directory, no staging leftovers', () => {
@@ -416,7 +416,7 @@ describe('openBundle: laziness and ready()', () => {
     assert.equal(r.value, 1011);
     assert.deepEqual(r.ready, { ok: true, value: null });
     assert.deepEqual(r.maps, inDir(r.dir, CLOSURE_OF_APP));
-    assert.deepEqual(fs.readdirSync(cache), [small.dirName]);
+    assert.deepEqual(rootEntries(cache), [small.dirName]);
   });
 
   it('a synchronous first touch while ready() is part-way through extracting: the first to publish wins, no staging leftovers', () => {
@@ -440,7 +440,7 @@ describe('openBundle: laziness and ready()', () => {
     assert.deepEqual(r.after, [full.dirName]);
     assert.equal(r.report.dir, path.join(cache, full.dirName));
     assert.deepEqual(r.report.libraries.map((l) => l.name), CLOSURE_OF_APP);
-    assert.deepEqual(fs.readdirSync(cache), [full.dirName]);
+    assert.deepEqual(rootEntries(cache), [full.dirName]);
   });
 
   it('two concurrent ready() calls end with one directory and no staging leftovers', () => {
@@ -453,7 +453,7 @@ describe('openBundle: laziness and ready()', () => {
     );
     assert.deepEqual(r.results, [{ ok: true, value: null }, { ok: true, value: null }]);
     assert.equal(r.value, 1011);
-    assert.deepEqual(fs.readdirSync(cache), [small.dirName]);
+    assert.deepEqual(rootEntries(cache), [small.dirName]);
   });
   // A typo in a library name must not cost a whole extraction, on either path.
   it('ready() refuses an unknown library name before extracting anything, as the first touch does', () => {
@@ -479,7 +479,7 @@ describe('openBundle: processes racing for one cache directory', () => {
     assert.deepEqual(runs.map((r) => r.value), [1011, 1011, 1011, 1011]);
     assert.equal(runs.filter((r) => r.report.reused === false).length, 1, JSON.stringify(runs.map((r) => r.report.reused)));
     for (const r of runs) assert.deepEqual(r.maps, inDir(dir, CLOSURE_OF_APP));
-    assert.deepEqual(fs.readdirSync(cache), [full.dirName]);
+    assert.deepEqual(rootEntries(cache), [full.dirName]);
     assert.ok(fs.readFileSync(path.join(dir, 'libdemo_big.so')).equals(fs.readFileSync(path.join(full.dir, KEY, 'libdemo_big.so'))));
   });
 });
@@ -510,7 +510,7 @@ describe('openBundle: damaged cache directories are repaired on the next start',
       assert.deepEqual(fs.readdirSync(dir).sort(), [COMPLETE_MARKER, ...SMALL_FILES, 'libdemo_codec.so.1'].sort());
       for (const name of SMALL_FILES) assert.ok(fs.readFileSync(path.join(dir, name)).equals(fs.readFileSync(path.join(small.dir, KEY, name))), name);
       assert.equal(fs.readlinkSync(path.join(dir, 'libdemo_codec.so.1')), 'libdemo_codec.so.1.2.3');
-      assert.deepEqual(fs.readdirSync(cache), [small.dirName]);
+      assert.deepEqual(rootEntries(cache), [small.dirName]);
     });
   }
 

@@ -12,7 +12,7 @@ import { fromBuffers, type BlobInput } from '../src/sources/buffers';
 import { fromDirectory } from '../src/sources/directory';
 import type { Source } from '../src/sources/source';
 import { spawnChild } from './child';
-import { expectCode, identities, nativeFixture, REPO, tempDir } from './fixtures';
+import { expectCode, identities, nativeFixture, REPO, rootEntries, tempDir } from './fixtures';
 
 // The cache works on files only (it never dlopens), so it is exercised here,
 // in the mocha process, on the real demo libraries packed into a temp bundle.
@@ -144,7 +144,7 @@ describe('cache: materialize', () => {
     assert.deepEqual(r, { root, dir: path.join(root, dirName), reused: false, fallbacks: [] });
     assert.equal(dirName, `demo-${variant.digest}`);
     assert.equal(mode(root), 0o700);
-    assert.deepEqual(fs.readdirSync(root), [dirName], 'nothing but the bundle directory in the root (no staging leftovers)');
+    assert.deepEqual(rootEntries(root), [dirName], 'nothing but the bundle directory in the root (no staging leftovers)');
     assertComplete(r.dir);
   });
 
@@ -154,7 +154,7 @@ describe('cache: materialize', () => {
     assert.equal(r.reused, false);
     assert.equal(r.dir, path.join(root, dirName));
     assertComplete(r.dir);
-    assert.deepEqual(fs.readdirSync(root), [dirName]);
+    assert.deepEqual(rootEntries(root), [dirName]);
   });
 
   it('a bundle from memory is hashed while it is written and lands the same way', () => {
@@ -166,7 +166,7 @@ describe('cache: materialize', () => {
     assertComplete(r.dir);
   });
 
-  it('a warm start reuses the directory with a few lstats: no file is opened, read, written or renamed', () => {
+  it('a warm start reuses the directory with a few lstats: no file is opened, read, written or renamed, but its lease', () => {
     const root = freshRoot();
     const cold = materializeSync([root]);
     const before = identities(cold.dir);
@@ -174,10 +174,14 @@ describe('cache: materialize', () => {
     const warm = runSync(materialize(watchedIo(syncIo, calls), request([root])));
     assert.deepEqual(warm, { ...cold, reused: true });
     assert.deepEqual(identities(cold.dir), before);
-    const ops = new Set(calls.map((c) => c.op));
+    // The lease (<root>/.leases/<dir>/<pid tag>) is the one thing a warm start writes.
+    const leases = path.join(root, '.leases');
+    const outsideLeases = calls.filter((c) => !String(c.args[0]).startsWith(leases + path.sep) && String(c.args[0]) !== leases);
+    const ops = new Set(outsideLeases.map((c) => c.op));
     for (const op of ['openRead', 'read', 'create', 'write', 'copyFile', 'rename', 'mkdtemp', 'rm', 'fsync', 'symlink', 'chmod', 'mkdir']) {
-      assert.ok(!ops.has(op), `a warm start called ${op}`);
+      assert.ok(!ops.has(op), `a warm start called ${op} outside ${leases}`);
     }
+    assert.deepEqual(fs.readdirSync(path.join(leases, path.basename(cold.dir))), [`${fs.readlinkSync('/proc/self/ns/pid').replace(/\D/g, '')}-${process.pid}`]);
     // The one file read is the small marker.
     assert.deepEqual(calls.filter((c) => c.op === 'readFile').map((c) => c.args[0]), [path.join(cold.dir, COMPLETE_MARKER)]);
   });
@@ -202,7 +206,7 @@ describe('cache: materialize', () => {
     const r = await runAsync(materialize(asyncIo, request([root], { verify: 'full' })));
     assert.equal(r.reused, false);
     assertComplete(dir);
-    assert.deepEqual(fs.readdirSync(root), [dirName]);
+    assert.deepEqual(rootEntries(root), [dirName]);
   });
 
   describe('a damaged directory is rebuilt and swapped in', () => {
@@ -255,7 +259,7 @@ describe('cache: materialize', () => {
         assertComplete(dir);
         // Swapped in by rename, not repaired in place: a process that has the old files mapped keeps them.
         assert.notEqual(fs.statSync(dir).ino, oldDirIno);
-        assert.deepEqual(fs.readdirSync(root), [dirName], 'no staging or moved-aside leftovers');
+        assert.deepEqual(rootEntries(root), [dirName], 'no staging or moved-aside leftovers');
         assert.equal(materializeSync([root]).reused, true, 'and the start after that reuses it');
       });
     }
@@ -297,7 +301,7 @@ describe('cache: materialize', () => {
         const err = expectCode('E_INTEGRITY', () => materializeSync([root, second], { source: fromDirectory(copy) }));
         assert.equal(err.file, 'libdemo_codec.so.1.2.3');
         assert.match(err.message, says);
-        assert.deepEqual(fs.readdirSync(root), [], 'nothing published, no staging leftovers');
+        assert.deepEqual(rootEntries(root), [], 'nothing published, no staging leftovers');
         assert.equal(fs.existsSync(second), false, 'another root would not fix the source, so it is not touched');
       });
 
@@ -311,7 +315,7 @@ describe('cache: materialize', () => {
         const err = expectCode('E_INTEGRITY', () => materializeSync([root], { source: fromBuffers(manifest, blobs) }));
         assert.equal(err.file, 'libdemo_app.so');
         assert.match(err.message, says);
-        assert.deepEqual(fs.readdirSync(root), []);
+        assert.deepEqual(rootEntries(root), []);
       });
     }
 
@@ -321,7 +325,7 @@ describe('cache: materialize', () => {
       const root = freshRoot();
       const err = expectCode('E_MISSING_BLOB', () => materializeSync([root, freshRoot()], { source: fromDirectory(copy) }));
       assert.equal(err.file, 'libdemo_plugin.so');
-      assert.deepEqual(fs.readdirSync(root), []);
+      assert.deepEqual(rootEntries(root), []);
     });
 
     it('a blob missing from fromBuffers: E_MISSING_BLOB naming it and listing the keys given', () => {
@@ -331,7 +335,7 @@ describe('cache: materialize', () => {
       const err = expectCode('E_MISSING_BLOB', () => materializeSync([root], { source: fromBuffers(manifest, blobs) }));
       assert.equal(err.file, 'libdemo_accel.so');
       assert.match(err.message, /linux-x64-gnu\/libdemo_core\.so/);
-      assert.deepEqual(fs.readdirSync(root), []);
+      assert.deepEqual(rootEntries(root), []);
     });
 
     it('a manifest whose digest does not match its files: read without complaint at run time, E_BAD_MANIFEST before extracting', () => {
@@ -350,7 +354,7 @@ describe('cache: materialize', () => {
       const calls: Call[] = [];
       const err = expectCode('E_BAD_MANIFEST', () => runSync(materialize(watchedIo(syncIo, calls), { ...request([root]), source, variant: bad })));
       assert.match(err.message, /digest/);
-      assert.deepEqual(fs.readdirSync(root), []);
+      assert.deepEqual(rootEntries(root), []);
       assert.ok(!calls.some((c) => c.op === 'mkdtemp' || c.op === 'copyFile'), 'refused before any staging directory or copy');
       // The offline reader (pack, inspect) checks it at once.
       assert.throws(() => parseManifest(fs.readFileSync(file, 'utf8')), (e: unknown) => isDlbundleError(e, 'E_BAD_MANIFEST'));
@@ -517,7 +521,9 @@ describe('cache: materialize', () => {
       assertComplete(r.dir);
       assert.equal(r.fallbacks[0]?.code, 'E_NO_SPACE');
       assert.equal(r.fallbacks[0]?.root, full);
-      assert.deepEqual(fs.readdirSync(full), [], 'the full root holds nothing');
+      assert.deepEqual(rootEntries(full), [], 'the full root holds nothing');
+      const leases = path.join(full, '.leases', path.basename(r.dir));
+      assert.deepEqual(fs.existsSync(leases) ? fs.readdirSync(leases) : [], [], 'and no lease of this process');
     });
 
     // A copy fails on either side; a full cache must be reported as the cache, not as the read-only source.
@@ -550,7 +556,7 @@ describe('cache: materialize', () => {
       });
       const err = expectCode('E_NO_SPACE', () => runSync(materialize(io, request([root], { source: fromBuffers(manifest, blobs) }))));
       assert.match(err.message, /No cache directory could be used/);
-      assert.deepEqual(fs.readdirSync(root), []);
+      assert.deepEqual(rootEntries(root), []);
     });
 
     it('a process killed during extraction leaves only its staging directory; the next start publishes a complete one', () => {
@@ -574,7 +580,7 @@ describe('cache: materialize', () => {
         { params: { repo: REPO, bundle, key: KEY, root } },
       );
       assert.equal(child.signal, 'SIGKILL', child.stderr);
-      const left = fs.readdirSync(root);
+      const left = rootEntries(root);
       assert.ok(!left.includes(dirName), 'no bundle directory under the final name');
       assert.ok(left.every((e) => e.startsWith(`.staging-${dirName}-`)), JSON.stringify(left));
       const r = materializeSync([root]);
@@ -602,7 +608,7 @@ describe('cache: materialize', () => {
       assert.equal(r.reused, true);
       assert.ok(winner !== undefined);
       assert.deepEqual(identities(r.dir), winner, "the winner's files are the ones in place");
-      assert.deepEqual(fs.readdirSync(root), [dirName], 'the loser removed its staging directory');
+      assert.deepEqual(rootEntries(root), [dirName], 'the loser removed its staging directory');
     });
 
     it('a directory that keeps changing under the publish gives E_IO after three attempts, leaving no staging', () => {

@@ -23,7 +23,7 @@ const RESULT_MARK = '@@dlbundle-test-result@@';
 //   demoMapped()  the mapped paths of demo libraries (libdemo_*, demo.node), sorted
 //   caught(fn)    { ok: true, value } or { ok: false, error: { code, file, dependency, symbol, dir, message } }
 //   caughtAsync(fn)  the same for an async fn
-//   entries(dir)  sorted directory entries, [] when it does not exist
+//   entries(dir)  sorted directory entries without .leases (dlbundle's bookkeeping), [] when it does not exist
 const PRELUDE = `
 'use strict';
 const fs = require('node:fs');
@@ -39,7 +39,7 @@ const errorFacts = (e) => ({ name: e && e.name, code: e && e.code, file: e && e.
   symbol: e && e.symbol, dir: e && e.dir, message: String(e && e.message) });
 const caught = (fn) => { try { return { ok: true, value: fn() }; } catch (e) { return { ok: false, error: errorFacts(e) }; } };
 const caughtAsync = async (fn) => { try { return { ok: true, value: await fn() }; } catch (e) { return { ok: false, error: errorFacts(e) }; } };
-const entries = (dir) => { try { return fs.readdirSync(dir).sort(); } catch { return []; } };
+const entries = (dir) => { try { return fs.readdirSync(dir).filter((e) => e !== '.leases').sort(); } catch { return []; } };
 `;
 
 /** What a failed call reported, as the child's `caught()` gives it. */

@@ -56,3 +56,8 @@ export function identities(dir: string): Record<string, string> {
   }
   return out;
 }
+
+/** The entries of a cache root, sorted, without the `.leases` bookkeeping directory; [] when it does not exist. */
+export function rootEntries(root: string): string[] {
+  return fs.existsSync(root) ? fs.readdirSync(root).filter((e) => e !== '.leases').sort() : [];
+}
