@@ -5,10 +5,13 @@
  * variant and loads the libraries that symbol needs, in dependency order.
  */
 import createDebug from 'debug';
-import { place, cacheRoots, type CacheRequest, type CacheResult, type RootFallback, type VerifyMode } from './cache';
-import { DlbundleError } from './errors';
+import * as path from 'node:path';
+import { place, cacheRoots, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type RootFallback, type VerifyMode } from './cache';
+import { DlbundleError, isDlbundleError } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
+import { sweepStaging } from './leases';
 import { loadAddon, loadFile, type LoadedLibrary } from './loader';
+import { createMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, dependencyGraph, type DependencyGraph } from './plan';
 import type { Source, SourceKind } from './sources/source';
@@ -24,8 +27,12 @@ export interface OpenBundleOptions {
   readonly source: Source;
   /** The preferred cache root; default `$DLBUNDLE_CACHE_DIR`, else `<tmpdir>/dlbundle-<uid>`. */
   readonly cacheDir?: string;
-  /** `'disk'` (default) extracts into a cache directory. */
-  readonly mode?: 'auto' | 'disk';
+  /**
+   * `'auto'` (default): a cache directory, or memory files (Linux memfd) when
+   * no cache root can be used; `'disk'`: a cache directory or an error;
+   * `'memory'`: memory files only, nothing written to disk.
+   */
+  readonly mode?: 'auto' | 'disk' | 'memory';
   /** `'size'` (default) checks sizes when reusing a directory; `'full'` re-hashes every file. */
   readonly verify?: VerifyMode;
   /** File names to load with RTLD_GLOBAL, so later libraries can bind to their symbols. */
@@ -56,6 +63,10 @@ export interface BundleReport {
   readonly reused: boolean | null;
   readonly fallbacks: readonly RootFallback[];
   readonly libraries: readonly LibraryReport[];
+  /** `'disk'` (the cache), `'in-place'` (the source's own files) or `'memory'` (memfd); null before first use. */
+  readonly mode: 'disk' | 'in-place' | 'memory' | null;
+  /** In memory mode: bundled files that cannot work fully there, and why. */
+  readonly limitations: readonly { readonly name: string; readonly reason: string }[];
 }
 
 /** A bundle of native libraries, loaded on first use. */
@@ -104,16 +115,39 @@ export function openBundle(options: OpenBundleOptions): Bundle {
   return new LazyBundle(options);
 }
 
+// A warm start does not extract, so it does not sweep on its way; staging
+// directories left by crashed processes are swept once the caller's
+// synchronous work is done, off the start-up path. Best effort: a failure is
+// only logged, since nothing depends on it.
+function sweepLater(root: string): void {
+  setImmediate(() => {
+    try {
+      runSync(sweepStaging(syncIo, root));
+    } catch (e) {
+      debug('sweeping %s failed: %s', root, (e as Error).message);
+    }
+  }).unref();
+}
+
+/** Where the variant's files are loaded from. */
+type Placement =
+  /** A bundle directory: in the cache, or the source's own directory (in place). */
+  | { readonly kind: 'disk'; readonly result: CacheResult }
+  /** Memory files (memfd), created as libraries are loaded; no directory at all. */
+  | { readonly kind: 'memory'; readonly fallbacks: readonly RootFallback[]; readonly fds: Map<string, number> };
+
 class LazyBundle implements Bundle {
   private resolved: Resolved | undefined;
-  private placed: CacheResult | undefined;
+  private placement: Placement | undefined;
+  /** Roots given up after dlopen could not map from them (noexec that the mount table did not show). */
+  private readonly abandoned: RootFallback[] = [];
   private readonly loaded = new Map<string, LoadedLibrary>();
   private readonly declared = new Set<string>();
 
   constructor(private readonly options: OpenBundleOptions) {}
 
   get dir(): string | null {
-    return this.placed?.dir ?? null;
+    return this.placement?.kind === 'disk' ? this.placement.result.dir : null;
   }
 
   library<const D extends SymbolDeclarations>(name: string, symbols: D): BoundLibrary<D> {
@@ -123,24 +157,24 @@ class LazyBundle implements Bundle {
 
   addon<T = unknown>(name: string): T {
     const file = this.fileNamed(name);
-    const dir = this.placeSync();
     const r = this.resolve();
+    this.placeSync();
     // The addon's own dlopen is Node's (process.dlopen), so that Node runs its
     // registration; only the libraries it needs go through koffi first.
-    for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.loadClosure(dep, dir);
-    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver(dir));
-    return loadAddon(file, dir) as T;
+    for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
+    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver());
+    return loadAddon(file, this.pathOf(file)) as T;
   }
 
   async ready(): Promise<void> {
     const r = this.resolve();
     // Names are checked before anything is extracted, as on the first touch.
     const names = [...this.declared].map((name) => this.fileNamed(name).name);
-    if (this.placed === undefined) {
-      const placed = await runAsync(place(asyncIo, this.cacheRequest(r)));
-      this.placed ??= placed;
+    if (this.placement === undefined && this.options.mode !== 'memory') {
+      const placed = this.settle(await runAsync(place(asyncIo, this.cacheRequest(r))));
+      this.placement ??= placed;
     }
-    for (const name of names) this.loadClosure(name, this.placed.dir);
+    for (const name of names) this.load(name);
   }
 
   explain(): BundleReport {
@@ -152,31 +186,73 @@ class LazyBundle implements Bundle {
       const neededBy = [...r.graph.bundledDeps].filter(([user, deps]) => deps.includes(lib.name) && this.loaded.has(user)).map(([user]) => user);
       libraries.push({ name: lib.name, path: lib.path, size: file.size, xxh64: file.xxh64, neededBy, ms: lib.ms });
     }
+    const p = this.placement;
+    const disk = p?.kind === 'disk' ? p.result : undefined;
     return {
       source: { kind: this.options.source.kind, location: this.options.source.location, reason: this.options.source.reason ?? null },
       variant: r?.key ?? null,
       variantReason: r?.reason ?? null,
-      root: this.placed?.root ?? null,
-      dir: this.placed?.dir ?? null,
-      reused: this.placed?.reused ?? null,
-      fallbacks: this.placed?.fallbacks ?? [],
+      mode: p === undefined ? null : p.kind === 'memory' ? 'memory' : this.options.source.inPlaceDir !== undefined ? 'in-place' : 'disk',
+      root: disk?.root ?? null,
+      dir: disk?.dir ?? null,
+      reused: p === undefined ? null : (disk?.reused ?? false),
+      fallbacks: [...this.abandoned, ...(disk?.fallbacks ?? []), ...(p?.kind === 'memory' ? p.fallbacks : [])],
       libraries,
+      limitations: p?.kind === 'memory' && r !== undefined ? memoryLimitations(r) : [],
     };
   }
 
   /** The synchronous first-touch path: the same steps as ready(), on synchronous I/O. */
   private loadSync(name: string): LoadedLibrary['handle'] {
     const file = this.fileNamed(name);
-    this.loadClosure(file.name, this.placeSync());
+    this.placeSync();
+    this.load(file.name);
     const lib = this.loaded.get(file.name);
     if (lib === undefined) throw new DlbundleError('E_LOAD_FAILED', `${JSON.stringify(name)} was not loaded.`, 'Report this as a dlbundle bug.', { file: name });
     return lib.handle;
   }
 
-  /** The directory the variant's files are in, materializing it synchronously on first use. */
-  private placeSync(): string {
-    this.placed ??= runSync(place(syncIo, this.cacheRequest(this.resolve())));
-    return this.placed.dir;
+  /** Decides where the files are, materializing them synchronously on first use. */
+  private placeSync(): Placement {
+    if (this.placement === undefined) {
+      this.placement = this.options.mode === 'memory' ? memoryPlacement([]) : this.settle(runSync(place(syncIo, this.cacheRequest(this.resolve()))));
+    }
+    return this.placement;
+  }
+
+  /** A placement from the cache's answer: its directory, or memory files when no root is usable in auto mode. */
+  private settle(placed: CacheResult | NoRoot): Placement {
+    if ('dir' in placed) {
+      if (placed.reused && this.options.source.inPlaceDir === undefined) sweepLater(placed.root);
+      return { kind: 'disk', result: placed };
+    }
+    if (this.options.mode === 'auto' || this.options.mode === undefined) {
+      if (memoryModeSupported()) {
+        debug('no cache root is usable; loading from memory');
+        return memoryPlacement(placed.fallbacks);
+      }
+    }
+    throw placed.error;
+  }
+
+  /**
+   * Loads `name` and what it needs. A root that passed the mount check but
+   * from which dlopen cannot map (E_NOEXEC: a remount, a security policy) is
+   * given up, and the files are placed anew in the next root — or in memory.
+   */
+  private load(name: string): void {
+    for (;;) {
+      try {
+        this.loadClosure(name);
+        return;
+      } catch (e) {
+        const p = this.placement;
+        if (!isDlbundleError(e, 'E_NOEXEC') || p?.kind !== 'disk' || this.options.source.inPlaceDir !== undefined) throw e;
+        this.abandoned.push({ root: p.result.root, code: 'E_NOEXEC', reason: e.message.split('\n')[0] ?? e.message });
+        this.placement = undefined;
+        this.placeSync();
+      }
+    }
   }
 
   private resolve(): Resolved {
@@ -205,35 +281,72 @@ class LazyBundle implements Bundle {
   }
 
   private cacheRequest(r: Resolved): CacheRequest {
+    const abandoned = new Set(this.abandoned.map((f) => f.root));
     return {
       bundleName: r.manifest.name,
       variantKey: r.key,
       variant: r.variant,
       source: this.options.source,
-      roots: cacheRoots(this.options.cacheDir),
+      roots: cacheRoots(this.options.cacheDir).filter((root) => !abandoned.has(root)),
       verify: this.options.verify ?? 'size',
     };
   }
 
   /** Loads `name` and its bundled dependencies, dependencies first, after checking machine and external dependencies. */
-  private loadClosure(name: string, dir: string): void {
+  private loadClosure(name: string): void {
     const r = this.resolve();
     const closure = dependencyClosure(r.graph, r.variant.order, name).filter((n) => !this.loaded.has(n));
     if (closure.length === 0) return;
-    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver(dir));
+    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver());
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;
-      this.loaded.set(n, loadFile(file, dir, { global: global.has(n) }));
+      this.loaded.set(n, loadFile(file, this.pathOf(file), { global: global.has(n) }));
     }
+  }
+
+  /** The path `file` is loaded from: in the bundle directory, or its memory file (written on first need). */
+  private pathOf(file: ManifestFile): string {
+    const p = this.placeSync();
+    if (p.kind === 'disk') return path.join(p.result.dir, file.name);
+    let fd = p.fds.get(file.name);
+    if (fd === undefined) {
+      fd = createMemoryFile(file.name);
+      runSync(streamVerified(syncIo, { source: this.options.source, variantKey: this.resolve().key }, file, fd, Buffer.allocUnsafe(1 << 16)));
+      p.fds.set(file.name, fd);
+    }
+    return memoryFilePath(fd);
   }
 
   private machine(): string {
     return targetFacts(hostTarget()).elf?.machine ?? process.arch;
   }
 
-  /** Looks external dependencies up the way ld.so will, with `$ORIGIN` = the bundle directory. */
-  private systemResolver(dir: string): (dep: string, file: ManifestFile) => string | null {
-    return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir })?.path ?? null;
+  /** Looks external dependencies up the way ld.so will, with `$ORIGIN` = the bundle directory (none in memory). */
+  private systemResolver(): (dep: string, file: ManifestFile) => string | null {
+    const origin = this.dir ?? '';
+    return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin })?.path ?? null;
   }
+}
+
+function memoryPlacement(fallbacks: readonly RootFallback[]): Placement {
+  return { kind: 'memory', fallbacks, fds: new Map() };
+}
+
+/**
+ * What cannot work when the libraries have no directory: `$ORIGIN` in a
+ * RUNPATH, and files that no bundled library needs — plugins, which a library
+ * typically opens by path from its own directory.
+ */
+function memoryLimitations(r: Resolved): { name: string; reason: string }[] {
+  const needed = new Set([...r.graph.bundledDeps.values()].flat());
+  const out: { name: string; reason: string }[] = [];
+  for (const f of r.variant.files) {
+    if (f.runpath.some((d) => d.includes('$ORIGIN') || d.includes('${ORIGIN}'))) {
+      out.push({ name: f.name, reason: 'its RUNPATH uses $ORIGIN, which has no directory in memory mode' });
+    } else if (!needed.has(f.name) && !f.name.endsWith('.node')) {
+      out.push({ name: f.name, reason: 'no bundled library needs it, so it is probably opened by path from a directory at run time (a plugin): in memory mode it is not on disk' });
+    }
+  }
+  return out;
 }

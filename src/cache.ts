@@ -22,13 +22,12 @@ import { createXxh64 } from './hash';
 import { dropLease, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOf } from './mounts';
 import type { Io, Step } from './io';
-import { canonicalFileList, checkVariantDigest, type ManifestFile, type ManifestVariant } from './manifest';
+import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
 
 const debug = createDebug('dlbundle:cache');
 
-/** Written last into a bundle directory; its presence means every file before it is complete. */
-export const COMPLETE_MARKER = '.dlbundle-complete';
+export { COMPLETE_MARKER };
 
 
 // Synchronous copies use 64 KiB chunks: the buffer stays in the CPU cache, and
@@ -105,6 +104,26 @@ export function bundleDirName(bundleName: string, variant: ManifestVariant): str
  * const { dir } = runSync(materialize(syncIo, request));
  */
 export function* materialize(io: Io, req: CacheRequest): Step<CacheResult> {
+  const result = yield* tryMaterialize(io, req);
+  if ('dir' in result) return result;
+  throw result.error;
+}
+
+/** Every root failed: why each one did, and the error {@link materialize} throws for it. */
+export interface NoRoot {
+  readonly fallbacks: readonly RootFallback[];
+  readonly error: DlbundleError;
+}
+
+/**
+ * {@link materialize}, returning the roots' failures instead of throwing them
+ * when no root can be used (memory mode takes over from there). Content
+ * errors (`E_INTEGRITY`, `E_MISSING_BLOB`, `E_BAD_MANIFEST`) are still thrown.
+ *
+ * @example
+ * const r = runSync(tryMaterialize(syncIo, request)); if ('dir' in r) … else r.fallbacks
+ */
+export function* tryMaterialize(io: Io, req: CacheRequest): Step<CacheResult | NoRoot> {
   const fallbacks: RootFallback[] = [];
   const errors: DlbundleError[] = [];
   for (const root of req.roots) {
@@ -121,9 +140,13 @@ export function* materialize(io: Io, req: CacheRequest): Step<CacheResult> {
       errors.push(err);
     }
   }
+  return { fallbacks, error: noUsableRoot(req, fallbacks, errors) };
+}
+
+function noUsableRoot(req: CacheRequest, fallbacks: readonly RootFallback[], errors: readonly DlbundleError[]): DlbundleError {
   const first = errors[0];
   const allSame = errors.every((e) => e.code === first?.code);
-  throw new DlbundleError(
+  return new DlbundleError(
     allSame && first !== undefined ? first.code : 'E_UNSAFE_DIR',
     `No cache directory could be used for ${JSON.stringify(req.bundleName)}:\n${fallbacks.map((f) => `  ${f.root}: ${f.reason}`).join('\n')}`,
     'Set DLBUNDLE_CACHE_DIR (or the cacheDir option) to a directory of your own with mode 0700 on a file system that allows executables.',
@@ -134,14 +157,14 @@ export function* materialize(io: Io, req: CacheRequest): Step<CacheResult> {
 /**
  * Where the variant's files are loaded from: the source's own directory when
  * it loads in place (sizes checked, nothing copied), otherwise the cache
- * ({@link materialize}).
+ * ({@link tryMaterialize}: every root's failure when none can be used).
  *
  * @example
- * const { dir } = runSync(place(syncIo, request));
+ * const placed = runSync(place(syncIo, request)); if ('dir' in placed) placed.dir
  */
-export function* place(io: Io, req: CacheRequest): Step<CacheResult> {
+export function* place(io: Io, req: CacheRequest): Step<CacheResult | NoRoot> {
   const dir = req.source.inPlaceDir?.(req.variantKey);
-  if (dir === undefined) return yield* materialize(io, req);
+  if (dir === undefined) return yield* tryMaterialize(io, req);
   for (const file of req.variant.files) {
     const st = yield* io.lstat(path.join(dir, file.name));
     if (st === null || !st.isFile() || st.size !== file.size) {
@@ -360,10 +383,27 @@ function* writeVerified(io: Io, req: CacheRequest, file: ManifestFile, to: strin
     }
     return;
   }
-  const blob = yield* req.source.openBlob(io, req.variantKey, file);
   let fd: number | undefined;
   try {
     fd = yield* io.create(to, 0o700);
+    yield* streamVerified(io, req, file, fd, scratch);
+  } finally {
+    if (fd !== undefined) yield* io.close(fd);
+  }
+  yield* io.startFlush(to);
+}
+
+/**
+ * Streams one blob from the source into the open descriptor `fd`, hashing it
+ * as it goes; `E_INTEGRITY` when it is not what the manifest says. Memory mode
+ * uses it for memfd descriptors.
+ *
+ * @example
+ * runSync(streamVerified(syncIo, request, file, memfd, Buffer.allocUnsafe(65536)));
+ */
+export function* streamVerified(io: Io, req: Pick<CacheRequest, 'source' | 'variantKey'>, file: ManifestFile, fd: number, scratch: Buffer): Step<void> {
+  const blob = yield* req.source.openBlob(io, req.variantKey, file);
+  try {
     const hash = createXxh64();
     let size = 0;
     for (;;) {
@@ -375,14 +415,12 @@ function* writeVerified(io: Io, req: CacheRequest, file: ManifestFile, to: strin
       yield* io.write(fd, chunk);
     }
     checkBlob(req, file, size, size === file.size ? hash.digest() : null);
-    yield* io.startFlush(to);
   } finally {
-    if (fd !== undefined) yield* io.close(fd);
     yield* blob.close(io);
   }
 }
 
-function checkBlob(req: CacheRequest, file: ManifestFile, size: number, digest: string | null): void {
+function checkBlob(req: Pick<CacheRequest, 'source'>, file: ManifestFile, size: number, digest: string | null): void {
   if (size === file.size && digest === file.xxh64) return;
   const what = size > file.size ? `more than ${file.size} bytes` : size !== file.size ? `${size} bytes instead of ${file.size}` : `xxh64 ${String(digest)} instead of ${file.xxh64}`;
   throw new DlbundleError(

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { DlbundleError, isDlbundleError } from './errors';
 import { formatBundle, formatFileReport, inspectFiles, readBundleManifest } from './inspect';
 import { pack } from './pack';
+import { listCache, pruneCache, type CacheEntry } from './prune';
 import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
 
@@ -15,7 +16,9 @@ const USAGE = `usage:
   dlbundle pack <files|dirs…> --name N --out DIR [--target T] [--module FILE.cjs] [--sea-config FILE]
   dlbundle inspect <file.so…|bundle-dir> [--json]
   dlbundle bundle <entry.js> --out FILE.cjs
-  dlbundle sea <entry.js> --bundle DIR [--bundle DIR…] --out FILE`;
+  dlbundle sea <entry.js> --bundle DIR [--bundle DIR…] --out FILE
+  dlbundle cache list [--json]
+  dlbundle cache prune [--keep N] [--older-than DAYS] [--dry-run] [--json]`;
 
 type Command = (args: string[], out: (text: string) => void) => number | Promise<number>;
 
@@ -56,6 +59,33 @@ const commands: Readonly<Record<string, Command>> = {
     return 0;
   },
 
+  cache(args, out) {
+    const [action, ...rest] = args;
+    const { values } = parseArgs({
+      args: rest,
+      options: { json: { type: 'boolean' }, keep: { type: 'string' }, 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' } },
+    });
+    if (action === 'list') {
+      const entries = listCache();
+      out(values.json === true ? JSON.stringify(entries, null, 2) : entries.length === 0 ? 'no bundle directories' : entries.map(formatEntry).join('\n'));
+      return 0;
+    }
+    if (action === 'prune') {
+      const keep = values.keep === undefined ? undefined : wholeNumber(values.keep, '--keep');
+      const days = values['older-than'] === undefined ? undefined : wholeNumber(values['older-than'], '--older-than');
+      const result = pruneCache({ ...(keep === undefined ? {} : { keep }), ...(days === undefined ? {} : { olderThanDays: days }), dryRun: values['dry-run'] === true });
+      if (values.json === true) out(JSON.stringify(result, null, 2));
+      else {
+        const verb = values['dry-run'] === true ? 'would remove' : 'removed';
+        for (const e of result.removed) out(`${verb} ${formatEntry(e)}`);
+        for (const e of result.inUse) out(`in use, kept ${formatEntry(e)}`);
+        out(`${verb} ${result.removed.length}, kept ${result.kept.length + result.inUse.length} (${result.inUse.length} in use)`);
+      }
+      return 0;
+    }
+    throw usage('cache needs `list` or `prune`.');
+  },
+
   async sea(args, out) {
     const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, bundle: { type: 'string', multiple: true } } });
     const entry = positionals[0];
@@ -81,6 +111,17 @@ const commands: Readonly<Record<string, Command>> = {
     return 0;
   },
 };
+
+function formatEntry(e: CacheEntry): string {
+  const users = e.users.length === 0 ? 'unused' : `used by pid ${e.users.join(', ')}`;
+  return `${e.dir}  ${(e.bytes / 2 ** 20).toFixed(1)} MiB  last used ${new Date(e.lastUse).toISOString()}  ${users}`;
+}
+
+function wholeNumber(text: string, option: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0) throw usage(`${option} takes a whole number, not ${JSON.stringify(text)}.`);
+  return n;
+}
 
 function isDirectory(p: string): boolean {
   try {

@@ -123,17 +123,24 @@ export function* sweepStaging(io: Io, root: string, now = Date.now()): Step<stri
  */
 export function* takeLease(io: Io, root: string, dirName: string): Step<void> {
   const dir = path.join(root, LEASES_DIR, dirName);
-  for (const d of [path.join(root, LEASES_DIR), dir]) {
+  const lease = path.join(dir, processTag());
+  // A prune may remove the lease directory between our mkdir and create: retry.
+  for (let attempt = 1; ; attempt++) {
+    for (const d of [path.join(root, LEASES_DIR), dir]) {
+      try {
+        yield* io.mkdir(d, 0o700);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
     try {
-      yield* io.mkdir(d, 0o700);
+      yield* io.rm(lease);
+      yield* io.close(yield* io.create(lease, 0o600));
+      return;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 3) throw e;
     }
   }
-  const lease = path.join(dir, processTag());
-  yield* io.rm(lease);
-  const fd = yield* io.create(lease, 0o600);
-  yield* io.close(fd);
 }
 
 /**

@@ -60,20 +60,20 @@ export function findLoaded(file: ManifestFile): LoadedLibrary | undefined {
 }
 
 /**
- * Opens `dir/<file.name>` with RTLD_NOW (and RTLD_LOCAL unless `global`),
- * unless the same library is already loaded. Its bundled dependencies must be
- * loaded first; the caller loads in plan order.
+ * Opens `at` (the file of `file`: in a bundle directory, or a memory file)
+ * with RTLD_NOW (and RTLD_LOCAL unless `global`), unless the same library is
+ * already loaded. Its bundled dependencies must be loaded first; the caller
+ * loads in plan order.
  *
  * @example
- * loadFile(coreFile, '/tmp/dlbundle-1000/demo-1a2b…', { global: false });
+ * loadFile(coreFile, '/tmp/dlbundle-1000/demo-1a2b…/libdemo_core.so', { global: false });
  */
-export function loadFile(file: ManifestFile, dir: string, options: { readonly global: boolean }): LoadedLibrary {
+export function loadFile(file: ManifestFile, at: string, options: { readonly global: boolean }): LoadedLibrary {
   const existing = findLoaded(file);
   if (existing !== undefined) {
     debug('%s already loaded from %s', file.name, existing.path);
     return { ...existing, ms: 0 };
   }
-  const at = path.join(dir, file.name);
   const ffi = koffi(); // loaded first, so that `ms` is the dlopen alone
   const start = performance.now();
   let handle: KoffiLibrary;
@@ -89,19 +89,18 @@ export function loadFile(file: ManifestFile, dir: string, options: { readonly gl
 }
 
 /**
- * Loads the Node addon `dir/<file.name>` with `process.dlopen` and returns its
- * exports; once per process (a second `process.dlopen` of one addon fails).
- * Its bundled dependencies must be loaded first.
+ * Loads the Node addon at `at` (the file of `file`) with `process.dlopen` and
+ * returns its exports; once per process (a second `process.dlopen` of one
+ * addon fails). Its bundled dependencies must be loaded first.
  *
  * @example
- * const demo = loadAddon(demoNodeFile, dir) as { add(a: number, b: number): number };
+ * const demo = loadAddon(demoNodeFile, path.join(dir, 'demo.node')) as { add(a: number, b: number): number };
  */
-export function loadAddon(file: ManifestFile, dir: string): unknown {
+export function loadAddon(file: ManifestFile, at: string): unknown {
   const reg = registry();
   reg.addons ??= new Map();
   const key = registryKey(file);
   if (reg.addons.has(key)) return reg.addons.get(key);
-  const at = path.join(dir, file.name);
   const module = { exports: {} as unknown };
   try {
     process.dlopen(module, at);

@@ -59,6 +59,12 @@ export interface Manifest {
 const HEX16 = /^[0-9a-f]{16}$/;
 
 /**
+ * The file the cache writes last into every bundle directory; no bundled file
+ * may have its name.
+ */
+export const COMPLETE_MARKER = '.dlbundle-complete';
+
+/**
  * Why `name` cannot be used as a file name in a bundle directory, or null when it can.
  *
  * @example
@@ -128,7 +134,7 @@ export function parseManifest(input: string | unknown, origin = 'the manifest', 
   }
   const m = record(value, origin, '');
   if (m.format !== MANIFEST_FORMAT) {
-    throw bad(origin, 'format', `is ${JSON.stringify(m.format)}; this dlbundle reads format ${MANIFEST_FORMAT}`, 'Repack the bundle with this version of dlbundle, or upgrade dlbundle.');
+    throw bad(origin, 'format', `is ${show(m.format)}; this dlbundle reads format ${MANIFEST_FORMAT}`, 'Repack the bundle with this version of dlbundle, or upgrade dlbundle.');
   }
   const name = baseName(m.name, origin, 'name');
   const variantsIn = record(m.variants, origin, 'variants');
@@ -155,6 +161,17 @@ function parseVariant(value: unknown, origin: string, at: string, checkDigest: b
   }
   const graph = dependencyGraph(files);
   loadOrder(graph); // a cycle is reported as E_CYCLE, not as a bad order
+  // Every file and every soname link becomes a directory entry beside the
+  // completion marker: two of them with one name cannot both exist.
+  const onDisk = new Map<string, string>([[COMPLETE_MARKER, 'the completion marker']]);
+  for (const f of files) {
+    for (const entry of f.soname === null || f.soname === f.name ? [f.name] : [f.name, f.soname]) {
+      const other = onDisk.get(entry);
+      const what = entry === f.name ? `file ${JSON.stringify(f.name)}` : `the soname link of ${JSON.stringify(f.name)}`;
+      if (other !== undefined) throw bad(origin, `${at}.files`, `has ${what} and ${other} both named ${JSON.stringify(entry)}`);
+      onDisk.set(entry, what);
+    }
+  }
   const position = new Map(order.map((n, i) => [n, i]));
   for (const [user, deps] of graph.bundledDeps) {
     for (const dep of deps) {
@@ -191,7 +208,7 @@ function parseFile(value: unknown, origin: string, at: string): ManifestFile {
   const f = record(value, origin, at);
   const size = f.size;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-    throw bad(origin, `${at}.size`, `is ${JSON.stringify(size)}, not a non-negative integer`);
+    throw bad(origin, `${at}.size`, `is ${show(size)}, not a non-negative integer`);
   }
   const soname = f.soname === null ? null : baseName(f.soname, origin, `${at}.soname`);
   return {
@@ -217,7 +234,20 @@ function record(value: unknown, origin: string, at: string): Record<string, unkn
 
 function array(value: unknown, origin: string, at: string): unknown[] {
   if (!Array.isArray(value)) throw bad(origin, at, 'is not an array');
-  return value;
+  // Copied index by index: a hole in a sparse array becomes undefined and is refused like any non-string.
+  return Array.from(value as unknown[]);
+}
+
+/**
+ * A short description of any value for a message. Never throws: the value
+ * may be a BigInt, a cycle or nested thousands deep (a manifest object handed
+ * to fromBuffers need not come from JSON).
+ */
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
 function str(value: unknown, origin: string, at: string): string {

@@ -85,7 +85,7 @@ function isRoot(): boolean {
 
 // The usual snippet: open the bundle at P.bundle with P.cache, compute through libdemo_app.so.
 const OPEN_APP = `
-  const bundle = dl.openBundle({ source: dl.fromDirectory(P.bundle), cacheDir: P.cache, ...(P.verify ? { verify: P.verify } : {}) });
+  const bundle = dl.openBundle({ source: dl.fromDirectory(P.bundle), cacheDir: P.cache, ...(P.verify ? { verify: P.verify } : {}), ...(P.mode ? { mode: P.mode } : {}) });
   const app = bundle.library('libdemo_app.so', {
     compute: 'int app_compute(int x)',
     callPlugin: 'int app_call_plugin(int x)',
@@ -379,6 +379,8 @@ describe('openBundle: laziness and ready()', () => {
       reused: null,
       fallbacks: [],
       libraries: [],
+      mode: null,
+      limitations: [],
     });
     const dir = path.join(cache, small.dirName);
     assert.deepEqual(r.after, { manifestCalls: 1, cache: [small.dirName], cacheExists: true, koffi: true, maps: inDir(dir, CLOSURE_OF_APP), dir });
@@ -719,14 +721,14 @@ describe('openBundle: unsafe cache roots fall back to the next root', () => {
     }
   });
 
-  it('every root bad: E_UNSAFE_DIR, nothing loaded', () => {
+  it("every root bad, mode 'disk': E_UNSAFE_DIR, nothing loaded", () => {
     const { root } = rootWithBundle();
     const link = path.join(tempDir(), 'link');
     fs.symlinkSync(root, link);
     const xdg = tempDir();
     fs.mkdirSync(path.join(xdg, 'dlbundle'));
     fs.chmodSync(path.join(xdg, 'dlbundle'), 0o777);
-    const r = runChild<FallbackRun>(RUN, { params: { bundle: small.dir, cache: link }, env: { XDG_CACHE_HOME: xdg } });
+    const r = runChild<FallbackRun>(RUN, { params: { bundle: small.dir, cache: link, mode: 'disk' }, env: { XDG_CACHE_HOME: xdg } });
     const e = errorOf(r.result);
     assert.equal(e.code, 'E_UNSAFE_DIR');
     assert.match(e.message, /symbolic link/);

@@ -1,0 +1,150 @@
+/**
+ * `dlbundle cache list` and `dlbundle cache prune`: the bundle directories in
+ * the cache roots, how big they are, when they were last used, whether a live
+ * process uses them — and the removal of the unused ones. A directory with a
+ * lease of a live process (or of a process in another pid namespace, which
+ * this one cannot see) is never removed.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { cacheRoots, COMPLETE_MARKER } from './cache';
+import { runSync, syncIo } from './io';
+import { LEASES_DIR, leasesOf, stagingPrefix, sweepStaging } from './leases';
+import { compareNames } from './plan';
+
+/** One bundle directory in a cache root. */
+export interface CacheEntry {
+  readonly root: string;
+  readonly dir: string;
+  /** The bundle's name (the directory name without its digest). */
+  readonly bundle: string;
+  readonly digest: string;
+  /** Bytes of the files in it. */
+  readonly bytes: number;
+  /** Last start that used it (ms since the epoch): the newest lease, else the completion marker. */
+  readonly lastUse: number;
+  /** Pids of live processes using it (and of processes in other pid namespaces, which count as live). */
+  readonly users: readonly number[];
+}
+
+const BUNDLE_DIR = /^(.+)-([0-9a-f]{16})$/;
+
+/**
+ * Every bundle directory of the given roots (default: {@link cacheRoots}).
+ *
+ * @example
+ * listCache().map((e) => `${e.dir} ${e.bytes}`)
+ */
+export function listCache(roots: readonly string[] = cacheRoots()): CacheEntry[] {
+  const out: CacheEntry[] = [];
+  for (const root of roots) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(root);
+    } catch {
+      // A root that does not exist (yet) holds nothing.
+      continue;
+    }
+    for (const name of names.sort(compareNames)) {
+      const m = BUNDLE_DIR.exec(name);
+      const dir = path.join(root, name);
+      if (m === null || name.startsWith('.') || !fs.lstatSync(dir).isDirectory()) continue;
+      const leases = leasesOf(root, name);
+      const marker = fs.lstatSync(path.join(dir, COMPLETE_MARKER), { throwIfNoEntry: false });
+      out.push({
+        root,
+        dir,
+        bundle: m[1] as string,
+        digest: m[2] as string,
+        bytes: directoryBytes(dir),
+        lastUse: Math.max(marker?.mtimeMs ?? 0, ...leases.map((l) => l.lastUse)),
+        users: leases.filter((l) => l.alive !== false).map((l) => l.pid),
+      });
+    }
+  }
+  return out;
+}
+
+function directoryBytes(dir: string): number {
+  let total = 0;
+  for (const name of fs.readdirSync(dir)) {
+    const st = fs.lstatSync(path.join(dir, name));
+    if (st.isFile()) total += st.size;
+  }
+  return total;
+}
+
+/** Options of {@link pruneCache}. */
+export interface PruneOptions {
+  /** Keep this many most recently used directories of each bundle (default 1). */
+  readonly keep?: number;
+  /** Remove only directories not used for this many days. */
+  readonly olderThanDays?: number;
+  /** Report what would be removed without removing anything. */
+  readonly dryRun?: boolean;
+  readonly roots?: readonly string[];
+  /** The current time (for tests). */
+  readonly now?: number;
+}
+
+/** What {@link pruneCache} did. */
+export interface PruneResult {
+  readonly removed: readonly CacheEntry[];
+  /** Kept because a live process uses them. */
+  readonly inUse: readonly CacheEntry[];
+  readonly kept: readonly CacheEntry[];
+}
+
+/**
+ * Removes unused bundle directories: all but the `keep` most recently used
+ * of each bundle, and of those only the ones unused for `olderThanDays` when
+ * given. Directories in use are never removed; staging directories of dead
+ * processes are swept too.
+ *
+ * @example
+ * pruneCache({ keep: 1, olderThanDays: 30 }).removed.length
+ */
+export function pruneCache(options: PruneOptions = {}): PruneResult {
+  const keep = options.keep ?? 1;
+  const now = options.now ?? Date.now();
+  const removed: CacheEntry[] = [];
+  const inUse: CacheEntry[] = [];
+  const kept: CacheEntry[] = [];
+  const byBundle = new Map<string, CacheEntry[]>();
+  for (const e of listCache(options.roots)) byBundle.set(`${e.root}\0${e.bundle}`, [...(byBundle.get(`${e.root}\0${e.bundle}`) ?? []), e]);
+  for (const entries of byBundle.values()) {
+    entries.sort((a, b) => b.lastUse - a.lastUse);
+    entries.forEach((e, i) => {
+      const old = options.olderThanDays === undefined || now - e.lastUse >= options.olderThanDays * 86_400_000;
+      if (i < keep || !old) kept.push(e);
+      else if (e.users.length > 0) inUse.push(e);
+      else if (options.dryRun === true || removeUnused(e)) removed.push(e);
+      else inUse.push(e);
+    });
+  }
+  if (options.dryRun !== true) {
+    for (const root of new Set((options.roots ?? cacheRoots()).filter((r) => fs.existsSync(r)))) runSync(sweepStaging(syncIo, root, now));
+  }
+  return { removed, inUse, kept };
+}
+
+// Moved aside first, then leases are looked at again: a process that took a
+// lease in between (it takes it before checking the directory) gets the
+// directory back; one that comes later finds it missing and extracts afresh.
+function removeUnused(e: CacheEntry): boolean {
+  const aside = fs.mkdtempSync(path.join(e.root, `${stagingPrefix('pruned')}-${process.pid}-`));
+  const name = path.basename(e.dir);
+  fs.renameSync(e.dir, path.join(aside, name));
+  if (leasesOf(e.root, name).some((l) => l.alive !== false)) {
+    try {
+      fs.renameSync(path.join(aside, name), e.dir);
+      fs.rmSync(aside, { recursive: true, force: true });
+      return false;
+    } catch {
+      // The name was taken again meanwhile (a fresh extraction): ours is surplus.
+    }
+  }
+  fs.rmSync(aside, { recursive: true, force: true });
+  fs.rmSync(path.join(e.root, LEASES_DIR, name), { recursive: true, force: true });
+  return true;
+}
