@@ -117,8 +117,9 @@ export function openBundle(options: OpenBundleOptions): Bundle {
 
 // A warm start does not extract, so it does not sweep on its way; staging
 // directories left by crashed processes are swept once the caller's
-// synchronous work is done, off the start-up path. Best effort: a failure is
-// only logged, since nothing depends on it.
+// synchronous work is done, off the start-up path (one readdir; it keeps a
+// short script alive for that one turn of the event loop). Best effort: a
+// failure is only logged, since nothing depends on it.
 function sweepLater(root: string): void {
   setImmediate(() => {
     try {
@@ -126,7 +127,7 @@ function sweepLater(root: string): void {
     } catch (e) {
       debug('sweeping %s failed: %s', root, (e as Error).message);
     }
-  }).unref();
+  });
 }
 
 /** Where the variant's files are loaded from. */
@@ -198,7 +199,7 @@ class LazyBundle implements Bundle {
       reused: p === undefined ? null : (disk?.reused ?? false),
       fallbacks: [...this.abandoned, ...(disk?.fallbacks ?? []), ...(p?.kind === 'memory' ? p.fallbacks : [])],
       libraries,
-      limitations: p?.kind === 'memory' && r !== undefined ? memoryLimitations(r) : [],
+      limitations: p?.kind === 'memory' && r !== undefined ? memoryLimitations(r, this.loaded) : [],
     };
   }
 
@@ -335,16 +336,17 @@ function memoryPlacement(fallbacks: readonly RootFallback[]): Placement {
 
 /**
  * What cannot work when the libraries have no directory: `$ORIGIN` in a
- * RUNPATH, and files that no bundled library needs — plugins, which a library
- * typically opens by path from its own directory.
+ * RUNPATH, and files that no bundled library needs and the program has not
+ * loaded — plugins, which a library typically opens by path from its own
+ * directory.
  */
-function memoryLimitations(r: Resolved): { name: string; reason: string }[] {
+function memoryLimitations(r: Resolved, loaded: ReadonlyMap<string, unknown>): { name: string; reason: string }[] {
   const needed = new Set([...r.graph.bundledDeps.values()].flat());
   const out: { name: string; reason: string }[] = [];
   for (const f of r.variant.files) {
     if (f.runpath.some((d) => d.includes('$ORIGIN') || d.includes('${ORIGIN}'))) {
       out.push({ name: f.name, reason: 'its RUNPATH uses $ORIGIN, which has no directory in memory mode' });
-    } else if (!needed.has(f.name) && !f.name.endsWith('.node')) {
+    } else if (!needed.has(f.name) && !loaded.has(f.name) && !f.name.endsWith('.node')) {
       out.push({ name: f.name, reason: 'no bundled library needs it, so it is probably opened by path from a directory at run time (a plugin): in memory mode it is not on disk' });
     }
   }

@@ -184,11 +184,15 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
   yield* ensureSafeRoot(io, root);
   const name = bundleDirName(req.bundleName, req.variant);
   const dir = path.join(root, name);
+  // A root about to receive its first copy is checked for noexec before this
+  // process writes anything into it, its lease included.
+  const exists = (yield* io.lstat(dir)) !== null;
+  if (!exists) yield* refuseNoexec(io, root);
   const state = yield* checkBundleDir(io, dir, req, { root, name });
   try {
     if (state === 'ok') return { dir, reused: true };
     if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
-    yield* refuseNoexec(io, root);
+    if (exists) yield* refuseNoexec(io, root);
     yield* sweepStaging(io, root);
     const staging = yield* extract(io, req, root);
     try {
