@@ -129,7 +129,7 @@ export function parseManifest(input: string | unknown, origin = 'the manifest', 
     try {
       value = JSON.parse(input);
     } catch (e) {
-      throw bad(origin, '', `is not valid JSON (${(e as Error).message})`);
+      throw bad(origin, '', `is not valid JSON (${(e as Error).message.split('\n')[0] ?? ''})`);
     }
   }
   const m = record(value, origin, '');
