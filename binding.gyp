@@ -8,6 +8,7 @@
 #   libdemo_gpu_runtime.so.1   SONAME libdemo_gpu_runtime.so.1 (stand-in, NOT part of the bundle)
 #   libdemo_accel.so           SONAME libdemo_accel.so     NEEDED libdemo_gpu_runtime.so.1
 #   libdemo_big.so             SONAME libdemo_big.so       NEEDED libdemo_core.so (64 MiB, for benchmarks)
+#   simd-baseline/libdemo_simd.so and simd-avx2/libdemo_simd.so: one library, two builds
 #   demo.node                  N-API addon                 NEEDED libdemo_core.so
 # None of them has DT_RPATH or DT_RUNPATH: they find each other only because
 # a loader dlopen()s them in dependency order (glibc reuses an already loaded
@@ -140,6 +141,24 @@
         '-L<(PRODUCT_DIR)',
         '-l:libdemo_core.so',
       ],
+    },
+    # The same library twice, for CPU-feature variants (linux-x64-gnu and
+    # linux-x64-gnu+avx2): one file name, two directories.
+    {
+      'target_name': 'demo_simd_baseline',
+      'product_name': 'libdemo_simd',
+      'product_dir': '<(PRODUCT_DIR)/simd-baseline',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'cflags': ['-mno-avx2'],
+      'sources': ['native/demo_simd.c'],
+    },
+    {
+      'target_name': 'demo_simd_avx2',
+      'product_name': 'libdemo_simd',
+      'product_dir': '<(PRODUCT_DIR)/simd-avx2',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'cflags': ['-mavx2'],
+      'sources': ['native/demo_simd.c'],
     },
     {
       'target_name': 'demo',

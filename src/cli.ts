@@ -13,7 +13,7 @@ import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
 
 const USAGE = `usage:
-  dlbundle pack <files|dirs…> --name N --out DIR [--target T] [--module FILE.cjs] [--sea-config FILE]
+  dlbundle pack <files|dirs…> --name N --out DIR [--target T] [--requires avx2,fma] [--module FILE.cjs] [--sea-config FILE]
   dlbundle inspect <file.so…|bundle-dir> [--json]
   dlbundle bundle <entry.js> --out FILE.cjs
   dlbundle sea <entry.js> --bundle DIR [--bundle DIR…] --out FILE
@@ -27,7 +27,7 @@ const commands: Readonly<Record<string, Command>> = {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { name: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, module: { type: 'string' }, 'sea-config': { type: 'string' } },
+      options: { name: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, requires: { type: 'string' }, module: { type: 'string' }, 'sea-config': { type: 'string' } },
     });
     if (values.name === undefined || values.out === undefined || positionals.length === 0) {
       throw usage('pack needs input files or directories, --name and --out.');
@@ -36,6 +36,7 @@ const commands: Readonly<Record<string, Command>> = {
       name: values.name,
       out: values.out,
       ...(values.target === undefined ? {} : { target: values.target }),
+      ...(values.requires === undefined ? {} : { requires: values.requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
     });
     out(`packed ${result.variant.files.length} files as ${result.target} into ${values.out} (digest ${result.variant.digest})`);
     out(`load order: ${result.variant.order.join(' → ')}`);

@@ -52,7 +52,8 @@ function embeddedKoffi(): EmbeddedBundle | undefined {
 export function loadKoffiNative(): unknown {
   const source = koffiNativeSource();
   const manifest = source.manifest();
-  const choice = selectVariant(Object.keys(manifest.variants), 'koffi');
+  // koffi.node must match the process itself, whatever DLBUNDLE_VARIANT says about the application's bundles.
+  const choice = selectVariant(Object.keys(manifest.variants), 'koffi', { honourOverride: false });
   const variant = manifest.variants[choice.key];
   if (variant === undefined) throw new DlbundleError('E_NO_VARIANT', `koffi's native module has no ${choice.key} build.`, 'Rebuild on a machine where koffi is installed for this platform.');
   const { dir } = runSync(materialize(syncIo, { bundleName: manifest.name, variantKey: choice.key, variant, source, roots: cacheRoots(), verify: 'size' }));

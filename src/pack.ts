@@ -23,7 +23,7 @@ import {
   type ManifestVariant,
 } from './manifest';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
-import { hostTarget, targetFacts } from './variant';
+import { hostTarget, parseVariantKey, targetFacts, variantKey } from './variant';
 
 const debug = createDebug('dlbundle:pack');
 
@@ -35,6 +35,8 @@ export interface PackOptions {
   readonly out: string;
   /** The target key of these files; defaults to this machine's ({@link hostTarget}). */
   readonly target?: string;
+  /** CPU features this build needs (`avx2`, `fma`): the variant is keyed `<target>+avx2+fma` and chosen only on CPUs that have them. */
+  readonly requires?: readonly string[];
 }
 
 /** What {@link pack} wrote. */
@@ -65,10 +67,12 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
   if (nameProblem !== null || !/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(options.name)) {
     throw new DlbundleError('E_USAGE', `Bundle name ${JSON.stringify(options.name)} is not usable as a directory name.`, 'Use letters, digits, ".", "_", "+" and "-", starting with a letter or digit.');
   }
-  const target = options.target ?? hostTarget();
-  const facts = targetFacts(target);
+  const base = options.target ?? hostTarget();
+  const facts = targetFacts(base);
+  const target = variantKey(base, options.requires ?? []);
+  parseVariantKey(target);
   if (facts.elf === null) {
-    throw new DlbundleError('E_USAGE', `Target ${JSON.stringify(target)} does not use ELF shared objects.`, 'dlbundle packs ELF libraries (Linux, FreeBSD); choose an ELF target.');
+    throw new DlbundleError('E_USAGE', `Target ${JSON.stringify(base)} does not use ELF shared objects.`, 'dlbundle packs ELF libraries (Linux, FreeBSD); choose an ELF target.');
   }
   const expected = facts.elf;
   const sources = collectInputs(inputs);
@@ -88,7 +92,7 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
       if (elf.machine !== expected.machine || elf.class !== expected.class) {
         throw new DlbundleError(
           'E_WRONG_ARCH',
-          `${JSON.stringify(from)} is built for ${elf.machine} (ELF${elf.class}), but target ${JSON.stringify(target)} runs ${expected.machine} (ELF${expected.class}).`,
+          `${JSON.stringify(from)} is built for ${elf.machine} (ELF${elf.class}), but target ${JSON.stringify(base)} runs ${expected.machine} (ELF${expected.class}).`,
           `Pack it under its own target with --target, or rebuild it for ${expected.machine}.`,
           { file: from },
         );

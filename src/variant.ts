@@ -118,6 +118,76 @@ export function hostTarget(): string {
   return `${process.platform}-${process.arch}${libc === null ? '' : `-${libc}`}`;
 }
 
+/** A variant key taken apart: the target and the CPU features the build requires. */
+export interface VariantKey {
+  /** `<platform>-<arch>[-<libc>]`, a key of the target table. */
+  readonly target: string;
+  /** CPU feature flags, sorted (`avx2`, `fma`, …): `linux-x64-gnu+avx2+fma`. */
+  readonly features: readonly string[];
+}
+
+const FEATURE = /^[a-z0-9_.]+$/;
+
+/**
+ * Splits a variant key `<target>[+feature…]`; `E_USAGE` when the target is
+ * unknown or a feature name is malformed.
+ *
+ * @example
+ * parseVariantKey('linux-x64-gnu+fma+avx2') // { target: 'linux-x64-gnu', features: ['avx2', 'fma'] }
+ */
+export function parseVariantKey(key: string): VariantKey {
+  const [target = '', ...features] = key.split('+');
+  targetFacts(target);
+  for (const f of features) {
+    if (!FEATURE.test(f)) throw new DlbundleError('E_USAGE', `${JSON.stringify(key)} names the CPU feature ${JSON.stringify(f)}, which is not a feature flag.`, 'Use the flag names of /proc/cpuinfo, such as avx2 or avx512f.');
+  }
+  return { target, features: [...new Set(features)].sort() };
+}
+
+function tryParseVariantKey(key: string): VariantKey | null {
+  try {
+    return parseVariantKey(key);
+  } catch {
+    // An unknown target: not this machine's, whatever it is.
+    return null;
+  }
+}
+
+/**
+ * The variant key for `target` with `features` required (sorted, joined with `+`).
+ *
+ * @example
+ * variantKey('linux-x64-gnu', ['fma', 'avx2']) // 'linux-x64-gnu+avx2+fma'
+ */
+export function variantKey(target: string, features: readonly string[]): string {
+  return [target, ...[...new Set(features)].sort()].join('+');
+}
+
+let cpuFeaturesCache: ReadonlySet<string> | undefined;
+
+/**
+ * This CPU's feature flags: `$DLBUNDLE_CPU_FEATURES` (comma-separated; empty
+ * means none) when set, else the `flags` (x86) or `Features` (Arm) line of
+ * /proc/cpuinfo, read once. Empty where neither is available.
+ *
+ * @example
+ * cpuFeatures().has('avx2')
+ */
+export function cpuFeatures(): ReadonlySet<string> {
+  const override = process.env.DLBUNDLE_CPU_FEATURES;
+  if (override !== undefined) return new Set(override.split(/[\s,]+/).filter((f) => f !== ''));
+  if (cpuFeaturesCache !== undefined) return cpuFeaturesCache;
+  let text = '';
+  try {
+    text = fs.readFileSync('/proc/cpuinfo', 'latin1');
+  } catch {
+    // Not Linux, or no /proc: only variants without CPU requirements can be chosen.
+  }
+  const line = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1] ?? '';
+  cpuFeaturesCache = new Set(line.split(/\s+/).filter((f) => f !== ''));
+  return cpuFeaturesCache;
+}
+
 /** The variant chosen for this machine, and why. */
 export interface VariantChoice {
   readonly key: string;
@@ -125,17 +195,46 @@ export interface VariantChoice {
 }
 
 /**
- * Picks the manifest variant for this machine: the one keyed by {@link hostTarget}.
- * Throws `E_NO_VARIANT` listing the bundle's variants and this machine's key.
+ * Picks the manifest variant for this machine: among the variants for this
+ * machine's target ({@link hostTarget}, or `$DLBUNDLE_VARIANT`), the most
+ * specific one whose CPU features this CPU has ({@link cpuFeatures}); ties go
+ * to the smaller key. `$DLBUNDLE_VARIANT` with features names one variant
+ * exactly. Throws `E_NO_VARIANT` listing the bundle's variants and this
+ * machine's key, `E_USAGE` for a malformed `$DLBUNDLE_VARIANT`.
  *
  * @example
- * selectVariant(['linux-x64-gnu', 'linux-arm64-gnu']) // { key: 'linux-x64-gnu', reason: 'matches this machine (linux-x64-gnu)' }
+ * selectVariant(['linux-x64-gnu', 'linux-x64-gnu+avx2']) // { key: 'linux-x64-gnu+avx2', reason: '…' }
  */
-export function selectVariant(available: readonly string[], bundleName = 'the bundle', host = hostTarget()): VariantChoice {
-  if (available.includes(host)) return { key: host, reason: `matches this machine (${host})` };
-  throw new DlbundleError(
-    'E_NO_VARIANT',
-    `${bundleName} has no build for this machine (${host}); it has ${available.length === 0 ? 'none' : available.join(', ')}.`,
-    `Pack the libraries for ${host} into the bundle (dlbundle pack --target ${host}).`,
-  );
+export function selectVariant(available: readonly string[], bundleName = 'the bundle', options: { readonly honourOverride?: boolean } = {}): VariantChoice {
+  const override = options.honourOverride === false ? undefined : process.env.DLBUNDLE_VARIANT;
+  const wanted = override === undefined || override === '' ? null : parseVariantKey(override);
+  const target = wanted?.target ?? hostTarget();
+  const why = wanted === null ? `this machine is ${target}` : `DLBUNDLE_VARIANT=${override}`;
+  const none = (detail: string): DlbundleError =>
+    new DlbundleError(
+      'E_NO_VARIANT',
+      `${bundleName} has no build for ${wanted === null ? `this machine (${target})` : `DLBUNDLE_VARIANT=${override}`}${detail}; it has ${available.length === 0 ? 'none' : available.join(', ')}.`,
+      `Pack the libraries for ${target} into the bundle (dlbundle pack --target ${target}), or unset DLBUNDLE_VARIANT.`,
+    );
+  if (wanted !== null && wanted.features.length > 0) {
+    const exact = variantKey(wanted.target, wanted.features);
+    if (!available.includes(exact)) throw none('');
+    return { key: exact, reason: `${why} names it` };
+  }
+  // Keys of targets this version does not know (a newer packer's) are passed over, not refused.
+  const forTarget = available.flatMap((key) => {
+    const parsed = tryParseVariantKey(key);
+    return parsed !== null && parsed.target === target ? [{ key, parsed }] : [];
+  });
+  if (forTarget.length === 0) throw none('');
+  const cpu = forTarget.some((v) => v.parsed.features.length > 0) ? cpuFeatures() : new Set<string>();
+  const usable = forTarget.filter((v) => v.parsed.features.every((f) => cpu.has(f)));
+  if (usable.length === 0) {
+    throw none(` whose CPU features this CPU has (it lacks ${[...new Set(forTarget.flatMap((v) => v.parsed.features.filter((f) => !cpu.has(f))))].join(', ')})`);
+  }
+  usable.sort((a, b) => b.parsed.features.length - a.parsed.features.length || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const best = usable[0] as (typeof usable)[number];
+  const skipped = forTarget.filter((v) => !usable.includes(v)).map((v) => `${v.key} (needs ${v.parsed.features.filter((f) => !cpu.has(f)).join(', ')})`);
+  const features = best.parsed.features.length === 0 ? 'no CPU features required' : `the CPU has ${best.parsed.features.join(', ')}`;
+  return { key: best.key, reason: `${why}; ${features}${skipped.length === 0 ? '' : `; skipped ${skipped.join(', ')}`}` };
 }
