@@ -138,7 +138,10 @@ export function* takeLease(io: Io, root: string, dirName: string): Step<void> {
       yield* io.close(yield* io.create(lease, 0o600));
       return;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 3) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      // EEXIST: another bundle of this same process took the lease in between; it is ours all the same.
+      if (code === 'EEXIST') return;
+      if (code !== 'ENOENT' || attempt === 3) throw e;
     }
   }
 }
