@@ -15,7 +15,7 @@ const cache = path.join(repo, 'build', 'demo-cache');
 const libs = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so', 'libdemo_accel.so', 'demo.node'];
 
 async function demo() {
-  let status = await main(['pack', ...libs.map((l) => path.join(built, l)), '--name', 'demo', '--out', out]);
+  let status = await main(['pack', ...libs.map((l) => path.join(built, l)), '--name', 'demo', '--out', out, '--optional', 'libdemo_accel.so']);
   if (status === 0) {
     console.log('');
     status = await main(['inspect', out]);

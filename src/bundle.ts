@@ -7,7 +7,7 @@
 import createDebug from 'debug';
 import * as path from 'node:path';
 import { place, cacheRoots, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type RootFallback, type VerifyMode } from './cache';
-import { DlbundleError, isDlbundleError } from './errors';
+import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { sweepStaging } from './leases';
 import { loadAddon, loadFile, type LoadedLibrary } from './loader';
@@ -88,6 +88,20 @@ export interface Bundle {
    * const demo = bundle.addon<{ add(a: number, b: number): number }>('demo.node');
    */
   addon<T = unknown>(name: string): T;
+  /**
+   * A library that may not work on this machine (an accelerator that needs a
+   * GPU runtime, a CPU feature): loads and binds it now, and answers
+   * `{ ok: true, lib }` or `{ ok: false, code, reason, missing }` instead of
+   * throwing for a missing external dependency (`missing` names them all), a
+   * wrong machine, a failed dlopen or a missing symbol (`missing` names it).
+   * External dependencies are checked before any dlopen. The answer is
+   * remembered for the life of the process.
+   *
+   * @example
+   * const accel = bundle.optional('libdemo_accel.so', { run: 'int accel_run(int x)' });
+   * if (accel.ok) accel.lib.run(3); else console.log(accel.reason);
+   */
+  optional<const D extends SymbolDeclarations>(name: string, symbols: D): OptionalLibrary<D>;
   /** Materializes and loads every library declared so far, without blocking the event loop on file I/O. */
   ready(): Promise<void>;
   /** Where things are and what was loaded; see {@link BundleReport}. */
@@ -95,6 +109,24 @@ export interface Bundle {
   /** The bundle directory on disk once materialized (plugins wait there), else null. */
   readonly dir: string | null;
 }
+
+/** What {@link Bundle.optional} answers. */
+export type OptionalLibrary<D extends SymbolDeclarations> =
+  | { readonly ok: true; readonly lib: BoundLibrary<D> }
+  | {
+      readonly ok: false;
+      /** `E_MISSING_DEP`, `E_WRONG_ARCH`, `E_NO_VARIANT`, `E_LOAD_FAILED`, `E_NOEXEC`, `E_MISSING_SYMBOL`. */
+      readonly code: DlbundleErrorCode;
+      /** A sentence saying why, naming the dependency or symbol. */
+      readonly reason: string;
+      /** The missing dependencies (E_MISSING_DEP) or symbol (E_MISSING_SYMBOL); empty otherwise. */
+      readonly missing: readonly string[];
+    };
+
+// The failures optional() answers instead of throwing: the library cannot
+// work on this machine. Anything else (a damaged bundle, a typo in a name or
+// a prototype) is the program's or the package's fault and is thrown.
+const OPTIONAL_FAILURES: ReadonlySet<DlbundleErrorCode> = new Set(['E_MISSING_DEP', 'E_WRONG_ARCH', 'E_NO_VARIANT', 'E_LOAD_FAILED', 'E_NOEXEC', 'E_MISSING_SYMBOL']);
 
 interface Resolved {
   readonly manifest: Manifest;
@@ -165,6 +197,32 @@ class LazyBundle implements Bundle {
     for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
     checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver());
     return loadAddon(file, this.pathOf(file)) as T;
+  }
+
+  optional<const D extends SymbolDeclarations>(name: string, symbols: D): OptionalLibrary<D> {
+    const remembered = optionalAnswers();
+    let key: string;
+    try {
+      const r = this.resolve();
+      key = `${r.manifest.name}/${r.variant.digest}/${this.fileNamed(name).name}/${JSON.stringify(symbols)}`;
+    } catch (e) {
+      return failedOptional(e);
+    }
+    const known = remembered.get(key);
+    if (known !== undefined) return known as OptionalLibrary<D>;
+    let answer: OptionalLibrary<D>;
+    try {
+      // Not through library(): ready() must not load an optional library and throw.
+      const lib = bindLibrary(name, symbols, () => this.loadSync(name));
+      this.loadSync(name);
+      // Reading one property binds every declared symbol, so a missing one shows now.
+      for (const sym of Object.keys(lib)) void (lib as Record<string, unknown>)[sym];
+      answer = { ok: true, lib };
+    } catch (e) {
+      answer = isDlbundleError(e, 'E_MISSING_DEP') ? { ...failedOptional(e), missing: this.missingDependencies(name) } : failedOptional(e);
+    }
+    remembered.set(key, answer);
+    return answer;
   }
 
   async ready(): Promise<void> {
@@ -319,6 +377,18 @@ class LazyBundle implements Bundle {
     return memoryFilePath(fd);
   }
 
+  /** Every external dependency of `name`'s closure that the system does not provide. */
+  private missingDependencies(name: string): string[] {
+    const r = this.resolve();
+    const resolve = this.systemResolver();
+    const missing = new Set<string>();
+    for (const n of dependencyClosure(r.graph, r.variant.order, this.fileNamed(name).name)) {
+      const file = r.graph.nodes.get(n) as ManifestFile;
+      for (const dep of r.graph.externalDeps.get(n) ?? []) if (resolve(dep, file) === null) missing.add(dep);
+    }
+    return [...missing];
+  }
+
   private machine(): string {
     return targetFacts(hostTarget()).elf?.machine ?? process.arch;
   }
@@ -328,6 +398,21 @@ class LazyBundle implements Bundle {
     const origin = this.dir ?? '';
     return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin })?.path ?? null;
   }
+}
+
+const OPTIONAL_KEY = Symbol.for('dlbundle.optional.v1');
+
+/** optional()'s answers for this process, shared by every bundle and copy of dlbundle. */
+function optionalAnswers(): Map<string, unknown> {
+  const g = globalThis as unknown as Record<symbol, Map<string, unknown> | undefined>;
+  g[OPTIONAL_KEY] ??= new Map();
+  return g[OPTIONAL_KEY];
+}
+
+function failedOptional(e: unknown): { ok: false; code: DlbundleErrorCode; reason: string; missing: string[] } {
+  if (!isDlbundleError(e) || !OPTIONAL_FAILURES.has(e.code)) throw e;
+  const missing = e.code === 'E_MISSING_DEP' && e.dependency !== undefined ? [e.dependency] : e.code === 'E_MISSING_SYMBOL' && e.symbol !== undefined ? [e.symbol] : [];
+  return { ok: false, code: e.code, reason: e.message.split('\n')[0] ?? e.message, missing };
 }
 
 function memoryPlacement(fallbacks: readonly RootFallback[]): Placement {

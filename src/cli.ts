@@ -13,7 +13,7 @@ import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
 
 const USAGE = `usage:
-  dlbundle pack <files|dirs…> --name N --out DIR [--target T] [--requires avx2,fma] [--module FILE.cjs] [--sea-config FILE]
+  dlbundle pack <files|dirs…> --name N --out DIR [--target T] [--requires avx2,fma] [--optional FILE] [--module FILE.cjs] [--sea-config FILE]
   dlbundle inspect <file.so…|bundle-dir> [--json]
   dlbundle bundle <entry.js> --out FILE.cjs
   dlbundle sea <entry.js> --bundle DIR [--bundle DIR…] --out FILE
@@ -27,7 +27,7 @@ const commands: Readonly<Record<string, Command>> = {
     const { values, positionals } = parseArgs({
       args,
       allowPositionals: true,
-      options: { name: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, requires: { type: 'string' }, module: { type: 'string' }, 'sea-config': { type: 'string' } },
+      options: { name: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, requires: { type: 'string' }, optional: { type: 'string', multiple: true }, module: { type: 'string' }, 'sea-config': { type: 'string' } },
     });
     if (values.name === undefined || values.out === undefined || positionals.length === 0) {
       throw usage('pack needs input files or directories, --name and --out.');
@@ -37,6 +37,7 @@ const commands: Readonly<Record<string, Command>> = {
       out: values.out,
       ...(values.target === undefined ? {} : { target: values.target }),
       ...(values.requires === undefined ? {} : { requires: values.requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
+      ...(values.optional === undefined ? {} : { optional: values.optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
     });
     out(`packed ${result.variant.files.length} files as ${result.target} into ${values.out} (digest ${result.variant.digest})`);
     out(`load order: ${result.variant.order.join(' → ')}`);

@@ -8,7 +8,7 @@ export { parseManifest, variantDigest, MANIFEST_FILE, MANIFEST_FORMAT, type Mani
 export { dependencyGraph, loadOrder, externalDependencies, dependencyClosure, type GraphNode, type DependencyGraph } from './plan';
 export { hostTarget, targetFacts, knownTargets, type TargetFacts, type Libc } from './variant';
 export { xxh64, createXxh64, type Xxh64Stream } from './hash';
-export { openBundle, type Bundle, type OpenBundleOptions, type BundleReport, type LibraryReport } from './bundle';
+export { openBundle, type Bundle, type OpenBundleOptions, type BundleReport, type LibraryReport, type OptionalLibrary } from './bundle';
 export { fromDirectory } from './sources/directory';
 export { fromBuffers, type BlobInput } from './sources/buffers';
 export type { Source, SourceKind, BlobReader } from './sources/source';

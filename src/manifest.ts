@@ -33,6 +33,8 @@ export interface ManifestFile {
   readonly runpath: readonly string[];
   /** ELF machine name (`x86_64`, `aarch64`, …). */
   readonly machine: string;
+  /** Present and true for a library the application loads with `bundle.optional()` (`pack --optional`): `doctor` does not count its failure. */
+  readonly optional?: true;
 }
 
 /** The files built for one target (`linux-x64-gnu`, …). */
@@ -219,7 +221,14 @@ function parseFile(value: unknown, origin: string, at: string): ManifestFile {
     needed: array(f.needed, origin, `${at}.needed`).map((n, i) => str(n, origin, `${at}.needed[${i}]`)),
     runpath: array(f.runpath, origin, `${at}.runpath`).map((n, i) => str(n, origin, `${at}.runpath[${i}]`)),
     machine: str(f.machine, origin, `${at}.machine`),
+    ...optionalFlag(f.optional, origin, `${at}.optional`),
   };
+}
+
+function optionalFlag(value: unknown, origin: string, at: string): { optional?: true } {
+  if (value === undefined || value === false) return {};
+  if (value === true) return { optional: true };
+  throw bad(origin, at, `is ${show(value)}, not true or false`);
 }
 
 function bad(origin: string, at: string, what: string, next = 'Regenerate it with `dlbundle pack`; do not edit dlbundle.json by hand.'): DlbundleError {

@@ -37,6 +37,8 @@ export interface PackOptions {
   readonly target?: string;
   /** CPU features this build needs (`avx2`, `fma`): the variant is keyed `<target>+avx2+fma` and chosen only on CPUs that have them. */
   readonly requires?: readonly string[];
+  /** File names of libraries the application loads with `bundle.optional()`; marked so in the manifest. */
+  readonly optional?: readonly string[];
 }
 
 /** What {@link pack} wrote. */
@@ -76,6 +78,9 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
   }
   const expected = facts.elf;
   const sources = collectInputs(inputs);
+  for (const name of options.optional ?? []) {
+    if (!sources.has(name)) throw new DlbundleError('E_USAGE', `--optional names ${JSON.stringify(name)}, which is not among the files packed.`, `Use one of: ${[...sources.keys()].join(', ')}.`);
+  }
   const manifestPath = path.join(options.out, MANIFEST_FILE);
   const previous = readExistingManifest(manifestPath, options.name);
 
@@ -106,6 +111,7 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
         needed: elf.needed,
         runpath: elf.runpath,
         machine: elf.machine,
+        ...(options.optional?.includes(name) === true ? { optional: true as const } : {}),
       });
       debug('packed %s (%d bytes) from %s', name, bytes.length, from);
     }
