@@ -2,7 +2,8 @@
  * Where the system's dynamic linker would find a library that the bundle does
  * not provide: the requesting library's RPATH/RUNPATH, `LD_LIBRARY_PATH`,
  * `/etc/ld.so.cache` and the default directories — the order glibc's ld.so
- * searches them. Looking first means a missing dependency is reported by name
+ * searches them (musl's loader: RPATH/RUNPATH, LD_LIBRARY_PATH, its path
+ * file). Looking first means a missing dependency is reported by name
  * (`E_MISSING_DEP`) instead of as a bare `dlopen` message.
  */
 import * as fs from 'node:fs';
@@ -55,12 +56,19 @@ export function resolveSystemLibrary(name: string, ctx: SearchContext): Resoluti
     return null;
   };
   const ldLibraryPath = startupLibraryPath();
+  const musl = targetFacts(hostTarget()).musl;
   const found =
-    (ctx.runpath.length === 0 ? inDirs(ctx.rpath ?? [], 'rpath') : null) ??
-    inDirs(ldLibraryPath, 'LD_LIBRARY_PATH') ??
-    inDirs(ctx.runpath, 'runpath') ??
-    fromLdSoCache(name) ??
-    inDirs(defaultDirectories(), 'default directory');
+    musl !== null
+      ? // musl: the loader itself answers for libc; then RPATH and RUNPATH alike, LD_LIBRARY_PATH, and its path file.
+        muslItself(name, musl.arch) ??
+        inDirs([...(ctx.rpath ?? []), ...ctx.runpath], 'runpath') ??
+        inDirs(ldLibraryPath, 'LD_LIBRARY_PATH') ??
+        inDirs(muslDirectories(musl.arch), 'default directory')
+      : (ctx.runpath.length === 0 ? inDirs(ctx.rpath ?? [], 'rpath') : null) ??
+        inDirs(ldLibraryPath, 'LD_LIBRARY_PATH') ??
+        inDirs(ctx.runpath, 'runpath') ??
+        fromLdSoCache(name) ??
+        inDirs(defaultDirectories(), 'default directory');
   debug('%s → %s', name, found === null ? 'not found' : `${found.path} (${found.via})`);
   return found;
 }
@@ -99,6 +107,22 @@ function defaultDirectories(): string[] {
   const glibc = targetFacts(hostTarget()).glibc;
   const multiarch = glibc === null ? [] : [`/lib/${glibc.multiarch}`, `/usr/lib/${glibc.multiarch}`];
   return [...multiarch, '/lib64', '/usr/lib64', '/lib', '/usr/lib'];
+}
+
+// musl's libc is its dynamic loader; DT_NEEDED entries naming it are always met.
+function muslItself(name: string, arch: string): Resolution | null {
+  const loader = `/lib/ld-musl-${arch}.so.1`;
+  return name === 'libc.so' || name === `libc.musl-${arch}.so.1` || name === `ld-musl-${arch}.so.1` ? { path: loader, via: 'default directory' } : null;
+}
+
+// /etc/ld-musl-<arch>.path lists the directories (separated by ':' or newlines); without it, musl's built-in list.
+function muslDirectories(arch: string): string[] {
+  try {
+    return fs.readFileSync(`/etc/ld-musl-${arch}.path`, 'utf8').split(/[:\n]/).filter((d) => d.trim() !== '').map((d) => d.trim());
+  } catch {
+    // No path file: musl's compiled-in default.
+    return ['/lib', '/usr/local/lib', '/usr/lib'];
+  }
 }
 
 const fitCache = new Map<string, boolean>();

@@ -25,25 +25,27 @@ export interface TargetFacts {
    * resolve system libraries itself.
    */
   readonly glibc: { readonly multiarch: string; readonly ldCacheFlags: number } | null;
+  /** musl targets: the architecture name in musl's file names (`ld-musl-<arch>.so.1`, `/etc/ld-musl-<arch>.path`). */
+  readonly musl: { readonly arch: string } | null;
 }
 
 // Keyed like esbuild's platform table: `<platform>-<arch>[-<libc>]`.
 const TARGETS: Readonly<Record<string, TargetFacts>> = {
-  'linux-x64-gnu': { platform: 'linux', arch: 'x64', libc: 'gnu', elf: { machine: 'x86_64', class: 64 }, glibc: { multiarch: 'x86_64-linux-gnu', ldCacheFlags: 0x0303 } },
-  'linux-x64-musl': { platform: 'linux', arch: 'x64', libc: 'musl', elf: { machine: 'x86_64', class: 64 }, glibc: null },
-  'linux-arm64-gnu': { platform: 'linux', arch: 'arm64', libc: 'gnu', elf: { machine: 'aarch64', class: 64 }, glibc: { multiarch: 'aarch64-linux-gnu', ldCacheFlags: 0x0a03 } },
-  'linux-arm64-musl': { platform: 'linux', arch: 'arm64', libc: 'musl', elf: { machine: 'aarch64', class: 64 }, glibc: null },
-  'linux-arm-gnu': { platform: 'linux', arch: 'arm', libc: 'gnu', elf: { machine: 'arm', class: 32 }, glibc: { multiarch: 'arm-linux-gnueabihf', ldCacheFlags: 0x0903 } },
-  'linux-ia32-gnu': { platform: 'linux', arch: 'ia32', libc: 'gnu', elf: { machine: 'i386', class: 32 }, glibc: { multiarch: 'i386-linux-gnu', ldCacheFlags: 0x0003 } },
-  'linux-riscv64-gnu': { platform: 'linux', arch: 'riscv64', libc: 'gnu', elf: { machine: 'riscv', class: 64 }, glibc: { multiarch: 'riscv64-linux-gnu', ldCacheFlags: 0x1003 } },
-  'linux-ppc64-gnu': { platform: 'linux', arch: 'ppc64', libc: 'gnu', elf: { machine: 'ppc64', class: 64 }, glibc: { multiarch: 'powerpc64le-linux-gnu', ldCacheFlags: 0x0503 } },
-  'linux-s390x-gnu': { platform: 'linux', arch: 's390x', libc: 'gnu', elf: { machine: 's390', class: 64 }, glibc: { multiarch: 's390x-linux-gnu', ldCacheFlags: 0x0403 } },
-  'linux-loong64-gnu': { platform: 'linux', arch: 'loong64', libc: 'gnu', elf: { machine: 'loongarch', class: 64 }, glibc: { multiarch: 'loongarch64-linux-gnu', ldCacheFlags: 0x1303 } },
-  'freebsd-x64': { platform: 'freebsd', arch: 'x64', libc: null, elf: { machine: 'x86_64', class: 64 }, glibc: null },
-  'darwin-x64': { platform: 'darwin', arch: 'x64', libc: null, elf: null, glibc: null },
-  'darwin-arm64': { platform: 'darwin', arch: 'arm64', libc: null, elf: null, glibc: null },
-  'win32-x64': { platform: 'win32', arch: 'x64', libc: null, elf: null, glibc: null },
-  'win32-arm64': { platform: 'win32', arch: 'arm64', libc: null, elf: null, glibc: null },
+  'linux-x64-gnu': { platform: 'linux', arch: 'x64', libc: 'gnu', elf: { machine: 'x86_64', class: 64 }, glibc: { multiarch: 'x86_64-linux-gnu', ldCacheFlags: 0x0303 }, musl: null },
+  'linux-x64-musl': { platform: 'linux', arch: 'x64', libc: 'musl', elf: { machine: 'x86_64', class: 64 }, glibc: null, musl: { arch: 'x86_64' } },
+  'linux-arm64-gnu': { platform: 'linux', arch: 'arm64', libc: 'gnu', elf: { machine: 'aarch64', class: 64 }, glibc: { multiarch: 'aarch64-linux-gnu', ldCacheFlags: 0x0a03 }, musl: null },
+  'linux-arm64-musl': { platform: 'linux', arch: 'arm64', libc: 'musl', elf: { machine: 'aarch64', class: 64 }, glibc: null, musl: { arch: 'aarch64' } },
+  'linux-arm-gnu': { platform: 'linux', arch: 'arm', libc: 'gnu', elf: { machine: 'arm', class: 32 }, glibc: { multiarch: 'arm-linux-gnueabihf', ldCacheFlags: 0x0903 }, musl: null },
+  'linux-ia32-gnu': { platform: 'linux', arch: 'ia32', libc: 'gnu', elf: { machine: 'i386', class: 32 }, glibc: { multiarch: 'i386-linux-gnu', ldCacheFlags: 0x0003 }, musl: null },
+  'linux-riscv64-gnu': { platform: 'linux', arch: 'riscv64', libc: 'gnu', elf: { machine: 'riscv', class: 64 }, glibc: { multiarch: 'riscv64-linux-gnu', ldCacheFlags: 0x1003 }, musl: null },
+  'linux-ppc64-gnu': { platform: 'linux', arch: 'ppc64', libc: 'gnu', elf: { machine: 'ppc64', class: 64 }, glibc: { multiarch: 'powerpc64le-linux-gnu', ldCacheFlags: 0x0503 }, musl: null },
+  'linux-s390x-gnu': { platform: 'linux', arch: 's390x', libc: 'gnu', elf: { machine: 's390', class: 64 }, glibc: { multiarch: 's390x-linux-gnu', ldCacheFlags: 0x0403 }, musl: null },
+  'linux-loong64-gnu': { platform: 'linux', arch: 'loong64', libc: 'gnu', elf: { machine: 'loongarch', class: 64 }, glibc: { multiarch: 'loongarch64-linux-gnu', ldCacheFlags: 0x1303 }, musl: null },
+  'freebsd-x64': { platform: 'freebsd', arch: 'x64', libc: null, elf: { machine: 'x86_64', class: 64 }, glibc: null, musl: null },
+  'darwin-x64': { platform: 'darwin', arch: 'x64', libc: null, elf: null, glibc: null, musl: null },
+  'darwin-arm64': { platform: 'darwin', arch: 'arm64', libc: null, elf: null, glibc: null, musl: null },
+  'win32-x64': { platform: 'win32', arch: 'x64', libc: null, elf: null, glibc: null, musl: null },
+  'win32-arm64': { platform: 'win32', arch: 'arm64', libc: null, elf: null, glibc: null, musl: null },
 };
 
 /**
