@@ -13,6 +13,7 @@
  * - A warm start is a few `lstat`s: no hashing, no copying (unless
  *   `verify: 'full'`).
  */
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import createDebug from 'debug';
@@ -212,8 +213,8 @@ function* ensureSafeRoot(io: Io, root: string): Step<void> {
   let st = yield* io.lstat(root);
   if (st === null) {
     yield* io.either(
-      () => void require('node:fs').mkdirSync(path.dirname(root), { recursive: true, mode: 0o700 }),
-      () => require('node:fs').promises.mkdir(path.dirname(root), { recursive: true, mode: 0o700 }),
+      () => void fs.mkdirSync(path.dirname(root), { recursive: true, mode: 0o700 }),
+      () => fs.promises.mkdir(path.dirname(root), { recursive: true, mode: 0o700 }).then(() => undefined),
     );
     try {
       yield* io.mkdir(root, 0o700);
@@ -243,8 +244,50 @@ function* refuseNoexec(io: Io, root: string): Step<void> {
   }
 }
 
+/** What {@link assessRoot} found. */
+export interface RootAssessment {
+  readonly root: string;
+  readonly usable: boolean;
+  /** Why it can or cannot be used: ownership, mode, noexec, read-only, not writable. */
+  readonly reason: string;
+}
+
+/**
+ * Whether `root` could be used as a cache root, without writing anything
+ * (for `dlbundle doctor`): the checks a start makes, plus the mount's noexec
+ * and read-only flags and write permission.
+ *
+ * @example
+ * assessRoot('/tmp/dlbundle-1000') // { root, usable: true, reason: 'exists, private to this user, on a mount that allows executables' }
+ */
+export function assessRoot(root: string): RootAssessment {
+  let mountinfo = '';
+  try {
+    mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    // No /proc: the mount flags cannot be known; the other checks still hold.
+  }
+  let at = root;
+  while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+  const exists = at === root;
+  const st = exists ? fs.lstatSync(root) : null;
+  const problem = st === null ? null : unsafeReason(st);
+  const no = (reason: string): RootAssessment => ({ root, usable: false, reason });
+  if (problem !== null) return no(`it ${problem}`);
+  const real = fs.realpathSync(at);
+  const mount = mountOf(real, mountinfo);
+  if (mount?.options.includes('noexec') === true) return no(`it is on ${mount.mountPoint}, mounted noexec`);
+  if (mount?.options.includes('ro') === true) return no(`it is on ${mount.mountPoint}, mounted read-only`);
+  try {
+    fs.accessSync(at, fs.constants.W_OK | fs.constants.X_OK);
+  } catch {
+    return no(exists ? 'this user cannot write to it' : `this user cannot create it in ${at}`);
+  }
+  return { root, usable: true, reason: exists ? 'exists, private to this user, on a mount that allows executables' : `would be created (mode 0700) in ${at}` };
+}
+
 /** Why a directory is not safe to load from, or null. */
-function unsafeReason(st: import('node:fs').Stats | null): string | null {
+function unsafeReason(st: fs.Stats | null): string | null {
   if (st === null) return 'does not exist';
   if (st.isSymbolicLink()) return 'is a symbolic link';
   if (!st.isDirectory()) return 'is not a directory';

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DlbundleError, isDlbundleError } from './errors';
 import { formatBundle, formatFileReport, inspectFiles, readBundleManifest } from './inspect';
+import { diagnose, formatDoctorReport } from './doctor';
 import { pack } from './pack';
 import { listCache, pruneCache, type CacheEntry } from './prune';
 import { writeEmbeddedModule } from './build/embed';
@@ -17,6 +18,7 @@ const USAGE = `usage:
   dlbundle inspect <file.so…|bundle-dir> [--json]
   dlbundle bundle <entry.js> --out FILE.cjs
   dlbundle sea <entry.js> --bundle DIR [--bundle DIR…] --out FILE
+  dlbundle doctor [bundle-dir] [--json]
   dlbundle cache list [--json]
   dlbundle cache prune [--keep N] [--older-than DAYS] [--dry-run] [--json]`;
 
@@ -59,6 +61,14 @@ const commands: Readonly<Record<string, Command>> = {
     await bundleApplication(entry, values.out);
     out(`wrote ${values.out}`);
     return 0;
+  },
+
+  doctor(args, out) {
+    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
+    if (positionals.length > 1) throw usage('doctor takes at most one bundle directory.');
+    const report = diagnose(positionals[0] ?? '.');
+    out(values.json === true ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
+    return report.loads ? 0 : 1;
   },
 
   cache(args, out) {

@@ -7,7 +7,10 @@ import * as path from 'node:path';
 import { DlbundleError } from './errors';
 import { readElfFile } from './elf-file';
 import { ioError } from './file-io';
-import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest';
+import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+import { dependencyGraph } from './plan';
+import { resolveSystemLibrary } from './system-libs';
+import { hostTarget, parseVariantKey } from './variant';
 
 /** One file's facts, with exactly the keys `inspect --json` prints. */
 export interface FileReport {
@@ -83,6 +86,103 @@ export function formatBundle(manifest: Manifest, dir: string): string {
       lines.push(`    ${String(i + 1).padStart(2)}. ${f.name}  (${soname}, ${f.size} bytes, ${f.machine})  ${needs}`);
     });
     lines.push(`  external: ${v.external.length === 0 ? '(none)' : v.external.join(', ')}`);
+    const here = safeTarget(key) === hostTarget();
+    lines.push(`  dependencies${here ? ' on this machine' : ''}:`);
+    lines.push(...formatDependencyTree(describeDependencies(v, path.join(dir, key), here)).split('\n').map((l) => `    ${l}`));
+  }
+  return lines.join('\n');
+}
+
+function safeTarget(key: string): string | null {
+  try {
+    return parseVariantKey(key).target;
+  } catch {
+    // A target this version does not know: not this machine's.
+    return null;
+  }
+}
+
+/** Where one DT_NEEDED entry of a library is satisfied. */
+export interface DependencyFact {
+  readonly name: string;
+  /** `bundled`: by a file of the bundle; `system`: found on this machine; `missing`: nowhere; `unknown`: another machine's variant, not looked up. */
+  readonly kind: 'bundled' | 'system' | 'missing' | 'unknown';
+  /** The bundled file, or the system path it resolves to. */
+  readonly path?: string;
+  /** For system dependencies: which search step found it. */
+  readonly via?: string;
+}
+
+/** One library and its dependencies. */
+export interface LibraryDependencies {
+  readonly name: string;
+  readonly optional: boolean;
+  readonly needs: readonly DependencyFact[];
+}
+
+/**
+ * Classifies each DT_NEEDED entry of each file of a variant: bundled, found on
+ * this system (with the path, looked up as the loader would with `$ORIGIN` =
+ * `dir`), or missing. System lookups are made only when `lookUp` is true (the
+ * variant is this machine's); otherwise external entries are `unknown`.
+ *
+ * @example
+ * describeDependencies(manifest.variants['linux-x64-gnu'], '/app/native/linux-x64-gnu', true)
+ */
+export function describeDependencies(variant: ManifestVariant, dir: string, lookUp: boolean): LibraryDependencies[] {
+  const graph = dependencyGraph(variant.files);
+  return variant.order.map((name) => {
+    const file = graph.nodes.get(name) as ManifestFile;
+    const needs = file.needed.map((dep): DependencyFact => {
+      const provider = graph.providers.get(dep);
+      if (provider !== undefined) return { name: dep, kind: 'bundled', path: provider.name };
+      if (!lookUp) return { name: dep, kind: 'unknown' };
+      const found = resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir });
+      return found === null ? { name: dep, kind: 'missing' } : { name: dep, kind: 'system', path: found.path, via: found.via };
+    });
+    return { name, optional: file.optional === true, needs };
+  });
+}
+
+/**
+ * The dependencies as a tree, like `ldd`: bundled dependencies expanded under
+ * the library that needs them (once; later mentions say "see above"), system
+ * ones with the path they resolve to, missing ones marked.
+ *
+ * @example
+ * formatDependencyTree(describeDependencies(variant, dir, true))
+ */
+export function formatDependencyTree(libraries: readonly LibraryDependencies[]): string {
+  const byName = new Map(libraries.map((l) => [l.name, l]));
+  const needed = new Set(libraries.flatMap((l) => l.needs.filter((n) => n.kind === 'bundled').map((n) => n.path as string)));
+  const shown = new Set<string>();
+  const lines: string[] = [];
+  const walk = (lib: LibraryDependencies, prefix: string): void => {
+    lib.needs.forEach((dep, i) => {
+      const last = i === lib.needs.length - 1;
+      const branch = `${prefix}${last ? '└─ ' : '├─ '}`;
+      const child = `${prefix}${last ? '   ' : '│  '}`;
+      if (dep.kind === 'bundled') {
+        const target = byName.get(dep.path as string);
+        const label = dep.path === dep.name ? 'bundled' : `bundled: ${dep.path}`;
+        if (target === undefined || shown.has(target.name)) {
+          lines.push(`${branch}${dep.name}  ${label}${target === undefined ? '' : ' (see above)'}`);
+        } else {
+          shown.add(target.name);
+          lines.push(`${branch}${dep.name}  ${label}`);
+          walk(target, child);
+        }
+      } else if (dep.kind === 'system') lines.push(`${branch}${dep.name}  system: ${dep.path} (${dep.via})`);
+      else if (dep.kind === 'missing') lines.push(`${branch}${dep.name}  MISSING: not bundled, not on this system`);
+      else lines.push(`${branch}${dep.name}  external (not looked up: another machine's variant)`);
+    });
+  };
+  // Roots of the forest first (libraries nothing in the bundle needs), then the rest not yet shown.
+  for (const lib of [...libraries.filter((l) => !needed.has(l.name)), ...libraries.filter((l) => needed.has(l.name))]) {
+    if (shown.has(lib.name)) continue;
+    shown.add(lib.name);
+    lines.push(`${lib.name}${lib.optional ? '  (optional)' : ''}`);
+    walk(lib, '  ');
   }
   return lines.join('\n');
 }
