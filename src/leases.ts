@@ -21,7 +21,10 @@ export const LEASES_DIR = '.leases';
 /** Prefix of staging directories inside a root. */
 export const STAGING_PREFIX = '.staging';
 
-/** A staging directory this old is removed even if its pid seems alive (the pid was reused). */
+/**
+ * A staging directory whose process cannot be checked (another pid namespace)
+ * is removed once it is this old; one whose process is alive here never is.
+ */
 export const STALE_STAGING_MS = 24 * 60 * 60 * 1000;
 
 let namespaceCache: string | undefined;
