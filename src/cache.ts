@@ -187,9 +187,10 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
   const dir = path.join(root, name);
   // A root about to receive its first copy is checked for noexec before this
   // process writes anything into it, its lease included.
-  const exists = (yield* io.lstat(dir)) !== null;
+  const st = yield* io.lstat(dir);
+  const exists = st !== null;
   if (!exists) yield* refuseNoexec(io, root);
-  const state = yield* checkBundleDir(io, dir, req, { root, name });
+  const state = yield* checkBundleDir(io, dir, req, { root, name }, st);
   try {
     if (state === 'ok') return { dir, reused: true };
     if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
@@ -306,10 +307,11 @@ function unsafeDir(dir: string, problem: string): DlbundleError {
  * `E_UNSAFE_DIR` when the directory itself is not this user's private one.
  * With `lease`, this process's lease on the directory is taken once the
  * directory is known to be safe and before its contents are checked, so that
- * a concurrent prune that looks after this check cannot miss it.
+ * a concurrent prune that looks after this check cannot miss it. `known` is
+ * the directory's lstat when the caller has just made it.
  */
-function* checkBundleDir(io: Io, dir: string, req: CacheRequest, lease: { root: string; name: string } | null = null): Step<'ok' | 'missing' | string> {
-  const st = yield* io.lstat(dir);
+function* checkBundleDir(io: Io, dir: string, req: CacheRequest, lease: { root: string; name: string } | null = null, known?: fs.Stats | null): Step<'ok' | 'missing' | string> {
+  const st = known !== undefined ? known : yield* io.lstat(dir);
   const problem = st === null ? null : unsafeReason(st);
   if (problem !== null) throw unsafeDir(dir, `the bundle directory ${problem}`);
   if (lease !== null) yield* takeLease(io, lease.root, lease.name);

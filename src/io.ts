@@ -41,6 +41,8 @@ export interface Io {
   copyFile(from: string, to: string): Step<void>;
   /** A whole (small) file. */
   readFile(path: string): Step<Buffer>;
+  /** Creates or replaces a small file with `text` (not atomically: for bookkeeping such as leases). */
+  writeSmall(path: string, text: string, mode: number): Step<void>;
   /**
    * Starts writing `path`'s data to disk on libuv's thread pool and returns at
    * once, in both modes: the disk works while this thread goes on (hashing,
@@ -113,6 +115,7 @@ export const syncIo: Io = {
   close: (fd) => value(() => fs.closeSync(fd)),
   copyFile: (a, b) => value(() => fs.copyFileSync(a, b, fs.constants.COPYFILE_EXCL)),
   readFile: (p) => value(() => fs.readFileSync(p)),
+  writeSmall: (p, text, mode) => value(() => fs.writeFileSync(p, text, { mode })),
   startFlush: (p) => value(() => startFlush(p)),
   either: (sync) => value(sync),
 };
@@ -141,6 +144,7 @@ export const asyncIo: Io = {
   close: (fd) => awaited(promisified<void>((cb) => fs.close(fd, (e) => cb(e, undefined)))),
   copyFile: (a, b) => awaited(fs.promises.copyFile(a, b, fs.constants.COPYFILE_EXCL)),
   readFile: (p) => awaited(fs.promises.readFile(p)),
+  writeSmall: (p, text, mode) => awaited(fs.promises.writeFile(p, text, { mode })),
   startFlush: (p) => value(() => startFlush(p)),
   either: (_sync, async) => awaited(async()),
 };

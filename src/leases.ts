@@ -127,24 +127,22 @@ export function* sweepStaging(io: Io, root: string, now = Date.now()): Step<stri
 export function* takeLease(io: Io, root: string, dirName: string): Step<void> {
   const dir = path.join(root, LEASES_DIR, dirName);
   const lease = path.join(dir, processTag());
-  // A prune may remove the lease directory between our mkdir and create: retry.
+  // Written over in place (its mtime is the last use). The directories are
+  // made only when missing: on a warm start this is one open, one write. A
+  // prune may remove the directory between our mkdir and write: then retry.
   for (let attempt = 1; ; attempt++) {
+    try {
+      yield* io.writeSmall(lease, `${process.pid}\n`, 0o600);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 3) throw e;
+    }
     for (const d of [path.join(root, LEASES_DIR), dir]) {
       try {
         yield* io.mkdir(d, 0o700);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-    }
-    try {
-      yield* io.rm(lease);
-      yield* io.close(yield* io.create(lease, 0o600));
-      return;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      // EEXIST: another bundle of this same process took the lease in between; it is ours all the same.
-      if (code === 'EEXIST') return;
-      if (code !== 'ENOENT' || attempt === 3) throw e;
     }
   }
 }

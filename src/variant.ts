@@ -218,6 +218,10 @@ export function selectVariant(available: readonly string[], bundleName = 'the bu
       `${bundleName} has no build for ${wanted === null ? `this machine (${target})` : `DLBUNDLE_VARIANT=${override}`}${detail}; it has ${available.length === 0 ? 'none' : available.join(', ')}.`,
       `Pack the libraries for ${target} into the bundle (dlbundle pack --target ${target}), or unset DLBUNDLE_VARIANT.`,
     );
+  // The common case, decided without parsing every key: one build for this target, no CPU variants.
+  if (wanted === null && available.includes(target) && !available.some((k) => k.startsWith(`${target}+`))) {
+    return { key: target, reason: `${why}; no CPU features required` };
+  }
   if (wanted !== null && wanted.features.length > 0) {
     const exact = variantKey(wanted.target, wanted.features);
     if (!available.includes(exact)) throw none('');
