@@ -21,14 +21,12 @@
 // where lib is the absolute path of a real aarch64 ELF shared object (not a
 // linker script, not a symlink) and fetched says whether it was downloaded now.
 
-const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
+const { fetchDebianPackage, FetchError } = require('./debian-package.js');
 
 const REPO = path.resolve(__dirname, '..');
 const DEFAULT_ROOT = path.join(REPO, '.cache', 'foreign-arch');
-const STAMP = '.dlbundle-foreign-arch.json';
 
 const PACKAGE = 'libc6-arm64-cross';
 // libm.so.6 rather than libc.so.6: a real library with a soname and DT_NEEDED
@@ -36,26 +34,6 @@ const PACKAGE = 'libc6-arm64-cross';
 const LIBRARY = path.join('usr', 'aarch64-linux-gnu', 'lib', 'libm.so.6');
 const MACHINE = 'aarch64';
 const EM_AARCH64 = 183;
-
-class FetchError extends Error {}
-
-/** Runs a command without a shell; throws FetchError naming the command, its output and what to do. */
-function run(cmd, args, options, hint) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', ...options });
-  const shown = `\`${[cmd, ...args].join(' ')}\``;
-  if (r.error !== undefined) {
-    const missing = r.error.code === 'ENOENT';
-    throw new FetchError(
-      `${shown} could not be started: ${r.error.message}.` +
-        (missing ? ` This script needs Debian's ${cmd} (a Debian or Ubuntu system).` : ''),
-    );
-  }
-  if (r.status !== 0) {
-    const output = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim();
-    throw new FetchError(`${shown} failed (exit status ${r.status ?? r.signal}):\n${output}\n${hint}`);
-  }
-  return r.stdout;
-}
 
 /**
  * Why `file` is not a little-endian ELF64 shared object for aarch64, or null when it is.
@@ -83,17 +61,6 @@ function notAarch64Reason(file) {
   return null;
 }
 
-function readStamp(pkgDir) {
-  try {
-    const stamp = JSON.parse(fs.readFileSync(path.join(pkgDir, STAMP), 'utf8'));
-    if (typeof stamp.version !== 'string' || typeof stamp.lib !== 'string') return null;
-    const lib = path.join(pkgDir, stamp.lib);
-    if (notAarch64Reason(lib) !== null) return null;
-    return { version: stamp.version, lib };
-  } catch {
-    return null; // missing, unreadable or half-written: unpack again
-  }
-}
 
 /**
  * Downloads (unless already unpacked) and unpacks libc6-arm64-cross, and
@@ -104,58 +71,17 @@ function readStamp(pkgDir) {
  */
 function fetchForeignArch(options = {}) {
   const root = path.resolve(options.root ?? DEFAULT_ROOT);
-  const log = options.log ?? (() => {});
-  const pkgDir = path.join(root, PACKAGE);
-  const result = (stamp, fetched) => ({ dir: pkgDir, lib: stamp.lib, machine: MACHINE, package: PACKAGE, version: stamp.version, fetched });
-
-  const existing = readStamp(pkgDir);
-  if (existing !== null) {
-    log(`${PACKAGE} ${existing.version}: already unpacked`);
-    return result(existing, false);
-  }
-
-  fs.mkdirSync(root, { recursive: true });
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-foreign-arch-'));
-  try {
-    log(`apt-get download ${PACKAGE}`);
-    run('apt-get', ['download', PACKAGE], { cwd: work },
-      'Run `apt-get update` (as root) so apt knows this package, then try again. ' +
-        'Only the Debian package mirror needs to be reachable; nothing is installed.');
-    const debs = fs.readdirSync(work).filter((f) => f.startsWith(`${PACKAGE}_`) && f.endsWith('.deb'));
-    if (debs.length !== 1) {
-      throw new FetchError(`apt-get download reported success but left ${debs.length} ${PACKAGE}_*.deb files in ${work} (found: ${fs.readdirSync(work).join(', ') || 'nothing'}).`);
-    }
-    const deb = debs[0];
-    const debPath = path.join(work, deb);
-    const field = (name) => run('dpkg-deb', ['-f', debPath, name], {}, `${deb} is not a readable Debian package.`).trim();
-    const version = field('Version');
-    if (field('Package') !== PACKAGE) throw new FetchError(`${deb} is package ${field('Package')}, expected ${PACKAGE}.`);
-
-    // Unpack into a staging directory beside the final one, stamp it, then rename it into place,
-    // so an interrupted run never leaves a directory that looks complete.
-    const staging = fs.mkdtempSync(path.join(root, `.${PACKAGE}.staging-`));
-    try {
-      run('dpkg', ['-x', debPath, staging], {}, `dpkg could not unpack ${deb}.`);
-      const problem = notAarch64Reason(path.join(staging, LIBRARY));
+  const r = fetchDebianPackage({
+    root,
+    package: PACKAGE,
+    log: options.log,
+    findLibrary: (dir, deb) => {
+      const problem = notAarch64Reason(path.join(dir, LIBRARY));
       if (problem !== null) throw new FetchError(`${LIBRARY} in ${deb} ${problem}; expected an aarch64 shared object.`);
-      fs.writeFileSync(path.join(staging, STAMP), `${JSON.stringify({ package: PACKAGE, version, machine: MACHINE, lib: LIBRARY, deb }, null, 2)}\n`);
-      fs.rmSync(pkgDir, { recursive: true, force: true }); // a directory without a valid stamp
-      try {
-        fs.renameSync(staging, pkgDir);
-      } catch (e) {
-        // Another run may have published it in between; use theirs if it is complete.
-        if (readStamp(pkgDir) === null) throw e;
-      }
-    } finally {
-      fs.rmSync(staging, { recursive: true, force: true });
-    }
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-  const stamp = readStamp(pkgDir);
-  if (stamp === null) throw new FetchError(`${pkgDir} was unpacked but its stamp cannot be read back.`);
-  log(`${PACKAGE} ${stamp.version}: unpacked into ${pkgDir}`);
-  return result(stamp, true);
+      return path.join(dir, LIBRARY);
+    },
+  });
+  return { dir: r.dir, lib: r.lib, machine: MACHINE, package: PACKAGE, version: r.version, fetched: r.fetched };
 }
 
 module.exports = { fetchForeignArch, PACKAGE, MACHINE, FetchError };

@@ -33,7 +33,7 @@ import { bundleDirName, COMPLETE_MARKER, type RootFallback } from '../src/cache'
 import { createXxh64 } from '../src/hash';
 import { canonicalFileList, MANIFEST_FILE, parseManifest, type ManifestFile, type ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
-import { childResult, runChild, spawnChildAsync, type Caught } from './child';
+import { childResult, MAPPED_REPORT, runChild, spawnChildAsync, type Caught, type MappedFile } from './child';
 import { nativeFixture, REPO, rootEntries, tempDir } from './fixtures';
 
 const PROCESSES = 16;
@@ -75,49 +75,6 @@ before(function () {
   assert.notEqual(small.variant.digest, other.variant.digest);
 });
 
-// In the child: every demo library in /proc/self/maps, with the inode(s) its
-// mappings have, the inode and size the path names now, and the xxh64 of the
-// bytes at that path.
-const MAPPED_REPORT = `
-  const mappedReport = () => {
-    const { createXxh64 } = require(P.hashModule);
-    const scratch = Buffer.allocUnsafe(1 << 20);
-    const hashFile = (p) => {
-      const h = createXxh64();
-      const fd = fs.openSync(p, 'r');
-      try {
-        for (let pos = 0, n; (n = fs.readSync(fd, scratch, 0, scratch.length, pos)) > 0; pos += n) h.update(scratch.subarray(0, n));
-      } finally {
-        fs.closeSync(fd);
-      }
-      return h.digest();
-    };
-    const byPath = new Map();
-    for (const line of fs.readFileSync('/proc/self/maps', 'latin1').split('\\n')) {
-      const cols = line.trim().split(/\\s+/);
-      if (cols.length < 6) continue;
-      const p = cols.slice(5).join(' ');
-      if (!p.startsWith('/') || !/^(libdemo_|demo\\.node)/.test(path.basename(p))) continue;
-      const inodes = byPath.get(p) || new Set();
-      inodes.add(cols[4]);
-      byPath.set(p, inodes);
-    }
-    return [...byPath].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, inodes]) => {
-      let st = null;
-      let hash = null;
-      try { st = fs.statSync(p); hash = hashFile(p); } catch {}
-      return { path: p, mappedInodes: [...inodes], inode: st === null ? null : String(st.ino), size: st === null ? null : st.size, xxh64: hash };
-    });
-  };
-`;
-
-interface MappedFile {
-  readonly path: string;
-  readonly mappedInodes: readonly string[];
-  readonly inode: string | null;
-  readonly size: number | null;
-  readonly xxh64: string | null;
-}
 
 /**
  * Asserts that the child mapped exactly `names`, each from `finalDir` (not a

@@ -24,7 +24,7 @@ import {
   type BuiltElf,
   type ElfSpec,
 } from './elf-builder';
-import { nativeFixture, tempDir } from './fixtures';
+import { nativeFixture, prng, tempDir } from './fixtures';
 
 /** What readElf must say about one file: every field of ElfInfo. */
 type Expected = ElfInfo;
@@ -49,17 +49,6 @@ function assertElfError(fn: () => unknown, code: DlbundleErrorCode, offset: numb
   return e;
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so a failing fuzz case reproduces. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A copy of an ELF64-LE file with e_shoff, e_shnum and e_shstrndx zeroed: what a section-stripping tool leaves. */
 function withoutSectionHeaders(bytes: Buffer): Buffer {

@@ -61,3 +61,15 @@ export function identities(dir: string): Record<string, string> {
 export function rootEntries(root: string): string[] {
   return fs.existsSync(root) ? fs.readdirSync(root).filter((e) => e !== '.leases').sort() : [];
 }
+
+/** Deterministic pseudo-random numbers in [0, 1) (mulberry32), so that fuzzing and kill timings reproduce from a seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -32,8 +32,8 @@ import { createXxh64 } from '../src/hash';
 import { stagingOwner, STALE_STAGING_MS } from '../src/leases';
 import { MANIFEST_FILE, parseManifest, type ManifestFile, type ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
-import { DIST, runChild } from './child';
-import { nativeFixture, REPO, rootEntries, tempDir } from './fixtures';
+import { DIST, MAPPED_REPORT, runChild, type MappedFile } from './child';
+import { nativeFixture, prng, REPO, rootEntries, tempDir } from './fixtures';
 
 const SEED = 0x5eed2bad;
 const KILLS = 50;
@@ -68,17 +68,6 @@ before(function () {
   bundle = { dir, variant, files: new Map(variant.files.map((f) => [f.name, f])), dirName: bundleDirName('demo', variant) };
 });
 
-/** mulberry32: a small PRNG with a fixed seed, so the delays are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -196,49 +185,6 @@ function extracting(root: string, how: How, opts: { readonly killAfter?: number;
   return { child, exit };
 }
 
-// In the child: every demo library in /proc/self/maps with the inode(s) its
-// mappings have, the inode and size its path names now, and the xxh64 of the
-// bytes at that path.
-const MAPPED_REPORT = `
-  const mappedReport = () => {
-    const { createXxh64 } = require(P.hashModule);
-    const scratch = Buffer.allocUnsafe(1 << 20);
-    const hashFile = (p) => {
-      const h = createXxh64();
-      const fd = fs.openSync(p, 'r');
-      try {
-        for (let pos = 0, n; (n = fs.readSync(fd, scratch, 0, scratch.length, pos)) > 0; pos += n) h.update(scratch.subarray(0, n));
-      } finally {
-        fs.closeSync(fd);
-      }
-      return h.digest();
-    };
-    const byPath = new Map();
-    for (const line of fs.readFileSync('/proc/self/maps', 'latin1').split('\\n')) {
-      const cols = line.trim().split(/\\s+/);
-      if (cols.length < 6) continue;
-      const p = cols.slice(5).join(' ');
-      if (!p.startsWith('/') || !/^(libdemo_|demo\\.node)/.test(path.basename(p))) continue;
-      const inodes = byPath.get(p) || new Set();
-      inodes.add(cols[4]);
-      byPath.set(p, inodes);
-    }
-    return [...byPath].sort(([a], [b]) => (a < b ? -1 : 1)).map(([p, inodes]) => {
-      let st = null;
-      let hash = null;
-      try { st = fs.statSync(p); hash = hashFile(p); } catch {}
-      return { path: p, mappedInodes: [...inodes], inode: st === null ? null : String(st.ino), size: st === null ? null : st.size, xxh64: hash };
-    });
-  };
-`;
-
-interface MappedFile {
-  readonly path: string;
-  readonly mappedInodes: readonly string[];
-  readonly inode: string | null;
-  readonly size: number | null;
-  readonly xxh64: string | null;
-}
 
 interface NormalRun {
   readonly big: number;
