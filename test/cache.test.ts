@@ -12,7 +12,7 @@ import { fromBuffers, type BlobInput } from '../src/sources/buffers';
 import { fromDirectory } from '../src/sources/directory';
 import type { Source } from '../src/sources/source';
 import { spawnChild } from './child';
-import { expectCode, identities, nativeFixture, REPO, rootEntries, tempDir } from './fixtures';
+import { expectCode, identities, nativeFixture, REPO, rootEntries, stagingIn, tempDir } from './fixtures';
 
 // The cache works on files only (it never dlopens), so it is exercised here,
 // in the mocha process, on the real demo libraries packed into a temp bundle.
@@ -55,10 +55,6 @@ function bundleCopy(): string {
   const copy = path.join(tempDir(), 'bundle');
   fs.cpSync(bundle, copy, { recursive: true });
   return copy;
-}
-
-function stagingLeftovers(root: string): string[] {
-  return fs.existsSync(root) ? fs.readdirSync(root).filter((e) => e.startsWith('.staging')) : [];
 }
 
 function mode(p: string): number {
@@ -371,7 +367,7 @@ describe('cache: materialize', () => {
       };
       expectCode('E_BAD_MANIFEST', () => materializeSync([root], { variant: changed }));
       assert.deepEqual(identities(dir), before, 'the old directory is left as it was');
-      assert.deepEqual(stagingLeftovers(root), []);
+      assert.deepEqual(stagingIn(root), []);
     });
   });
 
@@ -623,7 +619,7 @@ describe('cache: materialize', () => {
       });
       const err = expectCode('E_IO', () => runSync(materialize(io, request([root]))));
       assert.match(err.message, /kept changing/);
-      assert.deepEqual(stagingLeftovers(root), []);
+      assert.deepEqual(stagingIn(root), []);
     });
   });
 });

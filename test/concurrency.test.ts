@@ -30,11 +30,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { bundleDirName, COMPLETE_MARKER, type RootFallback } from '../src/cache';
-import { createXxh64 } from '../src/hash';
 import { canonicalFileList, MANIFEST_FILE, parseManifest, type ManifestFile, type ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
 import { childResult, MAPPED_REPORT, runChild, spawnChildAsync, type Caught, type MappedFile } from './child';
-import { nativeFixture, REPO, rootEntries, tempDir } from './fixtures';
+import { hashFile, nativeFixture, REPO, rootEntries, stagingIn, tempDir } from './fixtures';
 
 const PROCESSES = 16;
 const ROUNDS = 20;
@@ -104,23 +103,6 @@ function checkFinalDir(root: string, of: Packed): void {
   for (const f of of.variant.files) assert.equal(hashFile(path.join(dir, f.name)), f.xxh64, `${dir}/${f.name}`);
 }
 
-const scratch = Buffer.allocUnsafe(1 << 20);
-
-/** xxh64 of a file, read in 1 MiB chunks (one whole 64 MiB buffer costs three times as long). */
-function hashFile(p: string): string {
-  const h = createXxh64();
-  const fd = fs.openSync(p, 'r');
-  try {
-    for (let pos = 0, n = 0; (n = fs.readSync(fd, scratch, 0, scratch.length, pos)) > 0; pos += n) h.update(scratch.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest();
-}
-
-function stagingIn(root: string): string[] {
-  return fs.existsSync(root) ? fs.readdirSync(root).filter((e) => e.startsWith('.staging')) : [];
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

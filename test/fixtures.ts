@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DlbundleError, type DlbundleErrorCode } from '../src/errors';
+import { createXxh64 } from '../src/hash';
 
 export const REPO = path.resolve(__dirname, '..');
 export const NATIVE_BUILD = path.join(REPO, 'build', 'Release');
@@ -72,4 +73,23 @@ export function prng(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** The staging directories in a cache root, sorted; [] when the root does not exist. */
+export function stagingIn(root: string): string[] {
+  return fs.existsSync(root) ? fs.readdirSync(root).filter((e) => e.startsWith('.staging')).sort() : [];
+}
+
+const hashScratch = Buffer.allocUnsafe(1 << 20);
+
+/** xxh64 of a file, read in 1 MiB chunks (one whole 64 MiB buffer costs three times as long). */
+export function hashFile(p: string): string {
+  const h = createXxh64();
+  const fd = fs.openSync(p, 'r');
+  try {
+    for (let pos = 0, n = 0; (n = fs.readSync(fd, hashScratch, 0, hashScratch.length, pos)) > 0; pos += n) h.update(hashScratch.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest();
 }

@@ -28,12 +28,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { bundleDirName, COMPLETE_MARKER } from '../src/cache';
-import { createXxh64 } from '../src/hash';
 import { stagingOwner, STALE_STAGING_MS } from '../src/leases';
 import { MANIFEST_FILE, parseManifest, type ManifestFile, type ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
 import { DIST, MAPPED_REPORT, runChild, type MappedFile } from './child';
-import { nativeFixture, prng, REPO, rootEntries, tempDir } from './fixtures';
+import { hashFile, nativeFixture, prng, REPO, rootEntries, stagingIn, tempDir } from './fixtures';
 
 const SEED = 0x5eed2bad;
 const KILLS = 50;
@@ -80,23 +79,6 @@ function pidNamespace(): string {
   return ns;
 }
 
-const scratch = Buffer.allocUnsafe(1 << 20);
-
-/** xxh64 of a file, read in 1 MiB chunks (one whole 64 MiB buffer costs three times as long). */
-function hashFile(p: string): string {
-  const h = createXxh64();
-  const fd = fs.openSync(p, 'r');
-  try {
-    for (let pos = 0, n = 0; (n = fs.readSync(fd, scratch, 0, scratch.length, pos)) > 0; pos += n) h.update(scratch.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return h.digest();
-}
-
-function stagingIn(root: string): string[] {
-  return fs.existsSync(root) ? fs.readdirSync(root).filter((e) => e.startsWith('.staging')).sort() : [];
-}
 
 function privateRoot(root: string): void {
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
