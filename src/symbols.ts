@@ -99,7 +99,6 @@ interface CTypeKinds {
 /** Pointee types whose single pointer koffi converts to and from a JS string. */
 type StringPointee = 'char' | 'char16_t' | 'char16' | 'char32_t' | 'char32' | 'wchar_t' | 'wchar';
 
-type Kind = CTypeKinds[keyof CTypeKinds] | 'pointer' | 'unknown';
 
 /** What comes back from C, per kind. */
 interface ResultTypes {

@@ -8,7 +8,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DlbundleError } from '../errors';
-import { MANIFEST_FILE } from '../manifest';
 import { SEA_INDEX_ASSET, seaAssetKey } from '../sources/sea';
 import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';
 import { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
