@@ -2,12 +2,11 @@
  * What `dlbundle inspect` reports: the ELF facts of loose files, or the
  * variants of a bundle directory, as data and as text.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DlbundleError } from './errors';
 import { readElfFile } from './elf-file';
-import { ioError } from './file-io';
-import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+import { MANIFEST_FILE, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+import { readManifestFile } from './sources/directory';
 import { dependencyGraph } from './plan';
 import { resolveSystemLibrary } from './system-libs';
 import { hostTarget, parseVariantKey } from './variant';
@@ -44,17 +43,11 @@ export function inspectFiles(files: readonly string[]): FileReport[] {
  * readBundleManifest('dist/native').variants['linux-x64-gnu'].order
  */
 export function readBundleManifest(dir: string): Manifest {
-  const file = path.join(dir, MANIFEST_FILE);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new DlbundleError('E_USAGE', `${JSON.stringify(dir)} is not a bundle directory: it has no ${MANIFEST_FILE}.`, 'Create one with `dlbundle pack … --out DIR`, or name the .so files themselves.', { dir });
-    }
-    throw ioError(file, e);
+  const manifest = readManifestFile(dir);
+  if (manifest === null) {
+    throw new DlbundleError('E_USAGE', `${JSON.stringify(dir)} is not a bundle directory: it has no ${MANIFEST_FILE}.`, 'Create one with `dlbundle pack … --out DIR`, or name the .so files themselves.', { dir });
   }
-  return parseManifest(text, file);
+  return manifest;
 }
 
 /** Text for one file's facts, as `inspect` prints it. */

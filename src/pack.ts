@@ -23,6 +23,7 @@ import {
   type ManifestVariant,
 } from './manifest';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
+import { readManifestFile } from './sources/directory';
 import { hostTarget, parseVariantKey, targetFacts, variantKey } from './variant';
 
 const debug = createDebug('dlbundle:pack');
@@ -180,14 +181,8 @@ function readInput(file: string): Buffer {
 }
 
 function readExistingManifest(manifestPath: string, name: string): Manifest | null {
-  let text: string;
-  try {
-    text = fs.readFileSync(manifestPath, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw ioError(manifestPath, e);
-  }
-  const manifest = parseManifest(text, manifestPath);
+  const manifest = readManifestFile(path.dirname(manifestPath));
+  if (manifest === null) return null;
   if (manifest.name !== name) {
     throw new DlbundleError('E_USAGE', `${JSON.stringify(manifestPath)} holds bundle ${JSON.stringify(manifest.name)}, not ${JSON.stringify(name)}.`, 'Pack into another directory, or use the same --name.');
   }

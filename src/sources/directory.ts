@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { DlbundleError } from '../errors';
 import { ioError } from '../file-io';
 import type { Io } from '../io';
-import { MANIFEST_FILE, parseManifest, type Manifest } from '../manifest';
+import { MANIFEST_FILE, parseManifest, type Manifest, type ParseManifestOptions } from '../manifest';
 import type { BlobReader, Source } from './source';
 
 /**
@@ -23,15 +23,10 @@ export function fromDirectory(dir: string): Source {
     kind: 'directory',
     location: root,
     manifest() {
+      manifest ??= readManifestFile(root, { checkDigest: false }) ?? undefined;
       if (manifest === undefined) {
         const file = path.join(root, MANIFEST_FILE);
-        let text: string;
-        try {
-          text = fs.readFileSync(file, 'utf8');
-        } catch (e) {
-          throw ioError(file, e);
-        }
-        manifest = parseManifest(text, file, { checkDigest: false });
+        throw new DlbundleError('E_IO', `${JSON.stringify(file)} does not exist: ${JSON.stringify(root)} holds no bundle.`, 'Ship the directory `dlbundle pack --out` wrote, and point fromDirectory at it.', { file, dir: root });
       }
       return manifest;
     },
@@ -55,6 +50,25 @@ export function fromDirectory(dir: string): Source {
       return true;
     },
   };
+}
+
+/**
+ * The validated manifest of the bundle directory `dir`, or null when it has
+ * no `dlbundle.json`. Any other failure to read it is `E_IO`.
+ *
+ * @example
+ * readManifestFile('dist/native')?.variants['linux-x64-gnu']
+ */
+export function readManifestFile(dir: string, options: ParseManifestOptions = {}): Manifest | null {
+  const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    if (isMissing(e)) return null;
+    throw ioError(file, e);
+  }
+  return parseManifest(text, file, options);
 }
 
 function isMissing(e: unknown): boolean {
