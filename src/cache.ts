@@ -166,12 +166,21 @@ function noUsableRoot(req: CacheRequest, fallbacks: readonly RootFallback[], err
 export function* place(io: Io, req: CacheRequest): Step<CacheResult | NoRoot> {
   const dir = req.source.inPlaceDir?.(req.variantKey);
   if (dir === undefined) return yield* tryMaterialize(io, req);
+  const scratch = req.verify === 'full' ? scratchBuffer(io) : null;
   for (const file of req.variant.files) {
-    const st = yield* io.lstat(path.join(dir, file.name));
-    if (st === null || !st.isFile() || st.size !== file.size) {
+    const p = path.join(dir, file.name);
+    const st = yield* io.lstat(p);
+    let wrong = st === null ? 'is missing' : !st.isFile() ? 'is not a regular file' : st.size !== file.size ? `has ${st.size} bytes instead of ${file.size}` : null;
+    // verify: 'full' hashes the files where they are: in place there is no
+    // copy whose hash was checked when it was written.
+    if (wrong === null && scratch !== null) {
+      const digest = yield* hashFileAt(io, p, file.size, scratch);
+      if (digest !== file.xxh64) wrong = `has xxh64 ${String(digest)} instead of ${file.xxh64}`;
+    }
+    if (wrong !== null) {
       throw new DlbundleError(
         'E_INTEGRITY',
-        `${JSON.stringify(path.join(dir, file.name))} ${st === null ? 'is missing' : `has ${st.size} bytes instead of ${file.size}`}; it is loaded in place, so it must be the file that was packed.`,
+        `${JSON.stringify(p)} ${wrong}; it is loaded in place, so it must be the file that was packed.`,
         'Ship the unpacked bundle as `dlbundle pack` wrote it (asarUnpack the whole bundle directory).',
         { file: file.name, dir },
       );
@@ -322,10 +331,13 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, lease: { root: 
   if (!entries.includes(COMPLETE_MARKER)) return 'the completion marker is missing';
   const extra = entries.filter((e) => !expected.has(e));
   if (extra.length > 0) return `unexpected entries ${JSON.stringify(extra)}`;
-  // The marker holds the file list it was completed for; comparing text keeps
-  // a warm start free of hashing.
-  const marker = yield* io.readFile(path.join(dir, COMPLETE_MARKER));
-  if (marker.toString('utf8') !== markerText(req.variant)) return 'the completion marker is for another file list';
+  // The marker holds the file list it was completed for (comparing text keeps
+  // a warm start free of hashing) and each file's identity when published.
+  const marker = (yield* io.readFile(path.join(dir, COMPLETE_MARKER))).toString('utf8');
+  const head = markerHead(req.variant);
+  if (!marker.startsWith(head)) return 'the completion marker is for another file list';
+  const recorded = parseIdentities(marker.slice(head.length));
+  if (recorded === null) return 'the completion marker records no file identities';
 
   for (const file of req.variant.files) {
     const p = path.join(dir, file.name);
@@ -333,25 +345,54 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, lease: { root: 
     if (fst === null) return `${file.name} is missing`;
     if (!fst.isFile() || fst.uid !== uid() || (fst.mode & 0o022) !== 0) return `${file.name} is not a private regular file of this user`;
     if (fst.size !== file.size) return `${file.name} has ${fst.size} bytes instead of ${file.size}`;
+    // Any write to the file after it was published moves its ctime, which no
+    // user can set back: a same-size rewrite is seen from the lstat alone.
+    if (recorded.get(file.name) !== fileIdentity(fst)) return `${file.name} was changed after it was published (its device, inode, size, mtime or ctime differ from the marker's)`;
     if (file.soname !== null && file.soname !== file.name) {
       const target = yield* io.readlink(path.join(dir, file.soname));
       if (target !== file.name) return `the link ${file.soname} does not point to ${file.name}`;
     }
     if (req.verify === 'full') {
-      const fd = yield* io.openRead(p);
-      try {
-        const { digest } = yield* hashDescriptor(io, fd, file.size, scratchBuffer(io));
-        if (digest !== file.xxh64) return `${file.name} has xxh64 ${String(digest)} instead of ${file.xxh64}`;
-      } finally {
-        yield* io.close(fd);
-      }
+      const digest = yield* hashFileAt(io, p, file.size, scratchBuffer(io));
+      if (digest !== file.xxh64) return `${file.name} has xxh64 ${String(digest)} instead of ${file.xxh64}`;
     }
   }
   return 'ok';
 }
 
-function markerText(variant: ManifestVariant): string {
+/**
+ * The completion marker: the canonical file list, then one JSON line mapping
+ * each file name to its {@link fileIdentity} as published.
+ */
+function markerText(variant: ManifestVariant, identities: ReadonlyMap<string, string>): string {
+  return `${markerHead(variant)}${JSON.stringify(Object.fromEntries(identities))}\n`;
+}
+
+function markerHead(variant: ManifestVariant): string {
   return `${canonicalFileList(variant.files)}\n`;
+}
+
+/** The identities a marker records, or null when the rest of the marker is not such a record. */
+function parseIdentities(text: string): Map<string, string> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  const out = new Map<string, string>();
+  for (const [name, id] of Object.entries(value)) if (typeof id === 'string') out.set(name, id);
+  return out;
+}
+
+/**
+ * What identifies one published file: device, inode, size, mtime and ctime.
+ * A rewrite in place keeps device and inode but moves ctime to the time of
+ * the write (no user can set ctime); a replacement changes the inode.
+ */
+function fileIdentity(st: fs.Stats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }
 
 /** The names a complete bundle directory holds: files, soname links, the marker. */
@@ -362,6 +403,16 @@ function expectedEntries(variant: ManifestVariant): Set<string> {
     if (f.soname !== null) names.add(f.soname);
   }
   return names;
+}
+
+/** The xxh64 of the file at `p`, or null when it is longer than `limit`. */
+function* hashFileAt(io: Io, p: string, limit: number, scratch: Buffer): Step<string | null> {
+  const fd = yield* io.openRead(p);
+  try {
+    return (yield* hashDescriptor(io, fd, limit, scratch)).digest;
+  } finally {
+    yield* io.close(fd);
+  }
 }
 
 /**
@@ -398,10 +449,18 @@ function* extract(io: Io, req: CacheRequest, root: string): Step<string> {
     // Flushed after all are written: on ext4 (data=ordered) the first fsync's
     // journal commit writes every file's data, so the rest cost little, where
     // one fsync per file as it is written paid a commit each.
-    for (const file of req.variant.files) yield* fsyncFile(io, path.join(staging, file.name));
+    const identities = new Map<string, string>();
+    for (const file of req.variant.files) {
+      const p = path.join(staging, file.name);
+      yield* fsyncFile(io, p);
+      // Taken last: nothing after this changes the file, the rename included.
+      const st = yield* io.lstat(p);
+      if (st === null) throw new DlbundleError('E_IO', `${JSON.stringify(p)} vanished from this process's staging directory.`, 'Another program is removing files in the cache root; stop it, or use another cache directory.', { file: file.name, dir: staging });
+      identities.set(file.name, fileIdentity(st));
+    }
     const marker = yield* io.create(path.join(staging, COMPLETE_MARKER), 0o600);
     try {
-      yield* io.write(marker, Buffer.from(markerText(req.variant)));
+      yield* io.write(marker, Buffer.from(markerText(req.variant, identities)));
       yield* io.fsync(marker);
     } finally {
       yield* io.close(marker);
