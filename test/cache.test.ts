@@ -73,7 +73,16 @@ function assertComplete(dir: string): void {
     assert.ok(fs.readFileSync(p).equals(blob(name)), `${name} is byte-identical to its blob`);
   }
   assert.equal(fs.readlinkSync(path.join(dir, 'libdemo_codec.so.1')), 'libdemo_codec.so.1.2.3');
-  assert.equal(fs.readFileSync(path.join(dir, COMPLETE_MARKER), 'utf8'), `${canonicalFileList(variant.files)}\n`);
+  // The marker: the file list, then each file's identity (device, inode, size, mtime, ctime) as published.
+  const [list, ids, end] = fs.readFileSync(path.join(dir, COMPLETE_MARKER), 'utf8').split(/\n(?=[{]|$)/);
+  assert.equal(list, canonicalFileList(variant.files));
+  assert.equal(end, '');
+  const recorded = JSON.parse(ids ?? '') as Record<string, string>;
+  assert.deepEqual(Object.keys(recorded).sort(), [...FILES].sort());
+  for (const name of FILES) {
+    const st = fs.lstatSync(path.join(dir, name));
+    assert.equal(recorded[name], `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`, `${name}'s recorded identity`);
+  }
 }
 
 type Call = { readonly op: string; readonly args: readonly unknown[] };
@@ -260,19 +269,36 @@ describe('cache: materialize', () => {
       });
     }
 
-    it("verify: 'full' rebuilds a directory with a same-size tampered file; 'size' reuses it as it is", () => {
+    it("a same-size rewrite in place is seen by verify: 'size' too, from the lstat alone (its ctime moved), and rebuilt", () => {
       const root = freshRoot();
       const { dir } = materializeSync([root]);
       const plugin = path.join(dir, 'libdemo_plugin.so');
       const bytes = fs.readFileSync(plugin);
       bytes[bytes.length - 1] = (bytes[bytes.length - 1] ?? 0) ^ 0xff;
+      const ino = fs.statSync(plugin).ino;
+      // Rewritten through the same inode, size kept, mtime put back: only ctime tells.
+      const { atime, mtime } = fs.statSync(plugin);
       fs.writeFileSync(plugin, bytes);
-      // Documented trade-off: the default check is sizes (a warm start does no hashing), so same-size tampering is not seen.
-      const bySize = materializeSync([root], { verify: 'size' });
-      assert.equal(bySize.reused, true);
-      assert.ok(fs.readFileSync(plugin).equals(bytes), "verify: 'size' left the tampered file in place");
-      const byHash = materializeSync([root], { verify: 'full' });
-      assert.equal(byHash.reused, false);
+      fs.utimesSync(plugin, atime, mtime);
+      assert.equal(fs.statSync(plugin).ino, ino);
+      const calls: Call[] = [];
+      const r = runSync(materialize(watchedIo(syncIo, calls), request([root], { verify: 'size' })));
+      assert.equal(r.reused, false);
+      assertComplete(dir);
+      // Seen before any file was opened for reading: the check is the warm start's own lstat.
+      const firstCreate = calls.findIndex((c) => c.op === 'mkdtemp');
+      assert.ok(!calls.slice(0, firstCreate).some((c) => c.op === 'openRead'), 'nothing was hashed to notice it');
+    });
+
+    it("a file replaced by another of the same size (new inode) is seen by verify: 'size', and rebuilt", () => {
+      const root = freshRoot();
+      const { dir } = materializeSync([root]);
+      const core = path.join(dir, 'libdemo_core.so');
+      const bytes = fs.readFileSync(core);
+      bytes[200] = (bytes[200] ?? 0) ^ 0x01;
+      fs.writeFileSync(`${core}.new`, bytes, { mode: 0o700 });
+      fs.renameSync(`${core}.new`, core);
+      assert.equal(materializeSync([root]).reused, false);
       assertComplete(dir);
     });
   });

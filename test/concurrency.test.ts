@@ -33,7 +33,7 @@ import { bundleDirName, COMPLETE_MARKER, type RootFallback } from '../src/cache'
 import { canonicalFileList, MANIFEST_FILE, parseManifest, type ManifestFile, type ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
 import { childResult, MAPPED_REPORT, runChild, spawnChildAsync, type Caught, type MappedFile } from './child';
-import { hashFile, nativeFixture, REPO, rootEntries, stagingIn, tempDir } from './fixtures';
+import { hashFile, markerFileList, nativeFixture, REPO, rootEntries, stagingIn, tempDir } from './fixtures';
 
 const PROCESSES = 16;
 const ROUNDS = 20;
@@ -99,7 +99,7 @@ function checkFinalDir(root: string, of: Packed): void {
   const dir = path.join(root, of.dirName);
   const names = of.variant.files.flatMap((f) => (f.soname !== null && f.soname !== f.name ? [f.name, f.soname] : [f.name]));
   assert.deepEqual(fs.readdirSync(dir).sort(), [COMPLETE_MARKER, ...names].sort(), `${dir} entries`);
-  assert.equal(fs.readFileSync(path.join(dir, COMPLETE_MARKER), 'utf8'), `${canonicalFileList(of.variant.files)}\n`);
+  assert.equal(markerFileList(dir), canonicalFileList(of.variant.files));
   for (const f of of.variant.files) assert.equal(hashFile(path.join(dir, f.name)), f.xxh64, `${dir}/${f.name}`);
 }
 

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DlbundleError, type DlbundleErrorCode } from '../src/errors';
+import { COMPLETE_MARKER } from '../src/manifest';
 import { createXxh64 } from '../src/hash';
 
 export const REPO = path.resolve(__dirname, '..');
@@ -92,4 +93,14 @@ export function hashFile(p: string): string {
     fs.closeSync(fd);
   }
   return h.digest();
+}
+
+/**
+ * The file list a bundle directory's completion marker was written for (its
+ * first part; the rest records each file's identity as published).
+ */
+export function markerFileList(dir: string): string {
+  const text = fs.readFileSync(path.join(dir, COMPLETE_MARKER), 'utf8');
+  const at = text.indexOf('\n{');
+  return at < 0 ? text : text.slice(0, at);
 }
