@@ -47,6 +47,7 @@ export interface Io {
    * Starts writing `path`'s data to disk on libuv's thread pool and returns at
    * once, in both modes: the disk works while this thread goes on (hashing,
    * copying the next file), and the later `fsync` only waits for what is left.
+   * At most a few are in flight at once; past that it does nothing.
    */
   startFlush(path: string): Step<void>;
   /** Awaits a promise (async) or runs a synchronous alternative (sync). */
@@ -155,9 +156,23 @@ export const asyncIo: Io = {
 // descriptor, closed by its own callback, because the caller may close theirs
 // while this is queued. Its result is not reported: it only starts the work
 // early, and the caller's own fsync reports failures.
+//
+// A synchronous extraction never lets those callbacks run, so every early
+// flush would hold its descriptor until the whole start is done (200 files
+// held 200 descriptors, EMFILE under a low `ulimit -n`). Past a few in flight,
+// files are left to the caller's own fsync.
+const MAX_FLUSHES_IN_FLIGHT = 8;
+let flushesInFlight = 0;
+
 function startFlush(file: string): void {
+  if (flushesInFlight >= MAX_FLUSHES_IN_FLIGHT) return;
   const fd = fs.openSync(file, fs.constants.O_RDONLY);
-  fs.fdatasync(fd, () => fs.close(fd, () => undefined));
+  flushesInFlight++;
+  fs.fdatasync(fd, () =>
+    fs.close(fd, () => {
+      flushesInFlight--;
+    }),
+  );
 }
 
 // fs.promises works on FileHandle objects; the cache keeps plain descriptors so

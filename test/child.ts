@@ -64,6 +64,8 @@ export interface ChildOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** The dlbundle entry the child requires as `dl`; default {@link DIST}. */
   readonly dist?: string;
+  /** A command that runs node, e.g. `['prlimit', '--nofile=150', '--']`. */
+  readonly under?: readonly string[];
 }
 
 /** How a child ended. */
@@ -87,8 +89,8 @@ export interface ChildExit {
  * const r = spawnChild('return 1 + 1;'); // r.result === 2
  */
 export function spawnChild(body: string, options: ChildOptions = {}): ChildExit {
-  const { script, env } = childInvocation(body, options);
-  const r = spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8', cwd: REPO, timeout: 30_000 });
+  const { command, args, env } = childInvocation(body, options);
+  const r = spawnSync(command, args, { env, encoding: 'utf8', cwd: REPO, timeout: 30_000 });
   return childExit(r.status, r.signal, r.stdout, r.stderr);
 }
 
@@ -100,9 +102,9 @@ export function spawnChild(body: string, options: ChildOptions = {}): ChildExit 
  * const [a, b] = await Promise.all([spawnChildAsync(body), spawnChildAsync(body)]);
  */
 export function spawnChildAsync(body: string, options: ChildOptions = {}): Promise<ChildExit> {
-  const { script, env } = childInvocation(body, options);
+  const { command, args, env } = childInvocation(body, options);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', script], { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    const child = spawn(command, args, { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -112,7 +114,7 @@ export function spawnChildAsync(body: string, options: ChildOptions = {}): Promi
   });
 }
 
-function childInvocation(body: string, options: ChildOptions): { script: string; env: NodeJS.ProcessEnv } {
+function childInvocation(body: string, options: ChildOptions): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const name of ['DLBUNDLE_CACHE_DIR', 'LD_LIBRARY_PATH', 'DEBUG', 'NODE_OPTIONS']) delete env[name];
   env.XDG_CACHE_HOME = tempDir('dlbundle-xdg-');
@@ -130,7 +132,8 @@ ${body}
   (e) => { process.stderr.write(String(e && e.stack || e) + '\\n'); process.exitCode = 3; },
 );
 `;
-  return { script, env };
+  const [command = process.execPath, ...args] = [...(options.under ?? []), process.execPath, '-e', script];
+  return { command, args, env };
 }
 
 function childExit(status: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string): ChildExit {
