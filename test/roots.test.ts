@@ -13,10 +13,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runSync, syncIo } from '../src/io';
 import { canonicalFileList, COMPLETE_MARKER, MANIFEST_FILE, type Manifest } from '../src/manifest';
-import { pack } from '../src/pack';
 import { assessRoot, checkRoot } from '../src/roots';
 import { DIST, spawnChild } from './child';
-import { expectCode, nativeFixture, REPO, tempDir } from './fixtures';
+import { expectCode, packedFixtures, REPO, tempDir } from './fixtures';
 
 const CLI = path.join(REPO, 'dist', 'cli.js');
 const ATTACKER = 65534;
@@ -52,11 +51,7 @@ function attacker(exchange: string, flags: readonly string[], ms: number, pairs:
   };
 }
 
-function packed(libs: readonly string[] = SMALL): string {
-  const out = path.join(tempDir(), 'bundle');
-  pack(libs.map(nativeFixture), { name: 'demo', out });
-  return out;
-}
+const packed = (libs: readonly string[] = SMALL): string => packedFixtures(libs);
 
 /** Lets other users read `bundle` (its temporary directory and what is in it, nothing above). */
 function readableByAll(bundle: string): void {
