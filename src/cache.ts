@@ -7,9 +7,11 @@
  *   directory in the same root, hashed while they are written, compared with
  *   the manifest, flushed, marked complete, and the whole directory is renamed
  *   into place. A process that loses the rename uses the winner's copy.
- * - Nobody else's files are loaded: roots and bundle directories must be real
- *   directories owned by this user and not writable by group or others; a root
- *   that fails is recorded with its reason and the next root is tried.
+ * - Nobody else's files are loaded: a root must pass the root check of
+ *   roots.ts (private, and nobody else can replace it or a directory above
+ *   it), and bundle directories must be real directories owned by this user
+ *   and not writable by group or others; a root that fails is recorded with
+ *   its reason and the next root is tried.
  * - A warm start is a few `lstat`s: no hashing, no copying (unless
  *   `verify: 'full'`).
  */
