@@ -6,7 +6,7 @@
  */
 import createDebug from 'debug';
 import * as path from 'node:path';
-import { place, cacheRoots, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type RootFallback, type VerifyMode } from './cache';
+import { place, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { sweepStaging } from './leases';
@@ -14,6 +14,7 @@ import { loadAddon, loadFile, type LoadedLibrary } from './loader';
 import { createMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, dependencyGraph, type DependencyGraph } from './plan';
+import { candidateRoots, type RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
 import { resolveSystemLibrary } from './system-libs';
@@ -341,12 +342,14 @@ class LazyBundle implements Bundle {
 
   private cacheRequest(r: Resolved): CacheRequest {
     const abandoned = new Set(this.abandoned.map((f) => f.root));
+    const candidates = candidateRoots(this.options.cacheDir);
     return {
       bundleName: r.manifest.name,
       variantKey: r.key,
       variant: r.variant,
       source: this.options.source,
-      roots: cacheRoots(this.options.cacheDir).filter((root) => !abandoned.has(root)),
+      roots: candidates.roots.filter((root) => !abandoned.has(root)),
+      unavailableRoots: candidates.unavailable,
       verify: this.options.verify ?? 'size',
     };
   }

@@ -7,22 +7,24 @@
  *   directory in the same root, hashed while they are written, compared with
  *   the manifest, flushed, marked complete, and the whole directory is renamed
  *   into place. A process that loses the rename uses the winner's copy.
- * - Nobody else's files are loaded: roots and bundle directories must be real
- *   directories owned by this user and not writable by group or others; a root
- *   that fails is recorded with its reason and the next root is tried.
+ * - Nobody else's files are loaded: a root must pass the root check of
+ *   roots.ts (private, and nobody else can replace it or a directory above
+ *   it), and bundle directories must be real directories owned by this user
+ *   and not writable by group or others; a root that fails is recorded with
+ *   its reason and the next root is tried.
  * - A warm start is a few `lstat`s: no hashing, no copying (unless
  *   `verify: 'full'`).
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import type * as fs from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
-import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
+import { DlbundleError, isDlbundleError } from './errors';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import { dropLease, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOf } from './mounts';
 import type { Io, Step } from './io';
+import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
 import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
 
@@ -44,13 +46,6 @@ function scratchBuffer(io: Io): Buffer {
 /** How strictly a reused directory is checked. */
 export type VerifyMode = 'size' | 'full';
 
-/** A root that was not used, and why. */
-export interface RootFallback {
-  readonly root: string;
-  readonly code: DlbundleErrorCode;
-  readonly reason: string;
-}
-
 /** What to materialize, and where it may go. */
 export interface CacheRequest {
   readonly bundleName: string;
@@ -59,6 +54,8 @@ export interface CacheRequest {
   readonly source: Source;
   /** Candidate roots, most preferred first. */
   readonly roots: readonly string[];
+  /** Roots that could not even be named (no home directory): reported after the roots tried. */
+  readonly unavailableRoots?: readonly RootFallback[];
   readonly verify: VerifyMode;
 }
 
@@ -71,23 +68,6 @@ export interface CacheResult {
   readonly reused: boolean;
   /** Roots tried before `root`, with the reason each was skipped. */
   readonly fallbacks: readonly RootFallback[];
-}
-
-/**
- * The candidate roots: `cacheDir` if given, else `$DLBUNDLE_CACHE_DIR`, else
- * `<tmpdir>/dlbundle-<uid>`; then `$XDG_CACHE_HOME/dlbundle` (or
- * `~/.cache/dlbundle`) as the fallback. The environment is read here, on first
- * use, not when dlbundle is imported.
- *
- * @example
- * cacheRoots() // ['/tmp/dlbundle-1000', '/home/me/.cache/dlbundle']
- */
-export function cacheRoots(cacheDir?: string): string[] {
-  const env = process.env.DLBUNDLE_CACHE_DIR;
-  const primary = cacheDir ?? (env !== undefined && env !== '' ? env : path.join(os.tmpdir(), `dlbundle-${uid()}`));
-  const xdg = process.env.XDG_CACHE_HOME;
-  const fallback = xdg !== undefined && path.isAbsolute(xdg) ? path.join(xdg, 'dlbundle') : path.join(os.homedir(), '.cache', 'dlbundle');
-  return [...new Set([path.resolve(primary), path.resolve(fallback)])];
 }
 
 /** The directory name of a variant inside a root. */
@@ -137,10 +117,11 @@ export function* tryMaterialize(io: Io, req: CacheRequest): Step<CacheResult | N
       // The source's content is at fault: another root would not help.
       if (err.code === 'E_INTEGRITY' || err.code === 'E_MISSING_BLOB' || err.code === 'E_BAD_MANIFEST') throw err;
       debug('root %s skipped: %s', root, err.message);
-      fallbacks.push({ root, code: err.code, reason: firstLine(err.message) });
+      fallbacks.push(rootFallback(root, err));
       errors.push(err);
     }
   }
+  fallbacks.push(...(req.unavailableRoots ?? []));
   return { fallbacks, error: noUsableRoot(req, fallbacks, errors) };
 }
 
@@ -191,7 +172,7 @@ export function* place(io: Io, req: CacheRequest): Step<CacheResult | NoRoot> {
 }
 
 function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean }> {
-  yield* ensureSafeRoot(io, root);
+  yield* checkRoot(io, root, { create: true });
   const name = bundleDirName(req.bundleName, req.variant);
   const dir = path.join(root, name);
   // A root about to receive its first copy is checked for noexec before this
@@ -218,27 +199,6 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
   }
 }
 
-/** Creates the root (0700) when missing; refuses it when it is not a private directory of this user. */
-function* ensureSafeRoot(io: Io, root: string): Step<void> {
-  let st = yield* io.lstat(root);
-  if (st === null) {
-    yield* io.either(
-      () => void fs.mkdirSync(path.dirname(root), { recursive: true, mode: 0o700 }),
-      () => fs.promises.mkdir(path.dirname(root), { recursive: true, mode: 0o700 }).then(() => undefined),
-    );
-    try {
-      yield* io.mkdir(root, 0o700);
-      // mkdir's mode is filtered by the umask; the root must be exactly private.
-      yield* io.chmod(root, 0o700);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    st = yield* io.lstat(root);
-  }
-  const problem = unsafeReason(st);
-  if (problem !== null) throw unsafeDir(root, `the cache root ${problem}`);
-}
-
 /** `E_NOEXEC` when `root` is on a file system mounted noexec: its files could be written but never mapped executable. */
 function* refuseNoexec(io: Io, root: string): Step<void> {
   let mountinfo: string;
@@ -252,62 +212,6 @@ function* refuseNoexec(io: Io, root: string): Step<void> {
   if (mount?.options.includes('noexec') === true) {
     throw new DlbundleError('E_NOEXEC', `${JSON.stringify(root)} is on ${JSON.stringify(mount.mountPoint)}, mounted noexec: libraries there cannot be loaded.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a file system that allows executables.', { dir: root });
   }
-}
-
-/** What {@link assessRoot} found. */
-export interface RootAssessment {
-  readonly root: string;
-  readonly usable: boolean;
-  /** Why it can or cannot be used: ownership, mode, noexec, read-only, not writable. */
-  readonly reason: string;
-}
-
-/**
- * Whether `root` could be used as a cache root, without writing anything
- * (for `dlbundle doctor`): the checks a start makes, plus the mount's noexec
- * and read-only flags and write permission.
- *
- * @example
- * assessRoot('/tmp/dlbundle-1000') // { root, usable: true, reason: 'exists, private to this user, on a mount that allows executables' }
- */
-export function assessRoot(root: string): RootAssessment {
-  let mountinfo = '';
-  try {
-    mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  } catch {
-    // No /proc: the mount flags cannot be known; the other checks still hold.
-  }
-  let at = root;
-  while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
-  const exists = at === root;
-  const st = exists ? fs.lstatSync(root) : null;
-  const problem = st === null ? null : unsafeReason(st);
-  const no = (reason: string): RootAssessment => ({ root, usable: false, reason });
-  if (problem !== null) return no(`it ${problem}`);
-  const real = fs.realpathSync(at);
-  const mount = mountOf(real, mountinfo);
-  if (mount?.options.includes('noexec') === true) return no(`it is on ${mount.mountPoint}, mounted noexec`);
-  if (mount?.options.includes('ro') === true) return no(`it is on ${mount.mountPoint}, mounted read-only`);
-  try {
-    fs.accessSync(at, fs.constants.W_OK | fs.constants.X_OK);
-  } catch {
-    return no(exists ? 'this user cannot write to it' : `this user cannot create it in ${at}`);
-  }
-  return { root, usable: true, reason: exists ? 'exists, private to this user, on a mount that allows executables' : `would be created (mode 0700) in ${at}` };
-}
-
-/** Why a directory is not safe to load from, or null. */
-function unsafeReason(st: fs.Stats | null): string | null {
-  if (st === null) return 'does not exist';
-  if (st.isSymbolicLink()) return 'is a symbolic link';
-  if (!st.isDirectory()) return 'is not a directory';
-  if (st.uid !== uid()) return `is owned by uid ${st.uid}, not by this user (uid ${uid()})`;
-  if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`;
-  return null;
-}
-
-function unsafeDir(dir: string, problem: string): DlbundleError {
-  return new DlbundleError('E_UNSAFE_DIR', `${JSON.stringify(dir)}: ${problem}.`, 'dlbundle only loads from directories that this user owns and nobody else can write; remove it or choose another cache directory.', { dir });
 }
 
 /**
@@ -582,13 +486,4 @@ function* fsyncFile(io: Io, file: string): Step<void> {
   } finally {
     yield* io.close(fd);
   }
-}
-
-function uid(): number {
-  return process.geteuid?.() ?? os.userInfo().uid;
-}
-
-function firstLine(text: string): string {
-  const i = text.indexOf('\n');
-  return i < 0 ? text : text.slice(0, i);
 }

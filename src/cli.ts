@@ -9,7 +9,8 @@ import { DlbundleError, isDlbundleError } from './errors';
 import { formatBundle, formatFileReport, inspectFiles, readBundleManifest } from './inspect';
 import { diagnose, formatDoctorReport } from './doctor';
 import { pack } from './pack';
-import { listCache, pruneCache, type CacheEntry } from './prune';
+import { pruneCache, scanCache, type CacheEntry } from './prune';
+import type { RootFallback } from './roots';
 import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
 
@@ -22,7 +23,7 @@ const USAGE = `usage:
   dlbundle cache list [--json]
   dlbundle cache prune [--keep N] [--older-than DAYS] [--dry-run] [--json]`;
 
-type Command = (args: string[], out: (text: string) => void) => number | Promise<number>;
+type Command = (args: string[], out: (text: string) => void, err: (text: string) => void) => number | Promise<number>;
 
 const commands: Readonly<Record<string, Command>> = {
   pack(args, out) {
@@ -71,14 +72,19 @@ const commands: Readonly<Record<string, Command>> = {
     return report.loads ? 0 : 1;
   },
 
-  cache(args, out) {
+  cache(args, out, err) {
     const [action, ...rest] = args;
     const { values } = parseArgs({
       args: rest,
       options: { json: { type: 'boolean' }, keep: { type: 'string' }, 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' } },
     });
+    // Refused roots go to stderr, so that --json output stays one document.
+    const reportSkipped = (skipped: readonly RootFallback[]): void => {
+      for (const s of skipped) err(`dlbundle: skipped ${s.root}: ${s.reason}`);
+    };
     if (action === 'list') {
-      const entries = listCache();
+      const { entries, skipped } = scanCache();
+      reportSkipped(skipped);
       out(values.json === true ? JSON.stringify(entries, null, 2) : entries.length === 0 ? 'no bundle directories' : entries.map(formatEntry).join('\n'));
       return 0;
     }
@@ -86,6 +92,7 @@ const commands: Readonly<Record<string, Command>> = {
       const keep = values.keep === undefined ? undefined : wholeNumber(values.keep, '--keep');
       const days = values['older-than'] === undefined ? undefined : wholeNumber(values['older-than'], '--older-than');
       const result = pruneCache({ ...(keep === undefined ? {} : { keep }), ...(days === undefined ? {} : { olderThanDays: days }), dryRun: values['dry-run'] === true });
+      reportSkipped(result.skipped);
       if (values.json === true) out(JSON.stringify(result, null, 2));
       else {
         const verb = values['dry-run'] === true ? 'would remove' : 'removed';
@@ -165,7 +172,7 @@ export async function main(argv: readonly string[], out: (text: string) => void 
       }
       throw usage(`Unknown command ${JSON.stringify(name)}.`);
     }
-    return await command(rest, out);
+    return await command(rest, out, err);
   } catch (e) {
     if (isDlbundleError(e)) {
       err(`dlbundle: ${e.code}: ${e.message}`);
@@ -181,6 +188,12 @@ export async function main(argv: readonly string[], out: (text: string) => void 
 }
 
 if (require.main === module) {
+  // `dlbundle cache list | head -1`: the reader is gone, so nothing more can be
+  // said; end quietly, as standard tools do, instead of with a stack trace.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(0);
+  });
   void main(process.argv.slice(2)).then((status) => {
     process.exitCode = status;
   });

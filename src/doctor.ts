@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { assessRoot, cacheRoots, type RootAssessment } from './cache';
+import { assessRoots, type RootAssessment } from './roots';
 import { isDlbundleError } from './errors';
 import { describeDependencies, formatDependencyTree, readBundleManifest, type LibraryDependencies } from './inspect';
 import { cpuFeatures, hostLibc, hostTarget, parseVariantKey, selectVariant } from './variant';
@@ -51,7 +51,7 @@ export function diagnose(dir: string, options: { readonly trial?: boolean } = {}
   const cpu = [...cpuFeatures()].filter((f) => asked.has(f)).sort();
   const machine = { target: hostTarget(), libc: hostLibc(), cpuFeatures: cpu };
   const bundle = { dir: path.resolve(dir), name: manifest.name, variants };
-  const roots = cacheRoots().map(assessRoot);
+  const roots = assessRoots();
   let choice: { key: string; reason: string } | null = null;
   try {
     choice = selectVariant(variants, JSON.stringify(manifest.name));

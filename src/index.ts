@@ -7,7 +7,8 @@
 // Opening a bundle, typed symbols, what happened.
 export { openBundle, type Bundle, type OpenBundleOptions, type BundleReport, type LibraryReport, type OptionalLibrary } from './bundle';
 export type { Pointer, PointerArgument, FunctionFromPrototype, SymbolDeclarations, BoundLibrary } from './symbols';
-export type { RootFallback, VerifyMode } from './cache';
+export type { VerifyMode } from './cache';
+export type { RootFallback } from './roots';
 
 // Where a bundle comes from.
 export { autoSource } from './sources/auto';

@@ -11,10 +11,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cacheRoots, materialize } from './cache';
+import { materialize } from './cache';
 import { DlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import type { Manifest } from './manifest';
+import { cacheRoots } from './roots';
 import { fromBuffers, type BlobInput } from './sources/buffers';
 import { fromSea, seaModule } from './sources/sea';
 import type { Source } from './sources/source';

@@ -4,13 +4,24 @@
  * process uses them — and the removal of the unused ones. A directory with a
  * lease of a live process (or of a process in another pid namespace, which
  * this one cannot see) is never removed.
+ *
+ * Only roots that pass the check a start applies ({@link checkRoot}) are
+ * looked into; the others are skipped with the reason. Below such a root no
+ * other user can change anything, so nothing removed here can be swapped for
+ * a link to someone's files halfway through; entries that are not private
+ * directories of this user are left alone all the same.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cacheRoots, COMPLETE_MARKER } from './cache';
+import createDebug from 'debug';
+import { COMPLETE_MARKER } from './cache';
+import { isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { LEASES_DIR, leasesOf, stagingPrefix, sweepStaging } from './leases';
 import { compareNames } from './plan';
+import { candidateRoots, checkRoot, rootFallback, unsafeReason, type RootFallback } from './roots';
+
+const debug = createDebug('dlbundle:cache');
 
 /** One bundle directory in a cache root. */
 export interface CacheEntry {
@@ -29,26 +40,46 @@ export interface CacheEntry {
 
 const BUNDLE_DIR = /^(.+)-([0-9a-f]{16})$/;
 
+/** What {@link scanCache} found. */
+export interface CacheScan {
+  readonly entries: readonly CacheEntry[];
+  /** The roots that exist and passed the root check, in order. */
+  readonly roots: readonly string[];
+  /** The roots that were not looked into, and why. */
+  readonly skipped: readonly RootFallback[];
+}
+
 /**
- * Every bundle directory of the given roots (default: {@link cacheRoots}).
+ * Every bundle directory of the given roots (default: the candidate roots of
+ * a start), the roots that were looked into, and those refused with the reason.
  *
  * @example
- * listCache().map((e) => `${e.dir} ${e.bytes}`)
+ * const { entries, skipped } = scanCache(); for (const s of skipped) console.error(s.root, s.reason);
  */
-export function listCache(roots: readonly string[] = cacheRoots()): CacheEntry[] {
+export function scanCache(roots?: readonly string[]): CacheScan {
+  const candidates = roots === undefined ? candidateRoots() : { roots: roots.map((r) => path.resolve(r)), unavailable: [] };
   const out: CacheEntry[] = [];
-  for (const root of roots) {
-    let names: string[];
+  const safe: string[] = [];
+  const skipped: RootFallback[] = [];
+  for (const root of new Set(candidates.roots)) {
     try {
-      names = fs.readdirSync(root);
-    } catch {
       // A root that does not exist (yet) holds nothing.
+      if (!runSync(checkRoot(syncIo, root, { create: false })).exists) continue;
+    } catch (e) {
+      if (!isDlbundleError(e)) throw e;
+      skipped.push(rootFallback(root, e));
       continue;
     }
-    for (const name of names.sort(compareNames)) {
+    safe.push(root);
+    for (const name of fs.readdirSync(root).sort(compareNames)) {
       const m = BUNDLE_DIR.exec(name);
       const dir = path.join(root, name);
-      if (m === null || name.startsWith('.') || !fs.lstatSync(dir).isDirectory()) continue;
+      if (m === null || name.startsWith('.')) continue;
+      const problem = unsafeReason(fs.lstatSync(dir, { throwIfNoEntry: false }) ?? null);
+      if (problem !== null) {
+        debug('%s is left alone: it %s', dir, problem);
+        continue;
+      }
       const leases = leasesOf(root, name);
       const marker = fs.lstatSync(path.join(dir, COMPLETE_MARKER), { throwIfNoEntry: false });
       out.push({
@@ -62,7 +93,18 @@ export function listCache(roots: readonly string[] = cacheRoots()): CacheEntry[]
       });
     }
   }
-  return out;
+  return { entries: out, roots: safe, skipped: [...skipped, ...candidates.unavailable] };
+}
+
+/**
+ * Every bundle directory of the given roots (default: the candidate roots of
+ * a start); roots that fail the root check are left out ({@link scanCache} says why).
+ *
+ * @example
+ * listCache().map((e) => `${e.dir} ${e.bytes}`)
+ */
+export function listCache(roots?: readonly string[]): CacheEntry[] {
+  return [...scanCache(roots).entries];
 }
 
 function directoryBytes(dir: string): number {
@@ -93,6 +135,8 @@ export interface PruneResult {
   /** Kept because a live process uses them. */
   readonly inUse: readonly CacheEntry[];
   readonly kept: readonly CacheEntry[];
+  /** Roots not looked into, with the reason (not this user's, a symlink, replaceable by another user…). */
+  readonly skipped: readonly RootFallback[];
 }
 
 /**
@@ -111,7 +155,8 @@ export function pruneCache(options: PruneOptions = {}): PruneResult {
   const inUse: CacheEntry[] = [];
   const kept: CacheEntry[] = [];
   const byBundle = new Map<string, CacheEntry[]>();
-  for (const e of listCache(options.roots)) byBundle.set(`${e.root}\0${e.bundle}`, [...(byBundle.get(`${e.root}\0${e.bundle}`) ?? []), e]);
+  const scan = scanCache(options.roots);
+  for (const e of scan.entries) byBundle.set(`${e.root}\0${e.bundle}`, [...(byBundle.get(`${e.root}\0${e.bundle}`) ?? []), e]);
   for (const entries of byBundle.values()) {
     entries.sort((a, b) => b.lastUse - a.lastUse);
     entries.forEach((e, i) => {
@@ -123,9 +168,9 @@ export function pruneCache(options: PruneOptions = {}): PruneResult {
     });
   }
   if (options.dryRun !== true) {
-    for (const root of new Set((options.roots ?? cacheRoots()).filter((r) => fs.existsSync(r)))) runSync(sweepStaging(syncIo, root, now));
+    for (const root of scan.roots) runSync(sweepStaging(syncIo, root, now));
   }
-  return { removed, inUse, kept };
+  return { removed, inUse, kept, skipped: scan.skipped };
 }
 
 // Moved aside first, then leases are looked at again: a process that took a

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { DlbundleError, type DlbundleErrorCode } from '../src/errors';
 import { COMPLETE_MARKER } from '../src/manifest';
 import { createXxh64 } from '../src/hash';
+import { pack } from '../src/pack';
 
 export const REPO = path.resolve(__dirname, '..');
 export const NATIVE_BUILD = path.join(REPO, 'build', 'Release');
@@ -23,6 +24,13 @@ export function nativeFixture(name: string): string {
     throw new Error(`${p} is missing: run \`npm run build:native\` (npm install does it) before the tests.`);
   }
   return p;
+}
+
+/** The named demo libraries packed as bundle `name` into a fresh temporary directory; returns the bundle directory. */
+export function packedFixtures(libs: readonly string[], name = 'demo'): string {
+  const out = path.join(tempDir(), 'bundle');
+  pack(libs.map(nativeFixture), { name, out });
+  return out;
 }
 
 /** A fresh private temporary directory, removed after the current mocha file. */

@@ -10,9 +10,8 @@ import { strict as assert } from 'node:assert';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pack } from '../src/pack';
 import { runChild } from './child';
-import { nativeFixture, REPO, rootEntries, tempDir } from './fixtures';
+import { packedFixtures, REPO, rootEntries, tempDir } from './fixtures';
 
 const CLI = path.join(REPO, 'dist', 'cli.js');
 const SMALL = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so', 'demo.node'];
@@ -43,11 +42,7 @@ const RUN = `
   const memfds = [...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes('/memfd:')).map((l) => l.split(/\\s+/).slice(5).join(' ')))].sort();
   return { compute, plugin, addon, report: bundle.explain(), memfds };`;
 
-function packed(libs: readonly string[], name = 'demo'): string {
-  const out = path.join(tempDir(), 'bundle');
-  pack(libs.map(nativeFixture), { name, out });
-  return out;
-}
+const packed = packedFixtures;
 
 /**
  * Mounts a private (mode 0700) tmpfs at a fresh directory, or returns null
