@@ -212,6 +212,28 @@ ${APP_BODY}`,
     assert.deepEqual([...files(tmp), ...files(home)], []);
   });
 
+  it('a SEA built by `dlbundle sea` with every cache root on a noexec tmpfs loads koffi.node and every library from memory files', function () {
+    const tmp = mountTmpfs('noexec,size=16m');
+    const home = mountTmpfs('noexec,size=16m');
+    if (tmp === null || home === null) {
+      console.log('      skipped: mounting a tmpfs is not permitted here');
+      this.skip();
+    }
+    const app = makeApp(`const path = require('node:path');\nconst fs = require('node:fs');\nconst { openBundle, autoSource } = require('dlbundle');\nconst SOURCE = autoSource(path.join(__dirname, 'native'));\n${APP_BODY}
+console.log(JSON.stringify([...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/).slice(5).join(' ')).filter((p) => /koffi|libdemo_|demo\\.node/.test(p)))].sort()));`);
+    const exe = path.join(tempDir(), 'demo-sea');
+    cli('sea', path.join(app, 'main.js'), '--bundle', path.join(app, 'native'), '--out', exe);
+    const r = spawnSync(exe, [], { cwd: path.dirname(exe), env: { PATH: process.env.PATH ?? '', HOME: home as string, TMPDIR: tmp as string }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    const result = JSON.parse(lines[0] as string) as AppOutput & { report: { mode: string } };
+    assertResults({ ...result, plugin: 13 }); // the plugin is opened by path beside libdemo_app.so, which memory mode has not
+    assert.equal(result.plugin, -2);
+    assert.equal(result.report.source.kind, 'sea');
+    assert.equal(result.report.mode, 'memory');
+    assert.deepEqual(JSON.parse(lines[1] as string), ['demo.node', 'koffi.node', 'libdemo_app.so', 'libdemo_codec.so.1.2.3', 'libdemo_core.so'].map((n) => `/memfd:dlbundle:${n} (deleted)`));
+  });
+
   it('the same with neither perl nor python3 usable (bind-mounted over in a mount namespace): E_NOEXEC saying why each way failed', function () {
     const { alone, env } = singleFileOnNoexec(this);
     const hide = ['/usr/bin/perl', '/usr/bin/python3'].filter((p) => fs.existsSync(p)).map((p) => `mount --bind /dev/null ${p}`);
