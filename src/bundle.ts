@@ -5,12 +5,13 @@
  * variant and loads the libraries that symbol needs, in dependency order.
  */
 import createDebug from 'debug';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { place, cacheRoots, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type RootFallback, type VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { sweepStaging } from './leases';
-import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedFrom, type LoadedLibrary } from './loader';
+import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
 import { createMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, dependencyGraph, type DependencyGraph } from './plan';
@@ -54,7 +55,7 @@ export interface LibraryReport {
    * or a memory file. When `shared`, this is where the earlier bundle placed
    * it, which can differ from this bundle's `mode`.
    */
-  readonly from: LoadedFrom;
+  readonly from: 'disk' | 'in-place' | 'memory';
   /** Whether this process had already loaded the same library (same content and soname), through another bundle, and that copy was reused. */
   readonly shared: boolean;
 }
@@ -393,7 +394,13 @@ class LazyBundle implements Bundle {
     if (p.kind === 'disk') return { path: path.join(p.result.dir, file.name), from: this.options.source.inPlaceDir !== undefined ? 'in-place' : 'disk' };
     const fd = sharedMemoryFile(file, () => {
       const created = createMemoryFile(file.name);
-      runSync(streamVerified(syncIo, { source: this.options.source, variantKey: this.resolve().key }, file, created, Buffer.allocUnsafe(1 << 16)));
+      try {
+        runSync(streamVerified(syncIo, { source: this.options.source, variantKey: this.resolve().key }, file, created, Buffer.allocUnsafe(1 << 16)));
+      } catch (e) {
+        // Never opened by dlopen, so its number can be reused safely.
+        fs.closeSync(created);
+        throw e;
+      }
       return created;
     });
     return { path: memoryFilePath(fd), from: 'memory' };

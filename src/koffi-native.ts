@@ -106,7 +106,13 @@ function fromMemory(source: Source, variantKey: string, file: ManifestFile, disk
     const next = e.message.slice(e.message.lastIndexOf('\n') + 1);
     throw new DlbundleError(e.code, `koffi's native module (${KOFFI_NATIVE_FILE}) could not be placed. ${what(diskError)}\n${what(e)}`, next, { file: file.name, cause: e });
   }
-  runSync(streamVerified(syncIo, { source, variantKey }, file, fd, Buffer.allocUnsafe(1 << 16)));
+  try {
+    runSync(streamVerified(syncIo, { source, variantKey }, file, fd, Buffer.allocUnsafe(1 << 16)));
+  } catch (e) {
+    // Never opened by dlopen, so its number can be reused safely.
+    fs.closeSync(fd);
+    throw e;
+  }
   return dlopenKoffi(file, memoryFilePath(fd));
 }
 
