@@ -5,12 +5,13 @@
  * variant and loads the libraries that symbol needs, in dependency order.
  */
 import createDebug from 'debug';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { place, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { sweepStaging } from './leases';
-import { loadAddon, loadFile, type LoadedLibrary } from './loader';
+import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
 import { createMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, dependencyGraph, type DependencyGraph } from './plan';
@@ -48,8 +49,16 @@ export interface LibraryReport {
   readonly xxh64: string;
   /** Loaded libraries of this bundle that need this one. */
   readonly neededBy: readonly string[];
-  /** Milliseconds its `dlopen` took. */
+  /** Milliseconds its `dlopen` took (0 when `shared`). */
   readonly ms: number;
+  /**
+   * Where the loaded copy is: a cache directory, the source's own directory,
+   * or a memory file. When `shared`, this is where the earlier bundle placed
+   * it, which can differ from this bundle's `mode`.
+   */
+  readonly from: 'disk' | 'in-place' | 'memory';
+  /** Whether this process had already loaded the same library (same content and soname), through another bundle, and that copy was reused. */
+  readonly shared: boolean;
 }
 
 /** What {@link Bundle.explain} returns: a plain object, safe to log as JSON. */
@@ -64,9 +73,18 @@ export interface BundleReport {
   readonly reused: boolean | null;
   readonly fallbacks: readonly RootFallback[];
   readonly libraries: readonly LibraryReport[];
-  /** `'disk'` (the cache), `'in-place'` (the source's own files) or `'memory'` (memfd); null before first use. */
+  /**
+   * Where this bundle places its files: `'disk'` (the cache), `'in-place'`
+   * (the source's own files) or `'memory'` (memfd); null before first use.
+   * A library already loaded by another bundle is reused from wherever that
+   * one placed it: see `libraries[].from` and `shared`.
+   */
   readonly mode: 'disk' | 'in-place' | 'memory' | null;
-  /** In memory mode: bundled files that cannot work fully there, and why. */
+  /**
+   * Bundled files that cannot work fully as loaded, and why: in memory mode,
+   * and libraries reused from a memory file that another bundle of this
+   * process loaded.
+   */
   readonly limitations: readonly { readonly name: string; readonly reason: string }[];
 }
 
@@ -168,7 +186,7 @@ type Placement =
   /** A bundle directory: in the cache, or the source's own directory (in place). */
   | { readonly kind: 'disk'; readonly result: CacheResult }
   /** Memory files (memfd), created as libraries are loaded; no directory at all. */
-  | { readonly kind: 'memory'; readonly fallbacks: readonly RootFallback[]; readonly fds: Map<string, number> };
+  | { readonly kind: 'memory'; readonly fallbacks: readonly RootFallback[] };
 
 class LazyBundle implements Bundle {
   private resolved: Resolved | undefined;
@@ -197,7 +215,7 @@ class LazyBundle implements Bundle {
     // registration; only the libraries it needs go through koffi first.
     for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
     checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver());
-    return loadAddon(file, this.pathOf(file)) as T;
+    return loadAddon(file, () => this.locate(file)) as T;
   }
 
   optional<const D extends SymbolDeclarations>(name: string, symbols: D): OptionalLibrary<D> {
@@ -244,7 +262,9 @@ class LazyBundle implements Bundle {
       const file = r?.graph.nodes.get(lib.name);
       if (file === undefined || r === undefined) continue;
       const neededBy = [...r.graph.bundledDeps].filter(([user, deps]) => deps.includes(lib.name) && this.loaded.has(user)).map(([user]) => user);
-      libraries.push({ name: lib.name, path: lib.path, size: file.size, xxh64: file.xxh64, neededBy, ms: lib.ms });
+      // An entry made by an older copy of dlbundle does not say where it is; its path does.
+      const from = lib.from ?? (lib.path.startsWith('/proc/self/fd/') ? 'memory' : 'disk');
+      libraries.push({ name: lib.name, path: lib.path, size: file.size, xxh64: file.xxh64, neededBy, ms: lib.ms, from, shared: lib.reused === true });
     }
     const p = this.placement;
     const disk = p?.kind === 'disk' ? p.result : undefined;
@@ -258,7 +278,7 @@ class LazyBundle implements Bundle {
       reused: p === undefined ? null : (disk?.reused ?? false),
       fallbacks: [...this.abandoned, ...(disk?.fallbacks ?? []), ...(p?.kind === 'memory' ? p.fallbacks : [])],
       libraries,
-      limitations: p?.kind === 'memory' && r !== undefined ? memoryLimitations(r, this.loaded) : [],
+      limitations: p?.kind === 'memory' && r !== undefined ? memoryLimitations(r, this.loaded) : sharedFromMemory(libraries),
     };
   }
 
@@ -363,21 +383,30 @@ class LazyBundle implements Bundle {
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;
-      this.loaded.set(n, loadFile(file, this.pathOf(file), { global: global.has(n) }));
+      this.loaded.set(n, loadFile(file, () => this.locate(file), { global: global.has(n) }));
     }
   }
 
-  /** The path `file` is loaded from: in the bundle directory, or its memory file (written on first need). */
-  private pathOf(file: ManifestFile): string {
+  /**
+   * Where `file` is opened from: in the bundle directory, or its memory file,
+   * written on first need and shared by every bundle of the process. Called
+   * only when the library is not loaded yet.
+   */
+  private locate(file: ManifestFile): LibraryLocation {
     const p = this.placeSync();
-    if (p.kind === 'disk') return path.join(p.result.dir, file.name);
-    let fd = p.fds.get(file.name);
-    if (fd === undefined) {
-      fd = createMemoryFile(file.name);
-      runSync(streamVerified(syncIo, { source: this.options.source, variantKey: this.resolve().key }, file, fd, Buffer.allocUnsafe(1 << 16)));
-      p.fds.set(file.name, fd);
-    }
-    return memoryFilePath(fd);
+    if (p.kind === 'disk') return { path: path.join(p.result.dir, file.name), from: this.options.source.inPlaceDir !== undefined ? 'in-place' : 'disk' };
+    const fd = sharedMemoryFile(file, () => {
+      const created = createMemoryFile(file.name);
+      try {
+        runSync(streamVerified(syncIo, { source: this.options.source, variantKey: this.resolve().key }, file, created, Buffer.allocUnsafe(1 << 16)));
+      } catch (e) {
+        // Never opened by dlopen, so its number can be reused safely.
+        fs.closeSync(created);
+        throw e;
+      }
+      return created;
+    });
+    return { path: memoryFilePath(fd), from: 'memory' };
   }
 
   /** Every external dependency of `name`'s closure that the system does not provide. */
@@ -419,7 +448,19 @@ function failedOptional(e: unknown): { ok: false; code: DlbundleErrorCode; reaso
 }
 
 function memoryPlacement(fallbacks: readonly RootFallback[]): Placement {
-  return { kind: 'memory', fallbacks, fds: new Map() };
+  return { kind: 'memory', fallbacks };
+}
+
+/**
+ * A bundle with a directory that was handed libraries another bundle loaded
+ * from memory files: ld.so takes `$ORIGIN` and the library's own directory
+ * from the path it was opened by (`/proc/self/fd`), not from this bundle's
+ * directory.
+ */
+function sharedFromMemory(libraries: readonly LibraryReport[]): { name: string; reason: string }[] {
+  return libraries
+    .filter((l) => l.shared && l.from === 'memory')
+    .map((l) => ({ name: l.name, reason: `another bundle of this process had already loaded it from a memory file (${l.path}), and that copy is used: its $ORIGIN and the files it opens from its own directory (plugins) are not this bundle's directory` }));
 }
 
 /**

@@ -8,16 +8,19 @@
  * (`init64`, `update64`, `digest64`). The module is pinned to one version in
  * package.json, and a known test vector is checked on first use, so a change of
  * that ABI fails loudly instead of producing wrong hashes.
+ *
+ * Where WebAssembly cannot be instantiated — V8 reserves about 10 GiB of
+ * address space for a wasm memory, which `ulimit -v` below that refuses with
+ * a RangeError; `node --jitless` has no WebAssembly at all — the same hash
+ * is computed in plain JavaScript (src/xxh64.ts), several times slower.
  */
+import createDebug from 'debug';
 import { DlbundleError } from './errors';
+import { createXxh64Js, type Xxh64Stream } from './xxh64';
 
-/** A streaming xxh64 hash. */
-export interface Xxh64Stream {
-  /** Adds bytes to the hash; returns the same stream. */
-  update(bytes: Uint8Array): Xxh64Stream;
-  /** The hash of everything added so far, as 16 lowercase hex digits. */
-  digest(): string;
-}
+export type { Xxh64Stream } from './xxh64';
+
+const debug = createDebug('dlbundle:hash');
 
 // The few WebAssembly globals used here; @types/node for Node 20 does not declare them.
 interface WasmGlobal {
@@ -41,14 +44,32 @@ const STATE_BYTES = 88;
 const EMPTY_XXH64 = 'ef46db3751d8e999';
 const MASK64 = (1n << 64n) - 1n;
 
-let exportsCache: XxhExports | undefined;
+// Input is copied into the wasm memory at most this much at a time, so the
+// memory never grows after instantiation (a grow can fail like instantiation).
+const CHUNK_BYTES = 1 << 16;
 
-function wasmExports(): XxhExports {
+/** The wasm module's exports; null once it proved impossible to instantiate here. */
+let exportsCache: XxhExports | null | undefined;
+
+function wasmExports(): XxhExports | null {
   if (exportsCache !== undefined) return exportsCache;
-  const api = wasm();
-  const instance = new api.Instance(new api.Module(xxhashWasmBytes()));
-  exportsCache = instance.exports as unknown as XxhExports;
-  const check = createXxh64().digest();
+  let xxh: XxhExports;
+  try {
+    const api = wasm();
+    const instance = new api.Instance(new api.Module(xxhashWasmBytes()));
+    xxh = instance.exports as unknown as XxhExports;
+    const needed = STATE_BYTES + CHUNK_BYTES;
+    if (xxh.mem.buffer.byteLength < needed) xxh.mem.grow(Math.ceil((needed - xxh.mem.buffer.byteLength) / 65536));
+  } catch (e) {
+    // A RangeError (address space refused by `ulimit -v`) or a TypeError (no
+    // WebAssembly global): a property of this process, not of the input.
+    if (e instanceof DlbundleError) throw e;
+    debug('WebAssembly is not usable here (%s); hashing in JavaScript', (e as Error).message);
+    exportsCache = null;
+    return null;
+  }
+  exportsCache = xxh;
+  const check = wasmStream(xxh).digest();
   if (check !== EMPTY_XXH64) {
     exportsCache = undefined;
     throw new DlbundleError(
@@ -91,6 +112,17 @@ function xxhashWasmBytes(): Uint8Array {
 }
 
 /**
+ * Which implementation {@link createXxh64} uses in this process: `'wasm'`, or
+ * `'js'` where WebAssembly cannot be instantiated. Decided on the first call.
+ *
+ * @example
+ * xxh64Implementation(); // 'wasm'
+ */
+export function xxh64Implementation(): 'wasm' | 'js' {
+  return wasmExports() === null ? 'js' : 'wasm';
+}
+
+/**
  * Starts a streaming xxh64 hash (seed 0). Synchronous: usable before any `await`.
  *
  * @example
@@ -99,7 +131,11 @@ function xxhashWasmBytes(): Uint8Array {
  * h.digest(); // '0c6b1d7a9e0f2b3d'
  */
 export function createXxh64(): Xxh64Stream {
-  const xxh = exportsCache ?? wasmExports();
+  const xxh = exportsCache === undefined ? wasmExports() : exportsCache;
+  return xxh === null ? createXxh64Js() : wasmStream(xxh);
+}
+
+function wasmStream(xxh: XxhExports): Xxh64Stream {
   const state = new Uint8Array(STATE_BYTES);
   const heap = (): Uint8Array => new Uint8Array(xxh.mem.buffer);
   heap().fill(0, 0, STATE_BYTES);
@@ -107,14 +143,13 @@ export function createXxh64(): Xxh64Stream {
   state.set(heap().subarray(0, STATE_BYTES));
   const stream: Xxh64Stream = {
     update(bytes) {
-      const needed = STATE_BYTES + bytes.byteLength;
-      if (xxh.mem.buffer.byteLength < needed) {
-        xxh.mem.grow(Math.ceil((needed - xxh.mem.buffer.byteLength) / 65536));
-      }
       const mem = heap();
       mem.set(state, 0);
-      mem.set(bytes, STATE_BYTES);
-      xxh.update64(0, STATE_BYTES, bytes.byteLength);
+      for (let p = 0; p < bytes.byteLength; p += CHUNK_BYTES) {
+        const chunk = bytes.subarray(p, p + CHUNK_BYTES);
+        mem.set(chunk, STATE_BYTES);
+        xxh.update64(0, STATE_BYTES, chunk.byteLength);
+      }
       state.set(mem.subarray(0, STATE_BYTES));
       return stream;
     },

@@ -8,13 +8,21 @@
  * replace koffi's static loader with a call to {@link loadKoffiNative}, which
  * puts that file through the same content-addressed cache and opens it with
  * `process.dlopen`. The application author writes nothing for it.
+ *
+ * With no usable cache root (every one noexec, read-only or full), koffi.node
+ * goes into a memory file like every other library — but memory files are
+ * made through koffi, so this one is made by a system interpreter instead
+ * ({@link createMemoryFileWithoutKoffi}).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { materialize } from './cache';
-import { DlbundleError } from './errors';
+import createDebug from 'debug';
+import { streamVerified, tryMaterialize } from './cache';
+import { DlbundleError, isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
-import type { Manifest } from './manifest';
+import { loadError } from './loader';
+import type { Manifest, ManifestFile } from './manifest';
+import { createMemoryFileWithoutKoffi, memoryFilePath, memoryModeSupported } from './memory';
 import { cacheRoots } from './roots';
 import { fromBuffers, type BlobInput } from './sources/buffers';
 import { fromSea, seaModule } from './sources/sea';
@@ -30,6 +38,8 @@ export const KOFFI_NATIVE_FILE = 'koffi.node';
 /** The `Symbol.for` key under which a generated module registers koffi's native module. */
 export const EMBEDDED_KOFFI_KEY = 'dlbundle.koffi-native.v1';
 const EMBEDDED_KEY = Symbol.for(EMBEDDED_KOFFI_KEY);
+
+const debug = createDebug('dlbundle:load');
 
 /** koffi's native module carried in memory, as a generated module (`dlbundle pack --module`) registers it under {@link EMBEDDED_KOFFI_KEY}. */
 export interface EmbeddedBundle {
@@ -57,10 +67,54 @@ export function loadKoffiNative(): unknown {
   const choice = selectVariant(Object.keys(manifest.variants), 'koffi', { honourOverride: false });
   const variant = manifest.variants[choice.key];
   if (variant === undefined) throw new DlbundleError('E_NO_VARIANT', `koffi's native module has no ${choice.key} build.`, 'Rebuild on a machine where koffi is installed for this platform.');
-  const { dir } = runSync(materialize(syncIo, { bundleName: manifest.name, variantKey: choice.key, variant, source, roots: cacheRoots(), verify: 'size' }));
+  const file = variant.files.find((f) => f.name === KOFFI_NATIVE_FILE);
+  if (file === undefined) throw new DlbundleError('E_MISSING_BLOB', `The ${KOFFI_NATIVE_BUNDLE} bundle (${choice.key}) has no ${KOFFI_NATIVE_FILE}.`, 'Build the program again with `dlbundle sea` / `dlbundle bundle`.');
+  const placed = runSync(tryMaterialize(syncIo, { bundleName: manifest.name, variantKey: choice.key, variant, source, roots: cacheRoots(), verify: 'size' }));
+  if ('dir' in placed) {
+    try {
+      return dlopenKoffi(file, path.join(placed.dir, KOFFI_NATIVE_FILE));
+    } catch (e) {
+      // A root that passed the mount check and still cannot be mapped (a remount, a security policy).
+      if (!isDlbundleError(e, 'E_NOEXEC') || !memoryModeSupported()) throw e;
+      debug('%s cannot be mapped from %s; trying a memory file', KOFFI_NATIVE_FILE, placed.dir);
+      return fromMemory(source, choice.key, file, e);
+    }
+  }
+  if (!memoryModeSupported()) throw placed.error;
+  debug('no cache root is usable for %s (%s); trying a memory file', KOFFI_NATIVE_FILE, placed.fallbacks.map((f) => `${f.root}: ${f.reason}`).join('; '));
+  return fromMemory(source, choice.key, file, placed.error);
+}
+
+function dlopenKoffi(file: ManifestFile, at: string): unknown {
   const module = { exports: {} as unknown };
-  process.dlopen(module, path.join(dir, KOFFI_NATIVE_FILE));
+  try {
+    process.dlopen(module, at);
+  } catch (e) {
+    throw loadError(file.name, at, e);
+  }
   return module.exports;
+}
+
+/** koffi.node from a memory file; `diskError` (why no directory would do) is kept in the error when that fails too. */
+function fromMemory(source: Source, variantKey: string, file: ManifestFile, diskError: DlbundleError): unknown {
+  let fd: number;
+  try {
+    fd = createMemoryFileWithoutKoffi(file.name);
+  } catch (e) {
+    if (!isDlbundleError(e)) throw e;
+    // Both reasons, then the memory error's next step (a DlbundleError's message is "what\nnext").
+    const what = (err: Error): string => err.message.slice(0, Math.max(0, err.message.lastIndexOf('\n')));
+    const next = e.message.slice(e.message.lastIndexOf('\n') + 1);
+    throw new DlbundleError(e.code, `koffi's native module (${KOFFI_NATIVE_FILE}) could not be placed. ${what(diskError)}\n${what(e)}`, next, { file: file.name, cause: e });
+  }
+  try {
+    runSync(streamVerified(syncIo, { source, variantKey }, file, fd, Buffer.allocUnsafe(1 << 16)));
+  } catch (e) {
+    // Never opened by dlopen, so its number can be reused safely.
+    fs.closeSync(fd);
+    throw e;
+  }
+  return dlopenKoffi(file, memoryFilePath(fd));
 }
 
 function koffiNativeSource(): Source {

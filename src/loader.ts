@@ -19,14 +19,27 @@ const debug = createDebug('dlbundle:load');
 
 const REGISTRY_KEY = Symbol.for('dlbundle.registry.v1');
 
+/** Where a loaded library's file is: a cache directory, the source's own directory, or a memory file. */
+export type LoadedFrom = 'disk' | 'in-place' | 'memory';
+
+/** The file to open for a library, as the bundle that needs it places it. */
+export interface LibraryLocation {
+  readonly path: string;
+  readonly from: LoadedFrom;
+}
+
 /** One library opened in this process. */
 export interface LoadedLibrary {
   /** File name in the bundle. */
   readonly name: string;
   /** The path it was opened from. */
   readonly path: string;
+  /** Where that path is; absent in entries made by an older copy of dlbundle. */
+  readonly from?: LoadedFrom;
   /** Milliseconds `dlopen` took (0 when an earlier load was reused). */
   readonly ms: number;
+  /** Whether an earlier load (by any bundle in this process) was reused instead of opening it. */
+  readonly reused?: boolean;
   /** koffi's handle; referenced by the registry for the life of the process. */
   readonly handle: KoffiLibrary;
 }
@@ -37,6 +50,8 @@ interface Registry {
   readonly libraries: Map<string, LoadedLibrary>;
   /** Node addons' exports, keyed the same way. */
   addons?: Map<string, unknown>;
+  /** Memory files (memfd descriptors) written for libraries, keyed the same way: one per library per process. */
+  memoryFiles?: Map<string, number>;
 }
 
 function registry(): Registry {
@@ -60,20 +75,43 @@ export function findLoaded(file: ManifestFile): LoadedLibrary | undefined {
 }
 
 /**
- * Opens `at` (the file of `file`: in a bundle directory, or a memory file)
- * with RTLD_NOW (and RTLD_LOCAL unless `global`), unless the same library is
- * already loaded. Its bundled dependencies must be loaded first; the caller
- * loads in plan order.
+ * The memory file (descriptor) that holds `file` in this process, made by
+ * `create` (which writes it) the first time any bundle asks for it. Every
+ * bundle instance shares it: without this, each `openBundle` in memory mode
+ * copied every library into a new memory file, kept open for ever (EMFILE).
  *
  * @example
- * loadFile(coreFile, '/tmp/dlbundle-1000/demo-1a2b…/libdemo_core.so', { global: false });
+ * const fd = sharedMemoryFile(file, () => writeMemoryFile(file));
  */
-export function loadFile(file: ManifestFile, at: string, options: { readonly global: boolean }): LoadedLibrary {
+export function sharedMemoryFile(file: ManifestFile, create: () => number): number {
+  const reg = registry();
+  reg.memoryFiles ??= new Map();
+  const key = registryKey(file);
+  let fd = reg.memoryFiles.get(key);
+  if (fd === undefined) {
+    fd = create();
+    reg.memoryFiles.set(key, fd);
+  }
+  return fd;
+}
+
+/**
+ * Opens the file of `file` with RTLD_NOW (and RTLD_LOCAL unless `global`),
+ * unless the same library is already loaded in this process: the registry is
+ * consulted first, and `locate` (which may write a memory file) is called
+ * only when the library must really be opened. Its bundled dependencies must
+ * be loaded first; the caller loads in plan order.
+ *
+ * @example
+ * loadFile(coreFile, () => ({ path: '/tmp/dlbundle-1000/demo-1a2b…/libdemo_core.so', from: 'disk' }), { global: false });
+ */
+export function loadFile(file: ManifestFile, locate: () => LibraryLocation, options: { readonly global: boolean }): LoadedLibrary {
   const existing = findLoaded(file);
   if (existing !== undefined) {
     debug('%s already loaded from %s', file.name, existing.path);
-    return { ...existing, ms: 0 };
+    return { ...existing, ms: 0, reused: true };
   }
+  const { path: at, from } = locate();
   const ffi = koffi(); // loaded first, so that `ms` is the dlopen alone
   const start = performance.now();
   let handle: KoffiLibrary;
@@ -82,25 +120,27 @@ export function loadFile(file: ManifestFile, at: string, options: { readonly glo
   } catch (e) {
     throw loadError(file.name, at, e);
   }
-  const loaded: LoadedLibrary = { name: file.name, path: at, ms: performance.now() - start, handle };
+  const loaded: LoadedLibrary = { name: file.name, path: at, from, ms: performance.now() - start, handle };
   registry().libraries.set(registryKey(file), loaded);
   debug('loaded %s in %s ms', at, loaded.ms.toFixed(2));
   return loaded;
 }
 
 /**
- * Loads the Node addon at `at` (the file of `file`) with `process.dlopen` and
- * returns its exports; once per process (a second `process.dlopen` of one
- * addon fails). Its bundled dependencies must be loaded first.
+ * Loads the Node addon `file` with `process.dlopen` and returns its exports;
+ * once per process (a second `process.dlopen` of one addon fails), so
+ * `locate` is called only the first time. Its bundled dependencies must be
+ * loaded first.
  *
  * @example
- * const demo = loadAddon(demoNodeFile, path.join(dir, 'demo.node')) as { add(a: number, b: number): number };
+ * const demo = loadAddon(demoNodeFile, () => ({ path: path.join(dir, 'demo.node'), from: 'disk' })) as { add(a: number, b: number): number };
  */
-export function loadAddon(file: ManifestFile, at: string): unknown {
+export function loadAddon(file: ManifestFile, locate: () => LibraryLocation): unknown {
   const reg = registry();
   reg.addons ??= new Map();
   const key = registryKey(file);
   if (reg.addons.has(key)) return reg.addons.get(key);
+  const at = locate().path;
   const module = { exports: {} as unknown };
   try {
     process.dlopen(module, at);

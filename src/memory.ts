@@ -9,6 +9,8 @@
  * number reused for another library would make `/proc/self/fd/<n>` look
  * "already loaded". Dependencies are matched by soname, as on disk.
  */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import createDebug from 'debug';
 import { DlbundleError } from './errors';
 import { koffi } from './koffi';
@@ -71,4 +73,101 @@ export function createMemoryFile(name: string): number {
 /** The path a memory file is loaded from. */
 export function memoryFilePath(fd: number): string {
   return `/proc/self/fd/${fd}`;
+}
+
+// memfd_create's number where perl needs it (perl's syscall() takes a number;
+// python's os.memfd_create does not), per Node architecture.
+const MEMFD_CREATE_NR: Readonly<Partial<Record<string, number>>> = { x64: 319, arm64: 279, arm: 385, ia32: 356, ppc64: 360, s390x: 350, riscv64: 279, loong64: 279 };
+
+// The helpers make the memory file, fork a child that keeps it open, print
+// "<child pid> <fd>" and exit, so that spawnSync returns while the memory file
+// still exists; the child closes its output and lives for at most 30 s.
+const PERL_HELPER = `
+my ($nr, $name) = @ARGV;
+my $fd = syscall($nr, $name, 0x10);
+$fd = syscall($nr, $name, 0) if $fd < 0 && $!{EINVAL};
+if ($fd < 0) { print STDERR "memfd_create failed: $!\\n"; exit 2; }
+my $pid = fork();
+if (!defined $pid) { print STDERR "fork failed: $!\\n"; exit 3; }
+if ($pid) { print "$pid $fd\\n"; exit 0; }
+open(STDIN, '<', '/dev/null'); open(STDOUT, '>', '/dev/null'); open(STDERR, '>', '/dev/null');
+sleep 30;`;
+const PYTHON_HELPER = `
+import os, sys, time, errno
+try:
+    fd = os.memfd_create(sys.argv[1], 0x10)
+except OSError as e:
+    if e.errno != errno.EINVAL: sys.exit('memfd_create failed: %s' % e)
+    fd = os.memfd_create(sys.argv[1], 0)
+pid = os.fork()
+if pid:
+    print(pid, fd, flush=True)
+    os._exit(0)
+null = os.open('/dev/null', os.O_RDWR)
+for n in (0, 1, 2): os.dup2(null, n)
+time.sleep(30)`;
+
+/** The interpreters tried, by absolute path only: a PATH entry is not trusted to name the program that creates executable memory. */
+const HELPERS: readonly { readonly program: string; readonly args: (name: string) => string[] | null }[] = [
+  { program: '/usr/bin/perl', args: (name) => (MEMFD_CREATE_NR[process.arch] === undefined ? null : ['-e', PERL_HELPER, String(MEMFD_CREATE_NR[process.arch]), name]) },
+  { program: '/usr/bin/python3', args: (name) => ['-c', PYTHON_HELPER, name] },
+];
+
+/**
+ * {@link createMemoryFile} for the one file that must be placed before koffi
+ * can be loaded: koffi's own `koffi.node`. Node cannot call `memfd_create`,
+ * and no native code may run before koffi, so a system interpreter (perl,
+ * else python3) makes the memory file and keeps it open just long enough for
+ * this process to open its own descriptor through `/proc/<pid>/fd/<n>`. The
+ * descriptor is checked to be an empty memory file of that name, then
+ * returned; it stays open for the life of the process. `E_NOEXEC`, saying
+ * what each helper answered, when none can.
+ *
+ * @example
+ * const fd = createMemoryFileWithoutKoffi('koffi.node'); // then write it and process.dlopen `/proc/self/fd/${fd}`
+ */
+export function createMemoryFileWithoutKoffi(name: string): number {
+  if (!memoryModeSupported()) {
+    throw new DlbundleError('E_USAGE', `Memory mode needs Linux (memfd_create); this is ${process.platform}.`, "Use mode: 'disk' with a writable cache directory.");
+  }
+  const label = `dlbundle:${name}`;
+  const tried: string[] = [];
+  for (const helper of HELPERS) {
+    const args = helper.args(label);
+    if (args === null) {
+      tried.push(`${helper.program}: no memfd_create number known for ${process.arch}`);
+      continue;
+    }
+    const r = spawnSync(helper.program, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000, env: {} });
+    const answer = /^(\d+) (\d+)\s*$/.exec(r.stdout ?? '');
+    if (r.error !== undefined || r.status !== 0 || answer === null) {
+      tried.push(`${helper.program}: ${r.error?.message ?? ((r.stderr ?? '').trim() || `exit status ${String(r.status)}`)}`);
+      continue;
+    }
+    const [, pid, fd] = answer;
+    let own: number | undefined;
+    try {
+      own = fs.openSync(`/proc/${pid}/fd/${fd}`, 'r+');
+      // The pid could only have been reused if the holder had died: check that this is the empty memory file it made.
+      const link = fs.readlinkSync(memoryFilePath(own));
+      if (link !== `/memfd:${label} (deleted)` || fs.fstatSync(own).size !== 0) throw new Error(`/proc/${pid}/fd/${fd} is ${JSON.stringify(link)}, not the new memory file`);
+      debug('memfd %d for %s, made by %s', own, name, helper.program);
+      return own;
+    } catch (e) {
+      if (own !== undefined) fs.closeSync(own);
+      tried.push(`${helper.program}: ${(e as Error).message}`);
+    } finally {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch (e) {
+        debug('memory file holder %s already gone: %s', pid, (e as Error).message);
+      }
+    }
+  }
+  throw new DlbundleError(
+    'E_NOEXEC',
+    `No executable memory file could be made for ${JSON.stringify(name)} before koffi is loaded:\n${tried.map((t) => `  ${t}`).join('\n')}`,
+    'Give dlbundle a cache directory on a file system that allows executables (DLBUNDLE_CACHE_DIR), or install perl or python3 (at /usr/bin), which dlbundle uses to create the one memory file that koffi itself needs.',
+    { file: name },
+  );
 }

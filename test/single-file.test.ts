@@ -65,12 +65,27 @@ function assertResults(out: AppOutput): void {
   assert.equal(out.addonVersion, 'demo-core 1.0.0');
 }
 
+const mounted: string[] = [];
+
+/** A private (0700) tmpfs mounted with `options` at a fresh directory, or null where mounting is refused (as in under-fire.test.ts). */
+function mountTmpfs(options: string): string | null {
+  const dir = tempDir('dlbundle-mnt-');
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `mode=0700,${options}`, 'tmpfs', dir], { stdio: 'pipe' });
+  if (r.status !== 0) return null;
+  mounted.push(dir);
+  return dir;
+}
+
 function markerInode(dir: string): bigint {
   return fs.statSync(path.join(dir, '.dlbundle-complete'), { bigint: true }).ino;
 }
 
 describe('single-file delivery', function () {
   this.timeout(180_000);
+  // Before the temporary directories are removed (a root-level hook, which runs later).
+  after(() => {
+    for (const m of mounted.splice(0).reverse()) spawnSync('umount', [m]);
+  });
 
   it('a SEA built by `dlbundle sea` runs alone, extracts once into the fresh TMPDIR, and reuses it on the next start', () => {
     const app = makeApp(`const path = require('node:path');\nconst { openBundle, autoSource } = require('dlbundle');\nconst SOURCE = autoSource(path.join(__dirname, 'native'));\n${APP_BODY}`);
@@ -147,6 +162,88 @@ ${APP_BODY}`,
     assert.deepEqual(warm.decoded, [], 'a warm start decodes nothing');
     assert.equal(markerInode(dir), before);
     assert.deepEqual(fs.readdirSync(alone), ['app.cjs']);
+  });
+
+  /** A `dlbundle bundle` single file (generated module) in an empty directory, with TMPDIR and HOME on noexec tmpfs mounts. */
+  function singleFileOnNoexec(ctx: Mocha.Context): { alone: string; env: NodeJS.ProcessEnv; tmp: string; home: string } {
+    const tmp = mountTmpfs('noexec,size=16m');
+    const home = mountTmpfs('noexec,size=16m');
+    if (tmp === null || home === null) {
+      console.log('      skipped: mounting a tmpfs is not permitted here');
+      ctx.skip();
+    }
+    const app = makeApp('');
+    cli('pack', ...DEMO_LIBS.map(nativeFixture), '--name', 'demo', '--out', path.join(app, 'native'), '--module', path.join(app, 'native.cjs'));
+    fs.writeFileSync(
+      path.join(app, 'main.js'),
+      `const fs = require('node:fs');
+const { openBundle, fromBuffers } = require('dlbundle');
+const native = require('./native.cjs');
+const SOURCE = fromBuffers(native.manifest, native.blobs);
+process.on('exit', () => {
+  const maps = fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/).slice(5).join(' '));
+  const wanted = (p) => /koffi|libdemo_|demo\\.node/.test(p);
+  console.log(JSON.stringify({ maps: [...new Set(maps.filter(wanted))].sort() }));
+});
+${APP_BODY}`,
+    );
+    const out = path.join(tempDir(), 'app.cjs');
+    cli('bundle', path.join(app, 'main.js'), '--out', out);
+    const alone = tempDir('dlbundle-empty-');
+    fs.copyFileSync(out, path.join(alone, 'app.cjs'));
+    return { alone, env: { PATH: process.env.PATH ?? '', HOME: home as string, TMPDIR: tmp as string }, tmp: tmp as string, home: home as string };
+  }
+
+  it("a single-file bundle with every cache root on a noexec tmpfs loads koffi.node and every library from memory files", function () {
+    const { alone, env, tmp, home } = singleFileOnNoexec(this);
+    const r = spawnSync(process.execPath, ['app.cjs'], { cwd: alone, env, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    const result = JSON.parse(lines[0] as string) as AppOutput & { report: { mode: string; fallbacks: { root: string; code: string }[] } };
+    const { maps } = JSON.parse(lines[1] as string) as { maps: string[] };
+    assert.equal(result.compute, 1011);
+    assert.equal(result.addonAdd, 5);
+    assert.equal(result.report.mode, 'memory');
+    assert.deepEqual(result.report.fallbacks.map((f) => [f.root, f.code]), [[path.join(tmp, 'dlbundle-0'), 'E_NOEXEC'], [path.join(home, '.cache', 'dlbundle'), 'E_NOEXEC']]);
+    // koffi's own native module and the bundle's libraries: memory files only, nothing mapped from a path.
+    assert.deepEqual(maps, ['demo.node', 'koffi.node', 'libdemo_app.so', 'libdemo_codec.so.1.2.3', 'libdemo_core.so'].map((n) => `/memfd:dlbundle:${n} (deleted)`));
+    // Nothing was written on either mount: at most the empty roots, refused before any file went in.
+    const files = (dir: string): string[] => fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => !e.isDirectory()).map((e) => e.name);
+    assert.deepEqual([...files(tmp), ...files(home)], []);
+  });
+
+  it('a SEA built by `dlbundle sea` with every cache root on a noexec tmpfs loads koffi.node and every library from memory files', function () {
+    const tmp = mountTmpfs('noexec,size=16m');
+    const home = mountTmpfs('noexec,size=16m');
+    if (tmp === null || home === null) {
+      console.log('      skipped: mounting a tmpfs is not permitted here');
+      this.skip();
+    }
+    const app = makeApp(`const path = require('node:path');\nconst fs = require('node:fs');\nconst { openBundle, autoSource } = require('dlbundle');\nconst SOURCE = autoSource(path.join(__dirname, 'native'));\n${APP_BODY}
+console.log(JSON.stringify([...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').map((l) => l.split(/\\s+/).slice(5).join(' ')).filter((p) => /koffi|libdemo_|demo\\.node/.test(p)))].sort()));`);
+    const exe = path.join(tempDir(), 'demo-sea');
+    cli('sea', path.join(app, 'main.js'), '--bundle', path.join(app, 'native'), '--out', exe);
+    const r = spawnSync(exe, [], { cwd: path.dirname(exe), env: { PATH: process.env.PATH ?? '', HOME: home as string, TMPDIR: tmp as string }, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    const result = JSON.parse(lines[0] as string) as AppOutput & { report: { mode: string } };
+    assertResults({ ...result, plugin: 13 }); // the plugin is opened by path beside libdemo_app.so, which memory mode has not
+    assert.equal(result.plugin, -2);
+    assert.equal(result.report.source.kind, 'sea');
+    assert.equal(result.report.mode, 'memory');
+    assert.deepEqual(JSON.parse(lines[1] as string), ['demo.node', 'koffi.node', 'libdemo_app.so', 'libdemo_codec.so.1.2.3', 'libdemo_core.so'].map((n) => `/memfd:dlbundle:${n} (deleted)`));
+  });
+
+  it('the same with neither perl nor python3 usable (bind-mounted over in a mount namespace): E_NOEXEC saying why each way failed', function () {
+    const { alone, env } = singleFileOnNoexec(this);
+    const hide = ['/usr/bin/perl', '/usr/bin/python3'].filter((p) => fs.existsSync(p)).map((p) => `mount --bind /dev/null ${p}`);
+    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `${hide.join(' && ')} && exec "$0" app.cjs`, process.execPath], { cwd: alone, env, encoding: 'utf8', timeout: 60_000 });
+    assert.notEqual(r.status, 0, r.stdout);
+    assert.match(r.stderr, /DlbundleError: koffi's native module \(koffi\.node\) could not be placed\. No cache directory could be used/);
+    assert.match(r.stderr, /mounted noexec/);
+    assert.match(r.stderr, /No executable memory file could be made for "koffi\.node" before koffi is loaded:\n {2}\/usr\/bin\/perl: .*\n {2}\/usr\/bin\/python3: /);
+    assert.match(r.stderr, /install perl or python3/);
+    assert.match(r.stderr, /code: 'E_NOEXEC'/);
   });
 
   it('a bundled addon loads after its library; a plain process.dlopen of the same file fails', () => {
