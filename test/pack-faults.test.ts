@@ -34,7 +34,7 @@ import { fromDirectory, parseGenerationDirName, readManifestFile } from '../src/
 import { createXxh64 } from '../src/hash';
 import { hostTarget } from '../src/variant';
 import { runChild } from './child';
-import { hashFile, nativeFixture, prng, REPO, tempDir } from './fixtures';
+import { expectCode, hashFile, nativeFixture, prng, REPO, tempDir } from './fixtures';
 
 const CLI = path.join(REPO, 'dist', 'cli.js');
 const KEY = hostTarget();
@@ -437,5 +437,39 @@ describe('pack: a death after every single file-system step', () => {
     }
     console.log(`      a pack makes ${steps} file-system changes; a death after each of 0…${steps - 1} left a bundle that read whole (${seen.old} old, ${seen.new} new)`);
     assert.ok(steps > 10 && seen.new > 0 && seen.old > 0);
+  });
+});
+
+describe('pack: an input rebuilt while it is packed', () => {
+  it('is refused with E_IO (its ELF facts would be of one build, its bytes of another), and the bundle is unchanged', () => {
+    const dir = tempDir();
+    const input = path.join(dir, 'libdemo_core.so');
+    fs.copyFileSync(nativeFixture('libdemo_core.so'), input);
+    const out = path.join(tempDir(), 'bundle');
+    pack([nativeFixture('libdemo_core.so')], { name: 'demo', out });
+    const before = fs.readFileSync(path.join(out, MANIFEST_FILE), 'utf8');
+    // A parallel build replaces the library between pack's ELF read and its copy.
+    const original = fsModule.openSync;
+    let rebuilt = false;
+    let opens = 0;
+    fsModule.openSync = ((p: fs.PathLike, ...rest: unknown[]) => {
+      // The first open reads the ELF facts, the second copies.
+      if (p === input && rest[0] === 'r' && ++opens === 2) {
+        rebuilt = true;
+        const next = path.join(dir, 'next.so');
+        fs.writeFileSync(next, Buffer.concat([fs.readFileSync(input), Buffer.alloc(64, 1)]));
+        fs.renameSync(next, input);
+      }
+      return (original as (...a: unknown[]) => number)(p, ...rest);
+    }) as typeof fs.openSync;
+    try {
+      const e = expectCode('E_IO', () => pack([input], { name: 'demo', out }));
+      assert.match(e.message, /changed while it was being packed/);
+    } finally {
+      fsModule.openSync = original;
+    }
+    assert.ok(rebuilt);
+    assert.equal(fs.readFileSync(path.join(out, MANIFEST_FILE), 'utf8'), before);
+    assert.deepEqual(fs.readdirSync(out).sort(), [MANIFEST_FILE, KEY].sort());
   });
 });
