@@ -96,8 +96,9 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
   const previous = readExistingManifest(manifestPath, options.name);
 
   // Every input's ELF facts come from a few positioned reads, before anything is written.
-  const elves = new Map<string, ElfInfo>();
+  const elves = new Map<string, { elf: ElfInfo; seen: fs.Stats }>();
   for (const [name, from] of sources) {
+    const seen = statInput(from);
     const elf = readElfFile(from);
     if (elf.type !== 'dyn') {
       throw new DlbundleError('E_NOT_SHARED_OBJECT', `${JSON.stringify(from)} is an ELF ${elf.type} file, not a shared object.`, 'Pack shared libraries (linked with -shared) and .node addons only.', { file: from });
@@ -110,7 +111,7 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
         { file: from },
       );
     }
-    elves.set(name, elf);
+    elves.set(name, { elf, seen });
   }
 
   // Directories are made with mode 0777 and files with 0666, so the umask
@@ -127,8 +128,8 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
     fs.mkdirSync(blobs, { mode: 0o777 });
     const files: ManifestFile[] = [];
     for (const [name, from] of sources) {
-      const elf = elves.get(name) as ElfInfo;
-      const { size, xxh64 } = stageBlob(from, path.join(blobs, name));
+      const { elf, seen } = elves.get(name) as { elf: ElfInfo; seen: fs.Stats };
+      const { size, xxh64 } = stageBlob(from, seen, path.join(blobs, name));
       files.push({
         name,
         size,
@@ -223,9 +224,15 @@ let zeros: Buffer | undefined;
  * Copies `from` to the new file `to` in chunks, hashing as it goes, and
  * flushes it. Returns the size and the xxh64 of the bytes copied.
  */
-function stageBlob(from: string, to: string): { size: number; xxh64: string } {
+function stageBlob(from: string, seen: fs.Stats, to: string): { size: number; xxh64: string } {
   const input = open(from, 'r');
   try {
+    // The ELF facts were read from what `seen` describes; a file rebuilt since
+    // (a parallel make) would get the facts of one build and the bytes of another.
+    const now = fs.fstatSync(input);
+    if (now.dev !== seen.dev || now.ino !== seen.ino || now.size !== seen.size || now.mtimeMs !== seen.mtimeMs) {
+      throw new DlbundleError('E_IO', `${JSON.stringify(from)} changed while it was being packed.`, 'Pack again once the build that writes it has finished.', { file: from });
+    }
     let output: number;
     try {
       output = fs.openSync(to, 'wx', 0o666);
@@ -263,6 +270,14 @@ function stageBlob(from: string, to: string): { size: number; xxh64: string } {
     }
   } finally {
     fs.closeSync(input);
+  }
+}
+
+function statInput(file: string): fs.Stats {
+  try {
+    return fs.statSync(file);
+  } catch (e) {
+    throw ioError(file, e);
   }
 }
 
