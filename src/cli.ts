@@ -42,6 +42,7 @@ const commands: Readonly<Record<string, Command>> = {
       ...(values.requires === undefined ? {} : { requires: values.requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
       ...(values.optional === undefined ? {} : { optional: values.optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
     });
+    if (result.leftoversRemoved.length > 0) out(`removed what interrupted packs had left: ${result.leftoversRemoved.join(', ')}`);
     out(`packed ${result.variant.files.length} files as ${result.target} into ${values.out} (digest ${result.variant.digest})`);
     out(`load order: ${result.variant.order.join(' → ')}`);
     if (values.module !== undefined) {

@@ -2,16 +2,24 @@
  * Build-time packing: reads shared objects, records what each one is in the
  * manifest, and lays the blobs out as `<out>/<target>/<file>` beside
  * `<out>/dlbundle.json`. Everything is checked before the output directory is
- * touched, and the new variant replaces the old one by rename, so a refused or
- * interrupted pack leaves the previous bundle as it was.
+ * touched. Inputs are read in chunks (any size, little memory). The new files
+ * become a complete generation directory `<out>/.<target>.<digest>/` first;
+ * the rename of dlbundle.json is then the one switch point (readers look in
+ * the generation directory of the digest they read before `<target>/`), and
+ * the files are moved to `<target>/` after it. A pack killed at any instant
+ * leaves the old bundle or the new one; the next pack removes what it left.
+ * Modes follow the umask (0755 / 0644 under 022), like any build output.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
 import { DlbundleError } from './errors';
-import { readElf } from './elf';
+import type { ElfInfo } from './elf';
+import { readElfFile } from './elf-file';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
+import { runSync, syncIo } from './io';
+import { stagingPrefix, sweepStaging } from './leases';
 import {
   MANIFEST_FILE,
   MANIFEST_FORMAT,
@@ -23,7 +31,7 @@ import {
   type ManifestVariant,
 } from './manifest';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
-import { readManifestFile } from './sources/directory';
+import { generationDirName, parseGenerationDirName, readManifestFile } from './sources/directory';
 import { hostTarget, parseVariantKey, targetFacts, variantKey } from './variant';
 
 const debug = createDebug('dlbundle:pack');
@@ -52,6 +60,8 @@ export interface PackResult {
   readonly variant: ManifestVariant;
   /** The whole manifest as written. */
   readonly manifest: Manifest;
+  /** What packs killed earlier had left in `out` and this one removed or finished (staging and generation directories). */
+  readonly leftoversRemoved: readonly string[];
 }
 
 // Names that look like shared objects: libfoo.so, libfoo.so.1.2, addon.node.
@@ -85,37 +95,54 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
   const manifestPath = path.join(options.out, MANIFEST_FILE);
   const previous = readExistingManifest(manifestPath, options.name);
 
-  fs.mkdirSync(options.out, { recursive: true });
-  const staging = fs.mkdtempSync(path.join(options.out, `.${target}.staging-`));
+  // Every input's ELF facts come from a few positioned reads, before anything is written.
+  const elves = new Map<string, { elf: ElfInfo; seen: fs.Stats }>();
+  for (const [name, from] of sources) {
+    const seen = statInput(from);
+    const elf = readElfFile(from);
+    if (elf.type !== 'dyn') {
+      throw new DlbundleError('E_NOT_SHARED_OBJECT', `${JSON.stringify(from)} is an ELF ${elf.type} file, not a shared object.`, 'Pack shared libraries (linked with -shared) and .node addons only.', { file: from });
+    }
+    if (elf.machine !== expected.machine || elf.class !== expected.class) {
+      throw new DlbundleError(
+        'E_WRONG_ARCH',
+        `${JSON.stringify(from)} is built for ${elf.machine} (ELF${elf.class}), but target ${JSON.stringify(base)} runs ${expected.machine} (ELF${expected.class}).`,
+        `Pack it under its own target with --target, or rebuild it for ${expected.machine}.`,
+        { file: from },
+      );
+    }
+    elves.set(name, { elf, seen });
+  }
+
+  // Directories are made with mode 0777 and files with 0666, so the umask
+  // decides (0755 / 0644 under umask 022), as for any build output.
   try {
+    fs.mkdirSync(options.out, { recursive: true });
+  } catch (e) {
+    throw ioError(options.out, e, 'create');
+  }
+  const leftovers = finishInterruptedPacks(options.out, previous);
+  const staging = runSync(syncIo.mkdtemp(options.out, stagingPrefix(`pack-${target}`)));
+  try {
+    const blobs = path.join(staging, 'files');
+    fs.mkdirSync(blobs, { mode: 0o777 });
     const files: ManifestFile[] = [];
     for (const [name, from] of sources) {
-      const bytes = readInput(from);
-      const elf = readElf(bytes, from);
-      if (elf.type !== 'dyn') {
-        throw new DlbundleError('E_NOT_SHARED_OBJECT', `${JSON.stringify(from)} is an ELF ${elf.type} file, not a shared object.`, 'Pack shared libraries (linked with -shared) and .node addons only.', { file: from });
-      }
-      if (elf.machine !== expected.machine || elf.class !== expected.class) {
-        throw new DlbundleError(
-          'E_WRONG_ARCH',
-          `${JSON.stringify(from)} is built for ${elf.machine} (ELF${elf.class}), but target ${JSON.stringify(base)} runs ${expected.machine} (ELF${expected.class}).`,
-          `Pack it under its own target with --target, or rebuild it for ${expected.machine}.`,
-          { file: from },
-        );
-      }
-      writeBlob(path.join(staging, name), bytes);
+      const { elf, seen } = elves.get(name) as { elf: ElfInfo; seen: fs.Stats };
+      const { size, xxh64 } = stageBlob(from, seen, path.join(blobs, name));
       files.push({
         name,
-        size: bytes.length,
-        xxh64: createXxh64().update(bytes).digest(),
+        size,
+        xxh64,
         soname: elf.soname,
         needed: elf.needed,
         runpath: elf.runpath,
         machine: elf.machine,
         ...(options.optional?.includes(name) === true ? { optional: true as const } : {}),
       });
-      debug('packed %s (%d bytes) from %s', name, bytes.length, from);
+      debug('packed %s (%d bytes) from %s', name, size, from);
     }
+    syncDirectory(blobs);
     const graph = dependencyGraph(files);
     const variant: ManifestVariant = {
       digest: variantDigest(files),
@@ -130,9 +157,16 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
     };
     // Validate what is about to be written with the same reader that will load it.
     parseManifest(JSON.parse(JSON.stringify(manifest)), manifestPath);
-    replaceDirectory(staging, path.join(options.out, target));
-    writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`);
-    return { manifestPath, target, variant, manifest };
+    // The switch: the new files become a complete generation directory (not
+    // yet used by anyone), then dlbundle.json is replaced by rename, the one
+    // instant at which readers move from the old bundle to the new one.
+    // Readers look in the generation directory of the digest they read first,
+    // so `<target>/` can then be replaced at leisure.
+    const generation = path.join(options.out, generationDirName(target, variant.digest));
+    rename(blobs, generation);
+    writeFileAtomic(manifestPath, `${JSON.stringify(manifest, null, 2)}\n`, staging);
+    promoteGeneration(options.out, target, variant.digest, staging);
+    return { manifestPath, target, variant, manifest, leftoversRemoved: leftovers };
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
@@ -172,14 +206,6 @@ function collectInputs(inputs: readonly string[]): Map<string, string> {
   return byName;
 }
 
-function readInput(file: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    throw ioError(file, e);
-  }
-}
-
 function readExistingManifest(manifestPath: string, name: string): Manifest | null {
   const manifest = readManifestFile(path.dirname(manifestPath));
   if (manifest === null) return null;
@@ -189,31 +215,194 @@ function readExistingManifest(manifestPath: string, name: string): Manifest | nu
   return manifest;
 }
 
-function writeBlob(file: string, bytes: Uint8Array): void {
+// 1 MiB: large enough that per-call costs vanish, small enough that packing a
+// 2 GiB library costs a few MiB of memory (xxh64's wasm memory grows to the chunk).
+const CHUNK = 1 << 20;
+let zeros: Buffer | undefined;
+
+/**
+ * Copies `from` to the new file `to` in chunks, hashing as it goes, and
+ * flushes it. Returns the size and the xxh64 of the bytes copied.
+ */
+function stageBlob(from: string, seen: fs.Stats, to: string): { size: number; xxh64: string } {
+  const input = open(from, 'r');
   try {
-    fs.writeFileSync(file, bytes, { mode: 0o755 });
-  } catch (e) {
-    throw ioError(file, e, 'write');
+    // The ELF facts were read from what `seen` describes; a file rebuilt since
+    // (a parallel make) would get the facts of one build and the bytes of another.
+    const now = fs.fstatSync(input);
+    if (now.dev !== seen.dev || now.ino !== seen.ino || now.size !== seen.size || now.mtimeMs !== seen.mtimeMs) {
+      throw new DlbundleError('E_IO', `${JSON.stringify(from)} changed while it was being packed.`, 'Pack again once the build that writes it has finished.', { file: from });
+    }
+    let output: number;
+    try {
+      output = fs.openSync(to, 'wx', 0o666);
+    } catch (e) {
+      throw ioError(to, e, 'write');
+    }
+    try {
+      // One buffer for the whole file: a new one per chunk would wait for the
+      // garbage collector, and a 64 MiB input would cost 30 MB more.
+      zeros ??= Buffer.alloc(CHUNK);
+      const scratch = Buffer.allocUnsafe(CHUNK);
+      const hash = createXxh64();
+      let size = 0;
+      for (;;) {
+        let n: number;
+        try {
+          n = runSync(syncIo.read(input, scratch, size));
+        } catch (e) {
+          throw ioError(from, e);
+        }
+        if (n === 0) break;
+        const chunk = scratch.subarray(0, n);
+        hash.update(chunk);
+        // Runs of zeros are left as holes: a sparse input stays sparse.
+        if (!chunk.equals(zeros.subarray(0, n))) writeAt(output, to, chunk, size);
+        size += n;
+      }
+      fs.ftruncateSync(output, size);
+      fs.fsyncSync(output);
+      return { size, xxh64: hash.digest() };
+    } catch (e) {
+      throw e instanceof DlbundleError ? e : ioError(to, e, 'write');
+    } finally {
+      fs.closeSync(output);
+    }
+  } finally {
+    fs.closeSync(input);
   }
 }
 
-// The old variant directory is moved aside before the new one is renamed in,
-// so a crash in between leaves either the old or the new directory in place.
-function replaceDirectory(from: string, to: string): void {
-  const aside = `${to}.old-${process.pid}`;
-  const hadOld = fs.existsSync(to);
-  if (hadOld) fs.renameSync(to, aside);
-  fs.renameSync(from, to);
-  if (hadOld) fs.rmSync(aside, { recursive: true, force: true });
+function statInput(file: string): fs.Stats {
+  try {
+    return fs.statSync(file);
+  } catch (e) {
+    throw ioError(file, e);
+  }
 }
 
-function writeFileAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
+function open(file: string, flags: string): number {
   try {
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
+    return fs.openSync(file, flags);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw ioError(file, e, 'write');
+    throw ioError(file, e);
+  }
+}
+
+function writeAt(fd: number, file: string, bytes: Buffer, position: number): void {
+  for (let done = 0; done < bytes.length; ) {
+    try {
+      done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
+    } catch (e) {
+      throw ioError(file, e, 'write');
+    }
+  }
+}
+
+// A rename is durable only once its directory is flushed; without it a
+// machine crash could keep dlbundle.json's rename but lose the blobs'.
+function syncDirectory(dir: string): void {
+  const fd = open(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } catch (e) {
+    throw ioError(dir, e, 'flush');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function rename(from: string, to: string): void {
+  try {
+    fs.renameSync(from, to);
+  } catch (e) {
+    throw ioError(to, e, 'write');
+  }
+}
+
+/**
+ * Moves the generation `<out>/.<target>.<digest>/`, which dlbundle.json
+ * already names, to `<out>/<target>/`, and removes it and the old files.
+ * Each step is a rename, and readers look in the generation directory first,
+ * so a reader finds the whole new variant at every instant; a pack killed
+ * here is finished by the next one ({@link finishInterruptedPacks}).
+ */
+function promoteGeneration(out: string, target: string, digest: string, staging: string): void {
+  const generation = path.join(out, generationDirName(target, digest));
+  const next = path.join(staging, 'next');
+  fs.mkdirSync(next, { mode: 0o777 });
+  for (const name of fs.readdirSync(generation)) linkOrCopy(path.join(generation, name), path.join(next, name));
+  syncDirectory(next);
+  const current = path.join(out, target);
+  try {
+    fs.renameSync(current, path.join(staging, 'previous'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(current, e, 'move');
+  }
+  rename(next, current);
+  // Renamed out first: a removal cut short would leave a partial generation directory that readers trust.
+  rename(generation, path.join(staging, 'promoted'));
+  syncDirectory(out);
+}
+
+function linkOrCopy(from: string, to: string): void {
+  try {
+    fs.linkSync(from, to);
+  } catch (e) {
+    // File systems without hard links (FAT, some FUSE mounts): copy instead.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK' && code !== 'EXDEV') throw ioError(to, e, 'write');
+    try {
+      fs.copyFileSync(from, to, fs.constants.COPYFILE_EXCL);
+    } catch (e2) {
+      throw ioError(to, e2, 'write');
+    }
+  }
+}
+
+/**
+ * Cleans up after packs killed in `out`: removes the staging directories of
+ * processes that are gone, finishes a switch that dlbundle.json already made,
+ * and removes generation directories it never switched to. Returns the names
+ * removed or finished.
+ */
+function finishInterruptedPacks(out: string, manifest: Manifest | null): string[] {
+  const handled = runSync(sweepStaging(syncIo, out));
+  for (const name of fs.readdirSync(out)) {
+    const generation = parseGenerationDirName(name);
+    if (generation === null) continue;
+    const staging = runSync(syncIo.mkdtemp(out, stagingPrefix(`pack-${generation.variant}`)));
+    try {
+      if (manifest?.variants[generation.variant]?.digest === generation.digest) {
+        debug('finishing the switch to %s left by an interrupted pack', name);
+        promoteGeneration(out, generation.variant, generation.digest, staging);
+      } else {
+        debug('removing %s: an interrupted pack never switched to it', name);
+        rename(path.join(out, name), path.join(staging, 'unused'));
+      }
+    } finally {
+      fs.rmSync(staging, { recursive: true, force: true });
+    }
+    handled.push(name);
+  }
+  return handled;
+}
+
+// Written beside the bundle in the pack's staging directory (same file
+// system), so a pack killed before the rename leaves nothing but staging.
+function writeFileAtomic(file: string, text: string, staging: string): void {
+  const tmp = path.join(staging, path.basename(file));
+  try {
+    const fd = fs.openSync(tmp, 'wx', 0o666);
+    try {
+      fs.writeFileSync(fd, text);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+    syncDirectory(path.dirname(file));
+  } catch (e) {
+    throw e instanceof DlbundleError ? e : ioError(file, e, 'write');
   }
 }

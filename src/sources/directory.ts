@@ -1,13 +1,16 @@
 /**
  * A bundle directory on disk, as `dlbundle pack` writes it: `dlbundle.json`
- * beside one sub-directory of blobs per variant.
+ * beside one sub-directory of blobs per variant. While a pack replaces a
+ * variant, its new files are also in `.<variant>.<digest>/`, the generation
+ * directory of the digest dlbundle.json names: blobs are read from there
+ * first, so the manifest's rename is the one switch from old to new files.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DlbundleError } from '../errors';
 import { ioError } from '../file-io';
 import type { Io } from '../io';
-import { MANIFEST_FILE, parseManifest, type Manifest, type ParseManifestOptions } from '../manifest';
+import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestFile, type ParseManifestOptions } from '../manifest';
 import type { BlobReader, Source } from './source';
 
 /**
@@ -19,6 +22,11 @@ import type { BlobReader, Source } from './source';
 export function fromDirectory(dir: string): Source {
   const root = path.resolve(dir);
   let manifest: Manifest | undefined;
+  // Where the file is while a pack switches to this manifest's digest (gone once it is done).
+  const generationPath = (variant: string, file: ManifestFile): string | null => {
+    const digest = manifest?.variants[variant]?.digest;
+    return digest === undefined ? null : path.join(root, generationDirName(variant, digest), file.name);
+  };
   return {
     kind: 'directory',
     location: root,
@@ -31,6 +39,14 @@ export function fromDirectory(dir: string): Source {
       return manifest;
     },
     *openBlob(io, variant, file) {
+      const generation = generationPath(variant, file);
+      if (generation !== null) {
+        try {
+          return fileBlob(yield* io.openRead(generation));
+        } catch (e) {
+          if (!isMissing(e)) throw ioError(generation, e);
+        }
+      }
       const blobPath = path.join(root, variant, file.name);
       try {
         return fileBlob(yield* io.openRead(blobPath));
@@ -39,6 +55,15 @@ export function fromDirectory(dir: string): Source {
       }
     },
     *copyFile(io, variant, file, to) {
+      const generation = generationPath(variant, file);
+      if (generation !== null) {
+        try {
+          yield* io.copyFile(generation, to);
+          return true;
+        } catch (e) {
+          if (!isMissing(e) || (yield* io.lstat(generation)) !== null) throw ioError(to, e, 'write');
+        }
+      }
       const blobPath = path.join(root, variant, file.name);
       try {
         yield* io.copyFile(blobPath, to);
@@ -50,6 +75,29 @@ export function fromDirectory(dir: string): Source {
       return true;
     },
   };
+}
+
+/**
+ * The name of the generation directory in which `dlbundle pack` puts the files
+ * of `variant` with `digest` before switching dlbundle.json to them.
+ *
+ * @example
+ * generationDirName('linux-x64-gnu', '1a2b3c4d5e6f7a8b') // '.linux-x64-gnu.1a2b3c4d5e6f7a8b'
+ */
+export function generationDirName(variant: string, digest: string): string {
+  return `.${variant}.${digest}`;
+}
+
+/**
+ * The variant and digest a generation directory's name holds, or null when
+ * `name` is not one.
+ *
+ * @example
+ * parseGenerationDirName('.linux-x64-gnu.1a2b3c4d5e6f7a8b') // { variant: 'linux-x64-gnu', digest: '1a2b3c4d5e6f7a8b' }
+ */
+export function parseGenerationDirName(name: string): { variant: string; digest: string } | null {
+  const m = /^\.([a-z0-9][a-z0-9_.+-]*)\.([0-9a-f]{16})$/.exec(name);
+  return m === null ? null : { variant: m[1] as string, digest: m[2] as string };
 }
 
 /**
