@@ -225,15 +225,17 @@ function parseVariant(value: unknown, origin: string, at: string, checkDigest: b
   if (backwards !== undefined) loadOrder(graph);
   // Every file and every soname link becomes a directory entry beside the
   // completion marker: two of them with one name cannot both exist.
-  const onDisk = new Map<string, string>([[COMPLETE_MARKER, 'the completion marker']]);
+  // Each entry's file (null for the marker); an entry other than the file's name is its soname link.
+  const onDisk = new Map<string, ManifestFile | null>([[COMPLETE_MARKER, null]]);
+  const describe = (entry: string, f: ManifestFile | null): string =>
+    f === null ? 'the completion marker' : entry === f.name ? `file ${JSON.stringify(f.name)}` : `the soname link of ${JSON.stringify(f.name)}`;
   for (const f of files) {
-    for (const entry of f.soname === null || f.soname === f.name ? [f.name] : [f.name, f.soname]) {
+    for (let k = 0; k < 2; k++) {
+      const entry = k === 0 ? f.name : f.soname;
+      if (entry === null || (k === 1 && entry === f.name)) continue;
       const other = onDisk.get(entry);
-      if (other !== undefined) {
-        const what = entry === f.name ? `file ${JSON.stringify(f.name)}` : `the soname link of ${JSON.stringify(f.name)}`;
-        throw bad(origin, `${at}.files`, `has ${what} and ${other} both named ${JSON.stringify(entry)}`);
-      }
-      onDisk.set(entry, entry === f.name ? `file ${JSON.stringify(f.name)}` : `the soname link of ${JSON.stringify(f.name)}`);
+      if (other !== undefined) throw bad(origin, `${at}.files`, `has ${describe(entry, f)} and ${describe(entry, other)} both named ${JSON.stringify(entry)}`);
+      onDisk.set(entry, f);
     }
   }
   if (backwards !== undefined) {
