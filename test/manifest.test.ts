@@ -212,3 +212,35 @@ describe("manifest: variants: 'on-use' validates a variant when it is read", () 
     expectCode('E_BAD_MANIFEST', () => lazy({ ...valid(), variants: { ...valid().variants, '../x': {} } }));
   });
 });
+
+describe('manifest: a variant of 32,000 files', () => {
+  const N = 32_000;
+  const name = (i: number): string => `libgen${String(i).padStart(6, '0')}.so`;
+  // File i needs file i + 1: one chain, so exactly one order is valid.
+  function chain(order: (names: string[]) => string[], edit: (files: ManifestFile[]) => void = () => undefined): string {
+    const files: ManifestFile[] = Array.from({ length: N }, (_, i) => ({ ...core, name: name(i), soname: name(i), needed: i + 1 < N ? [name(i + 1), 'libc.so.6'] : ['libc.so.6'] }));
+    edit(files);
+    const names = files.map((f) => f.name);
+    return JSON.stringify({ format: 1, name: 'big', variants: { 'linux-x64-gnu': { digest: variantDigest(files), files, order: order(names), external: ['libc.so.6'] } } });
+  }
+
+  it('accepts its one valid order, and refuses one pair swapped deep inside, naming the pair', () => {
+    const m = parseManifest(chain((names) => [...names].reverse()), 'big.json');
+    assert.equal(m.variants['linux-x64-gnu']?.order[0], name(N - 1));
+    const swapped = (names: string[]): string[] => {
+      const o = [...names].reverse();
+      [o[20_000], o[20_001]] = [o[20_001] as string, o[20_000] as string];
+      return o;
+    };
+    const e = expectCode('E_BAD_MANIFEST', () => parseManifest(chain(swapped), 'big.json'));
+    assert.match(e.message, new RegExp(`order puts "${name(N - 1 - 20_001)}" before its dependency "${name(N - 1 - 20_000)}"`));
+  });
+
+  it('reports a cycle closed at its far end as E_CYCLE, not as a bad order', () => {
+    const closed = (files: ManifestFile[]): void => {
+      files[N - 1] = { ...(files[N - 1] as ManifestFile), needed: [name(N - 3)] };
+    };
+    const e = expectCode('E_CYCLE', () => parseManifest(chain((names) => [...names].reverse(), closed), 'big.json'));
+    assert.match(e.message, new RegExp(`${name(N - 3)} → ${name(N - 2)} → ${name(N - 1)} → ${name(N - 3)}`));
+  });
+});
