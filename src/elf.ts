@@ -283,6 +283,10 @@ interface ProgramHeader {
   readonly offset: number;
   readonly vaddr: number;
   readonly filesz: number;
+  readonly memsz: number;
+  readonly align: number;
+  /** Its index in the table, and the file offset of the header itself. */
+  readonly index: number;
   readonly at: number;
 }
 
@@ -295,8 +299,8 @@ function readProgramHeaders(r: Reader, h: Header): ProgramHeader[] {
     const at = h.phoff + base;
     // ELF64 moves p_flags before p_offset; the field order differs, not just the widths.
     const ph = h.is64
-      ? { type: r.u32(table, base), offset: r.u64(table, base + 8), vaddr: r.u64(table, base + 16), filesz: r.u64(table, base + 32), at }
-      : { type: r.u32(table, base), offset: r.u32(table, base + 4), vaddr: r.u32(table, base + 8), filesz: r.u32(table, base + 16), at };
+      ? { type: r.u32(table, base), offset: r.u64(table, base + 8), vaddr: r.u64(table, base + 16), filesz: r.u64(table, base + 32), memsz: r.u64(table, base + 40), align: r.u64(table, base + 48), index: i, at }
+      : { type: r.u32(table, base), offset: r.u32(table, base + 4), vaddr: r.u32(table, base + 8), filesz: r.u32(table, base + 16), memsz: r.u32(table, base + 20), align: r.u32(table, base + 28), index: i, at };
     if (ph.type === PT_LOAD || ph.type === PT_DYNAMIC || ph.type === PT_INTERP) {
       if (ph.offset + ph.filesz > r.src.size) r.fail(at, `segment ${i} (file offset ${hex(ph.offset)}, ${hex(ph.filesz)} bytes) extends past the end of the file`);
     }
@@ -329,7 +333,7 @@ function readDynamic(r: Reader, h: Header, phdrs: readonly ProgramHeader[]): Dyn
 
   const entsize = h.is64 ? 16 : 8;
   const count = Math.floor(dynamic.filesz / entsize);
-  const v = r.view(dynamic.offset, count * entsize, 'the dynamic segment');
+  const v = r.view(dynamicOffset(r, phdrs, dynamic, count * entsize), count * entsize, 'the dynamic segment');
   const strings: { tag: number; value: number; at: number }[] = [];
   let strtab = -1;
   let strsz = -1;
@@ -356,6 +360,41 @@ function readDynamic(r: Reader, h: Header, phdrs: readonly ProgramHeader[]): Dyn
     else facts.rpath.push(...text.split(':'));
   }
   return facts;
+}
+
+// The smallest page size of any Linux port: segments are mapped at least this coarsely.
+const MIN_PAGE = 0x1000;
+
+/**
+ * Where the dynamic array that ld.so uses is in the file. ld.so finds it by
+ * PT_DYNAMIC's p_vaddr in the mapped image, never by its p_offset; a file
+ * whose two values disagree would have the reader list other DT_NEEDED
+ * entries than the ones loaded, so it is refused, as is one whose address is
+ * not plainly file-backed by a single PT_LOAD (a later segment's pages, mapped
+ * over an earlier one, could hold other bytes there).
+ */
+function dynamicOffset(r: Reader, phdrs: readonly ProgramHeader[], dynamic: ProgramHeader, length: number): number {
+  const { vaddr } = dynamic;
+  const ph = `PT_DYNAMIC (program header ${dynamic.index})`;
+  const loads = phdrs.filter((p) => p.type === PT_LOAD);
+  const load = loads.find((p) => vaddr >= p.vaddr && vaddr + length <= p.vaddr + p.filesz);
+  if (load === undefined) {
+    r.fail(dynamic.at, `${ph} p_vaddr ${hex(vaddr)} (${hex(length)} bytes) is not inside the file-backed part of any PT_LOAD segment`);
+  }
+  const mapped = load.offset + (vaddr - load.vaddr);
+  if (mapped !== dynamic.offset) {
+    r.fail(dynamic.at, `${ph} p_offset ${hex(dynamic.offset)} disagrees with its p_vaddr ${hex(vaddr)}, which PT_LOAD segment ${load.index} maps from file offset ${hex(mapped)}`);
+  }
+  for (const other of loads) {
+    if (other === load || other.vaddr - other.offset === load.vaddr - load.offset) continue;
+    const page = Number.isFinite(other.align) && other.align > MIN_PAGE ? other.align : MIN_PAGE;
+    const start = Math.floor(other.vaddr / page) * page;
+    const end = Math.ceil((other.vaddr + other.memsz) / page) * page;
+    if (start < vaddr + length && vaddr < end) {
+      r.fail(dynamic.at, `${ph} p_vaddr ${hex(vaddr)} is mapped by both PT_LOAD segment ${load.index} and the pages of PT_LOAD segment ${other.index}, from different file offsets`);
+    }
+  }
+  return mapped;
 }
 
 interface StringTable {

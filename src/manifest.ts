@@ -49,7 +49,11 @@ export interface ManifestVariant {
   readonly external: readonly string[];
 }
 
-/** A whole `dlbundle.json`. */
+/**
+ * A whole `dlbundle.json`. In a manifest parsed with `variants: 'on-use'`
+ * (what the run-time sources do), reading a variant validates it first and
+ * may throw `E_BAD_MANIFEST`, `E_CYCLE` or `E_DUPLICATE_SONAME`.
+ */
 export interface Manifest {
   readonly format: typeof MANIFEST_FORMAT;
   /** The bundle's name; the first half of its cache directory's name. */
@@ -66,19 +70,46 @@ const HEX16 = /^[0-9a-f]{16}$/;
  */
 export const COMPLETE_MARKER = '.dlbundle-complete';
 
+// NAME_MAX of Linux file systems: the longest name of one directory entry, in bytes.
+const NAME_MAX = 255;
+
+/** What memory mode names each memfd: `memfd_create(MEMORY_FILE_LABEL + file name)`. */
+export const MEMORY_FILE_LABEL = 'dlbundle:';
+
 /**
- * Why `name` cannot be used as a file name in a bundle directory, or null when it can.
+ * The longest bundled file name, in bytes of UTF-8 (240). Every file may end
+ * up in a memfd named `dlbundle:<file name>`, and the kernel refuses a memfd
+ * name over 249 bytes (EINVAL): NAME_MAX less the "memfd:" it prefixes
+ * (MFD_NAME_MAX_LEN in mm/memfd.c).
+ */
+export const FILE_NAME_MAX_BYTES = NAME_MAX - 'memfd:'.length - MEMORY_FILE_LABEL.length;
+
+/**
+ * The longest bundle name, in bytes (197). The cache stages a bundle in
+ * `.staging-<name>-<digest>-<pid namespace>-<pid>-<random>` (leases.ts
+ * stagingPrefix, then tmp's `-<pid>-<12 characters>`), which must be one
+ * directory entry: 16 hex digits of digest, a pid namespace of at most 10
+ * digits (a 32-bit inode number), a pid of at most 7 (pid_max ≤ 2^22).
+ */
+export const BUNDLE_NAME_MAX_BYTES = NAME_MAX - '.staging-'.length - '-0123456789abcdef'.length - '-4294967295'.length - '-4194304'.length - '-abcdefABCDEF'.length;
+
+/**
+ * Why `name` cannot be used as a file name in a bundle directory, or null when
+ * it can. `maxBytes` is the longest name, in bytes of UTF-8, that every place
+ * the name goes can hold (a directory entry: 255).
  *
  * @example
  * unsafeNameReason('../libc.so.6') // 'contains "/"'
  */
-export function unsafeNameReason(name: string): string | null {
+export function unsafeNameReason(name: string, maxBytes = NAME_MAX): string | null {
   if (name.length === 0) return 'is empty';
   if (name === '.' || name === '..') return `is ${JSON.stringify(name)}`;
   if (name.includes('/')) return 'contains "/"';
   if (name.includes('\\')) return 'contains "\\"';
   if (name.includes('\0')) return 'contains a NUL character';
-  if (name.length > 255) return 'is longer than 255 characters';
+  // A UTF-16 unit is at most 3 bytes of UTF-8: short names need no count.
+  const bytes = name.length * 3 <= maxBytes ? name.length : Buffer.byteLength(name, 'utf8');
+  if (bytes > maxBytes) return `is ${bytes} bytes long in UTF-8, more than the ${maxBytes} allowed`;
   return null;
 }
 
@@ -115,6 +146,13 @@ export interface ParseManifestOptions {
    * cache checks the digest before it extracts anything under that name.
    */
   readonly checkDigest?: boolean;
+  /**
+   * When variants are validated in depth: `'all'` (default) now, every one;
+   * `'on-use'` each when it is first read from `manifest.variants` — what the
+   * run-time sources ask for, so a start validates the variant it loads and,
+   * of the others, only their keys (all that choosing one needs).
+   */
+  readonly variants?: 'all' | 'on-use';
 }
 
 /**
@@ -138,12 +176,23 @@ export function parseManifest(input: string | unknown, origin = 'the manifest', 
   if (m.format !== MANIFEST_FORMAT) {
     throw bad(origin, 'format', `is ${show(m.format)}; this dlbundle reads format ${MANIFEST_FORMAT}`, 'Repack the bundle with this version of dlbundle, or upgrade dlbundle.');
   }
-  const name = baseName(m.name, origin, 'name');
+  const name = baseName(m.name, origin, 'name', BUNDLE_NAME_MAX_BYTES);
   const variantsIn = record(m.variants, origin, 'variants');
   const variants: Record<string, ManifestVariant> = {};
+  const checkDigest = options.checkDigest ?? true;
   for (const [key, v] of Object.entries(variantsIn)) {
-    if (!/^[a-z0-9][a-z0-9_.+-]*$/.test(key)) throw bad(origin, `variants[${JSON.stringify(key)}]`, 'is not a valid target key');
-    variants[key] = parseVariant(v, origin, `variants[${JSON.stringify(key)}]`, options.checkDigest ?? true);
+    const at = `variants[${JSON.stringify(key)}]`;
+    // The key names the variant's directory in a bundle (`<out>/<key>/`).
+    if (!/^[a-z0-9][a-z0-9_.+-]*$/.test(key) || key.length > NAME_MAX) throw bad(origin, at, 'is not a valid target key');
+    if (options.variants !== 'on-use') {
+      variants[key] = parseVariant(v, origin, at, checkDigest);
+      continue;
+    }
+    let parsed: ManifestVariant | undefined;
+    Object.defineProperty(variants, key, {
+      enumerable: true,
+      get: () => (parsed ??= parseVariant(v, origin, at, checkDigest)),
+    });
   }
   return { format: MANIFEST_FORMAT, name, variants };
 }
@@ -151,38 +200,48 @@ export function parseManifest(input: string | unknown, origin = 'the manifest', 
 function parseVariant(value: unknown, origin: string, at: string, checkDigest: boolean): ManifestVariant {
   const v = record(value, origin, at);
   const filesIn = array(v.files, origin, `${at}.files`);
-  const files = filesIn.map((f, i) => parseFile(f, origin, `${at}.files[${i}]`));
+  const files: ManifestFile[] = new Array(filesIn.length);
+  for (let i = 0; i < filesIn.length; i++) files[i] = parseFile(filesIn[i], origin, at, i);
   const names = new Set<string>();
   for (const f of files) {
     if (names.has(f.name)) throw bad(origin, `${at}.files`, `lists ${JSON.stringify(f.name)} twice`);
     names.add(f.name);
   }
-  const order = array(v.order, origin, `${at}.order`).map((n, i) => str(n, origin, `${at}.order[${i}]`));
-  if (order.length !== files.length || new Set(order).size !== order.length || !order.every((n) => names.has(n))) {
+  const order = strings(v.order, origin, `${at}.order`);
+  const position = new Map<string, number>();
+  for (let i = 0; i < order.length; i++) position.set(order[i] as string, i);
+  if (order.length !== files.length || position.size !== order.length || !order.every((n) => names.has(n))) {
     throw bad(origin, `${at}.order`, 'is not a permutation of the file names');
   }
   const graph = dependencyGraph(files);
-  loadOrder(graph); // a cycle is reported as E_CYCLE, not as a bad order
+  // A recorded order that loads every dependency first proves there is no
+  // cycle, so the load order is computed only when it does not: a cycle is
+  // then reported as E_CYCLE, not as a bad order.
+  let backwards: [user: string, dep: string] | undefined;
+  for (const [user, deps] of graph.bundledDeps) {
+    const p = position.get(user) as number;
+    for (const dep of deps) if ((position.get(dep) as number) > p) backwards ??= [user, dep];
+  }
+  if (backwards !== undefined) loadOrder(graph);
   // Every file and every soname link becomes a directory entry beside the
   // completion marker: two of them with one name cannot both exist.
-  const onDisk = new Map<string, string>([[COMPLETE_MARKER, 'the completion marker']]);
+  // Each entry's file (null for the marker); an entry other than the file's name is its soname link.
+  const onDisk = new Map<string, ManifestFile | null>([[COMPLETE_MARKER, null]]);
+  const describe = (entry: string, f: ManifestFile | null): string =>
+    f === null ? 'the completion marker' : entry === f.name ? `file ${JSON.stringify(f.name)}` : `the soname link of ${JSON.stringify(f.name)}`;
   for (const f of files) {
-    for (const entry of f.soname === null || f.soname === f.name ? [f.name] : [f.name, f.soname]) {
+    for (let k = 0; k < 2; k++) {
+      const entry = k === 0 ? f.name : f.soname;
+      if (entry === null || (k === 1 && entry === f.name)) continue;
       const other = onDisk.get(entry);
-      const what = entry === f.name ? `file ${JSON.stringify(f.name)}` : `the soname link of ${JSON.stringify(f.name)}`;
-      if (other !== undefined) throw bad(origin, `${at}.files`, `has ${what} and ${other} both named ${JSON.stringify(entry)}`);
-      onDisk.set(entry, what);
+      if (other !== undefined) throw bad(origin, `${at}.files`, `has ${describe(entry, f)} and ${describe(entry, other)} both named ${JSON.stringify(entry)}`);
+      onDisk.set(entry, f);
     }
   }
-  const position = new Map(order.map((n, i) => [n, i]));
-  for (const [user, deps] of graph.bundledDeps) {
-    for (const dep of deps) {
-      if ((position.get(dep) ?? 0) > (position.get(user) ?? 0)) {
-        throw bad(origin, `${at}.order`, `puts ${JSON.stringify(user)} before its dependency ${JSON.stringify(dep)}`);
-      }
-    }
+  if (backwards !== undefined) {
+    throw bad(origin, `${at}.order`, `puts ${JSON.stringify(backwards[0])} before its dependency ${JSON.stringify(backwards[1])}`);
   }
-  const external = array(v.external, origin, `${at}.external`).map((n, i) => str(n, origin, `${at}.external[${i}]`));
+  const external = strings(v.external, origin, `${at}.external`);
   const expectedExternal = externalDependencies(graph);
   if (JSON.stringify([...external].sort(compareNames)) !== JSON.stringify(expectedExternal)) {
     throw bad(origin, `${at}.external`, `is ${JSON.stringify(external)} but the files need ${JSON.stringify(expectedExternal)} from outside the bundle`);
@@ -206,22 +265,26 @@ export function checkVariantDigest(variant: ManifestVariant, origin: string, at:
   }
 }
 
-function parseFile(value: unknown, origin: string, at: string): ManifestFile {
-  const f = record(value, origin, at);
+// The field paths (`variants["…"].files[3].name`) are built only for a
+// message: a variant can hold tens of thousands of files.
+function parseFile(value: unknown, origin: string, variantAt: string, i: number): ManifestFile {
+  const at = (field: string): string => `${variantAt}.files[${i}]${field}`;
+  const f = record(value, origin, '', at);
   const size = f.size;
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-    throw bad(origin, `${at}.size`, `is ${show(size)}, not a non-negative integer`);
+    throw bad(origin, at('.size'), `is ${show(size)}, not a non-negative integer`);
   }
-  const soname = f.soname === null ? null : baseName(f.soname, origin, `${at}.soname`);
+  // The soname becomes a symlink in the bundle directory (a directory entry); the file name may also name a memfd.
+  const soname = f.soname === null ? null : baseName(f.soname, origin, '.soname', NAME_MAX, at);
   return {
-    name: baseName(f.name, origin, `${at}.name`),
+    name: baseName(f.name, origin, '.name', FILE_NAME_MAX_BYTES, at),
     size,
-    xxh64: hex16(f.xxh64, origin, `${at}.xxh64`),
+    xxh64: hex16(f.xxh64, origin, '.xxh64', at),
     soname,
-    needed: array(f.needed, origin, `${at}.needed`).map((n, i) => str(n, origin, `${at}.needed[${i}]`)),
-    runpath: array(f.runpath, origin, `${at}.runpath`).map((n, i) => str(n, origin, `${at}.runpath[${i}]`)),
-    machine: str(f.machine, origin, `${at}.machine`),
-    ...optionalFlag(f.optional, origin, `${at}.optional`),
+    needed: strings(f.needed, origin, '.needed', at),
+    runpath: strings(f.runpath, origin, '.runpath', at),
+    machine: str(f.machine, origin, '.machine', at),
+    ...optionalFlag(f.optional, origin, at('.optional')),
   };
 }
 
@@ -236,15 +299,32 @@ function bad(origin: string, at: string, what: string, next = 'Regenerate it wit
   return new DlbundleError('E_BAD_MANIFEST', `${origin}${where} ${what}.`, next, { file: origin });
 }
 
-function record(value: unknown, origin: string, at: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(origin, at, 'is not an object');
+/**
+ * Field paths: `at` is the path itself, or the last part of it when `prefix`
+ * makes the rest (built only for an error).
+ */
+type Prefix = (field: string) => string;
+const asIs: Prefix = (field) => field;
+
+function record(value: unknown, origin: string, at: string, prefix = asIs): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad(origin, prefix(at), 'is not an object');
   return value as Record<string, unknown>;
 }
 
-function array(value: unknown, origin: string, at: string): unknown[] {
-  if (!Array.isArray(value)) throw bad(origin, at, 'is not an array');
+function array(value: unknown, origin: string, at: string, prefix = asIs): unknown[] {
+  if (!Array.isArray(value)) throw bad(origin, prefix(at), 'is not an array');
   // Copied index by index: a hole in a sparse array becomes undefined and is refused like any non-string.
   return Array.from(value as unknown[]);
+}
+
+/** An array of strings, copied in one pass. */
+function strings(value: unknown, origin: string, at: string, prefix = asIs): string[] {
+  if (!Array.isArray(value)) throw bad(origin, prefix(at), 'is not an array');
+  const list = value as unknown[];
+  const out: string[] = new Array(list.length);
+  // Index by index: a hole in a sparse array is undefined and is refused like any non-string.
+  for (let i = 0; i < list.length; i++) out[i] = str(list[i], origin, at, prefix, i);
+  return out;
 }
 
 /**
@@ -259,21 +339,32 @@ function show(value: unknown): string {
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
 
-function str(value: unknown, origin: string, at: string): string {
-  if (typeof value !== 'string') throw bad(origin, at, 'is not a string');
-  if (value.includes('\0')) throw bad(origin, at, 'contains a NUL character');
+function str(value: unknown, origin: string, at: string, prefix = asIs, index = -1): string {
+  if (typeof value !== 'string' || value.includes('\0')) {
+    const where = prefix(index < 0 ? at : `${at}[${index}]`);
+    throw bad(origin, where, typeof value !== 'string' ? 'is not a string' : 'contains a NUL character');
+  }
   return value;
 }
 
-function baseName(value: unknown, origin: string, at: string): string {
-  const s = str(value, origin, at);
-  const reason = unsafeNameReason(s);
-  if (reason !== null) throw bad(origin, at, `${JSON.stringify(s)} ${reason}; names must be plain file names`);
-  return s;
+function baseName(value: unknown, origin: string, at: string, maxBytes: number, prefix = asIs): string {
+  const s = str(value, origin, at, prefix);
+  const reason = unsafeNameReason(s, maxBytes);
+  if (reason === null) return s;
+  // A name of a good shape is refused for its length: say which limit that is.
+  const why = unsafeNameReason(s, Infinity) === null ? nameLimitWhy(at) : 'names must be plain file names';
+  throw bad(origin, prefix(at), `${show(s)} ${reason}; ${why}`);
 }
 
-function hex16(value: unknown, origin: string, at: string): string {
-  const s = str(value, origin, at);
-  if (!HEX16.test(s)) throw bad(origin, at, `${JSON.stringify(s)} is not 16 lowercase hex digits`);
+// Why a name's limit is what it is, for the message that refuses a longer one.
+function nameLimitWhy(at: string): string {
+  if (at === 'name') return 'the cache stages a bundle in ".staging-<name>-<digest>-<pid namespace>-<pid>-<random>", one directory entry of at most 255 bytes';
+  if (at === '.name') return `memory mode loads each file from a memfd named "${MEMORY_FILE_LABEL}<file name>", and memfd_create takes at most ${NAME_MAX - 'memfd:'.length} bytes`;
+  return `a directory entry holds at most ${NAME_MAX} bytes`;
+}
+
+function hex16(value: unknown, origin: string, at: string, prefix = asIs): string {
+  const s = str(value, origin, at, prefix);
+  if (!HEX16.test(s)) throw bad(origin, prefix(at), `${JSON.stringify(s)} is not 16 lowercase hex digits`);
   return s;
 }

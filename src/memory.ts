@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import createDebug from 'debug';
 import { DlbundleError } from './errors';
 import { koffi } from './koffi';
+import { MEMORY_FILE_LABEL } from './manifest';
 
 const debug = createDebug('dlbundle:cache');
 
@@ -54,7 +55,8 @@ export function createMemoryFile(name: string): number {
   }
   const ffi = koffi();
   memfdCreate ??= ffi.load(null).func('int memfd_create(const char *name, unsigned int flags)') as unknown as MemfdCreate;
-  const label = `dlbundle:${name}`;
+  // The manifest refuses file names too long for this label (FILE_NAME_MAX_BYTES).
+  const label = `${MEMORY_FILE_LABEL}${name}`;
   for (const flags of flagsThatWork === undefined ? [MFD_CLOEXEC | MFD_EXEC, MFD_CLOEXEC] : [flagsThatWork]) {
     const fd = memfdCreate(label, flags);
     if (fd >= 0) {

@@ -64,11 +64,16 @@ export function dependencyGraph<N extends GraphNode>(files: readonly N[]): Depen
   for (const f of files) {
     const bundled: string[] = [];
     const external: string[] = [];
+    // A file may list thousands of DT_NEEDED entries: past a few, duplicates are found with a Set, not includes().
+    const seen = f.needed.length > 16 ? new Set<string>() : null;
     for (const dep of f.needed) {
       const p = providers.get(dep);
       if (p === undefined) external.push(dep);
       // A library that names itself is already being loaded; it is no cycle to ld.so.
-      else if (p.name !== f.name && !bundled.includes(p.name)) bundled.push(p.name);
+      else if (p.name !== f.name && !(seen?.has(p.name) ?? bundled.includes(p.name))) {
+        seen?.add(p.name);
+        bundled.push(p.name);
+      }
     }
     bundledDeps.set(f.name, bundled);
     externalDeps.set(f.name, external);
@@ -87,21 +92,42 @@ export function dependencyGraph<N extends GraphNode>(files: readonly N[]): Depen
  */
 export function loadOrder(files: readonly GraphNode[] | DependencyGraph): string[] {
   const graph = 'providers' in files ? files : dependencyGraph(files);
-  const waitingOn = new Map<string, number>();
-  const users = new Map<string, string[]>();
-  for (const [name, deps] of graph.bundledDeps) {
-    waitingOn.set(name, deps.length);
-    for (const d of deps) users.set(d, [...(users.get(d) ?? []), name]);
+  // Kahn's algorithm over indices, with the ready files in a min-heap by name:
+  // O((V + E) log V). Sorting the ready list at every step took 27 s for 32,000 files.
+  const names = [...graph.bundledDeps.keys()];
+  const index = new Map<string, number>();
+  for (let i = 0; i < names.length; i++) index.set(names[i] as string, i);
+  const waitingOn = new Int32Array(names.length);
+  // The users of file i are usersOf[usersStart[i] .. usersStart[i + 1]): a compact adjacency list.
+  const usersStart = new Int32Array(names.length + 1);
+  for (const deps of graph.bundledDeps.values()) {
+    for (const d of deps) {
+      const at = (index.get(d) as number) + 1;
+      usersStart[at] = (usersStart[at] as number) + 1;
+    }
   }
-  const ready = [...waitingOn].filter(([, n]) => n === 0).map(([name]) => name);
+  for (let i = 1; i <= names.length; i++) usersStart[i] = (usersStart[i] as number) + (usersStart[i - 1] as number);
+  const usersOf = new Int32Array(usersStart[names.length] as number);
+  const filled = usersStart.slice(0, names.length);
+  for (let u = 0; u < names.length; u++) {
+    const deps = graph.bundledDeps.get(names[u] as string) as readonly string[];
+    waitingOn[u] = deps.length;
+    for (const d of deps) {
+      const dep = index.get(d) as number;
+      const at = filled[dep] as number;
+      usersOf[at] = u;
+      filled[dep] = at + 1;
+    }
+  }
+  const ready = new NameHeap(names);
+  for (let i = 0; i < names.length; i++) if (waitingOn[i] === 0) ready.push(i);
   const order: string[] = [];
-  while (ready.length > 0) {
-    ready.sort(compareNames);
-    const next = ready.shift() as string;
-    order.push(next);
-    for (const u of users.get(next) ?? []) {
-      const left = (waitingOn.get(u) ?? 0) - 1;
-      waitingOn.set(u, left);
+  for (let next = ready.pop(); next >= 0; next = ready.pop()) {
+    order.push(names[next] as string);
+    for (let k = usersStart[next] as number; k < (usersStart[next + 1] as number); k++) {
+      const u = usersOf[k] as number;
+      const left = (waitingOn[u] as number) - 1;
+      waitingOn[u] = left;
       if (left === 0) ready.push(u);
     }
   }
@@ -120,6 +146,48 @@ export function loadOrder(files: readonly GraphNode[] | DependencyGraph): string
 /** Byte-wise name comparison, so the order does not depend on the locale. */
 export function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A binary min-heap of indices into `names`, smallest name ({@link compareNames} order) first: the ready list of {@link loadOrder}. */
+class NameHeap {
+  private readonly items: number[] = [];
+
+  constructor(private readonly names: readonly string[]) {}
+
+  push(item: number): void {
+    const { items: a, names } = this;
+    const name = names[item] as string;
+    let i = a.push(item) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if ((names[a[parent] as number] as string) <= name) break;
+      a[i] = a[parent] as number;
+      i = parent;
+    }
+    a[i] = item;
+  }
+
+  /** The index with the smallest name, removed; -1 when the heap is empty. */
+  pop(): number {
+    const { items: a, names } = this;
+    if (a.length === 0) return -1;
+    const top = a[0] as number;
+    const last = a.pop() as number;
+    if (a.length === 0) return top;
+    const lastName = names[last] as string;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= a.length) break;
+      const right = left + 1;
+      const child = right < a.length && (names[a[right] as number] as string) < (names[a[left] as number] as string) ? right : left;
+      if ((names[a[child] as number] as string) >= lastName) break;
+      a[i] = a[child] as number;
+      i = child;
+    }
+    a[i] = last;
+    return top;
+  }
 }
 
 // Every file left unordered by Kahn's algorithm waits on another unordered

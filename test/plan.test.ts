@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { expectCode } from './fixtures';
+import { expectCode, prng } from './fixtures';
 import { dependencyClosure, dependencyGraph, externalDependencies, loadOrder, type GraphNode } from '../src/plan';
 
 const lib = (name: string, needed: string[] = [], soname: string | null = name): GraphNode => ({ name, soname, needed });
@@ -67,5 +67,78 @@ describe('plan', () => {
     const e = expectCode('E_DUPLICATE_SONAME', () => dependencyGraph([lib('libx.so.1.0', [], 'libx.so.1'), lib('libx.so.1.1', [], 'libx.so.1')]));
     assert.match(e.message, /"libx\.so\.1\.0" and "libx\.so\.1\.1" both provide "libx\.so\.1"/);
     assert.equal(e.dependency, 'libx.so.1');
+  });
+});
+
+// Large generated graphs: correctness at the size of the manifest benchmark
+// (scripts/bench-manifest.js). No timing is asserted here.
+describe('plan: 32,000 files', () => {
+  const N = 32_000;
+  const name = (i: number): string => `libgen${String(i).padStart(6, '0')}.so`;
+  /**
+   * File i needs up to `fanIn` of the 50 files after it (a DAG whose names
+   * run against the load order), sometimes one of them twice. Some file names
+   * differ from their sonames; some files have no soname, so what needs them
+   * by that name finds them only when it is the file name.
+   */
+  function generated(n: number, seed: number, fanIn: number): GraphNode[] {
+    const random = prng(seed);
+    const files: GraphNode[] = [];
+    for (let i = 0; i < n; i++) {
+      const needed = ['libc.so.6'];
+      for (let k = Math.floor(random() * (fanIn + 1)); k > 0 && i < n - 1; k--) needed.push(name(i + 1 + Math.floor(random() * Math.min(50, n - i - 1))));
+      if (needed.length > 1 && random() < 0.1) needed.push(needed[1] as string);
+      files.push(lib(i % 7 === 0 ? `${name(i)}.1.2.3` : name(i), needed, i % 11 === 0 ? null : name(i)));
+    }
+    return files;
+  }
+
+  function assertTopological(files: readonly GraphNode[], order: readonly string[]): void {
+    const graph = dependencyGraph(files);
+    assert.equal(order.length, files.length);
+    const position = new Map(order.map((n, i) => [n, i]));
+    assert.equal(position.size, files.length, 'every file once');
+    let edges = 0;
+    for (const [user, deps] of graph.bundledDeps) {
+      for (const dep of deps) {
+        edges++;
+        assert.ok((position.get(dep) as number) < (position.get(user) as number), `${dep} is ordered after its user ${user}`);
+      }
+    }
+    assert.ok(edges > files.length / 2, `the generated graph has ${edges} edges`);
+  }
+
+  it('orders a generated chain-like graph of 32,000 files topologically, the same for shuffled input', () => {
+    const files = generated(N, 7, 3);
+    const order = loadOrder(files);
+    assertTopological(files, order);
+    assert.deepEqual(loadOrder(shuffled(files, 3)), order);
+  });
+
+  it('orders 32,000 independent files by name, and a single 32,000-long chain from its end', () => {
+    const flat = Array.from({ length: N }, (_, i) => lib(name(i), ['libc.so.6']));
+    assert.deepEqual(loadOrder(shuffled(flat, 5)), flat.map((f) => f.name));
+    const chain = Array.from({ length: N }, (_, i) => lib(name(i), i + 1 < N ? [name(i + 1)] : []));
+    assert.deepEqual(loadOrder(shuffled(chain, 9)), chain.map((f) => f.name).reverse());
+  });
+
+  it('gives, on 2,000 files, exactly the order of "sort the ready names, take the smallest" (the order pack recorded before)', () => {
+    const files = generated(2000, 11, 3);
+    const graph = dependencyGraph(files);
+    const waiting = new Map([...graph.bundledDeps].map(([n, deps]) => [n, new Set(deps)]));
+    const reference: string[] = [];
+    while (waiting.size > 0) {
+      const next = [...waiting].filter(([, deps]) => deps.size === 0).map(([n]) => n).sort()[0] as string;
+      reference.push(next);
+      waiting.delete(next);
+      for (const deps of waiting.values()) deps.delete(next);
+    }
+    assert.deepEqual(loadOrder(graph), reference);
+  });
+
+  it('finds a cycle closed at the far end of 32,000 files: E_CYCLE naming it', () => {
+    const chain = Array.from({ length: N }, (_, i) => lib(name(i), i + 1 < N ? [name(i + 1)] : [name(N - 3)]));
+    const e = expectCode('E_CYCLE', () => loadOrder(chain));
+    assert.equal(e.message.split('\n')[0], `The bundled libraries depend on each other in a circle: ${name(N - 3)} → ${name(N - 2)} → ${name(N - 1)} → ${name(N - 3)}.`);
   });
 });

@@ -140,7 +140,7 @@ export function fromAsar(archive: string, innerDir: string): Source {
         if (isMissing(e) && entry.kind === 'unpacked') throw missingUnpacked('E_IO', entry, location, e);
         throw isDlbundleError(e) ? e : ioError(entry.kind === 'unpacked' ? entry.file : file, e);
       }
-      manifest = parseManifest(text, `${location}/${MANIFEST_FILE}`, { checkDigest: false });
+      manifest = parseManifest(text, `${location}/${MANIFEST_FILE}`, { checkDigest: false, variants: 'on-use' });
       return manifest;
     },
     openBlob: (io, variant, f) => openBlob(io, variant, f.name),

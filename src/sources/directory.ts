@@ -31,7 +31,7 @@ export function fromDirectory(dir: string): Source {
     kind: 'directory',
     location: root,
     manifest() {
-      manifest ??= readManifestFile(root, { checkDigest: false }) ?? undefined;
+      manifest ??= readManifestFile(root, { checkDigest: false, variants: 'on-use' }) ?? undefined;
       if (manifest === undefined) {
         const file = path.join(root, MANIFEST_FILE);
         throw new DlbundleError('E_IO', `${JSON.stringify(file)} does not exist: ${JSON.stringify(root)} holds no bundle.`, 'Ship the directory `dlbundle pack --out` wrote, and point fromDirectory at it.', { file, dir: root });

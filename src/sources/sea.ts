@@ -80,7 +80,7 @@ export function fromSea(name: string): Source {
     location: `SEA assets ${seaAssetKey(name, '')}`,
     manifest() {
       const key = seaAssetKey(name, MANIFEST_FILE);
-      manifest ??= parseManifest(Buffer.from(asset(key)).toString('utf8'), key, { checkDigest: false });
+      manifest ??= parseManifest(Buffer.from(asset(key)).toString('utf8'), key, { checkDigest: false, variants: 'on-use' });
       return manifest;
     },
     // eslint-disable-next-line require-yield
