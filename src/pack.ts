@@ -21,6 +21,7 @@ import { createXxh64 } from './hash';
 import { runSync, syncIo } from './io';
 import { stagingPrefix, sweepStaging } from './leases';
 import {
+  BUNDLE_NAME_MAX_BYTES,
   MANIFEST_FILE,
   MANIFEST_FORMAT,
   parseManifest,
@@ -76,9 +77,9 @@ const SHARED_OBJECT_NAME = /\.so(\.[0-9A-Za-z_.-]+)?$|\.node$/;
  * pack(['build/Release'], { name: 'demo', out: 'dist/native' });
  */
 export function pack(inputs: readonly string[], options: PackOptions): PackResult {
-  const nameProblem = unsafeNameReason(options.name);
+  const nameProblem = unsafeNameReason(options.name, BUNDLE_NAME_MAX_BYTES);
   if (nameProblem !== null || !/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(options.name)) {
-    throw new DlbundleError('E_USAGE', `Bundle name ${JSON.stringify(options.name)} is not usable as a directory name.`, 'Use letters, digits, ".", "_", "+" and "-", starting with a letter or digit.');
+    throw new DlbundleError('E_USAGE', `Bundle name ${JSON.stringify(options.name)} is not usable as a directory name${nameProblem === null ? '' : `: it ${nameProblem}`}.`, `Use at most ${BUNDLE_NAME_MAX_BYTES} letters, digits, ".", "_", "+" and "-", starting with a letter or digit.`);
   }
   const base = options.target ?? hostTarget();
   const facts = targetFacts(base);

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { xxh64 } from '../src/hash';
-import { parseManifest, type Manifest } from '../src/manifest';
+import { BUNDLE_NAME_MAX_BYTES, parseManifest, type Manifest } from '../src/manifest';
 import { pack } from '../src/pack';
 import { hostTarget } from '../src/variant';
 import { DEMO_LIBS, expectCode, nativeFixture, REPO, tempDir } from './fixtures';
@@ -132,6 +132,10 @@ describe('dlbundle pack', () => {
       expectCode('E_USAGE', () => pack([nativeFixture('libdemo_core.so')], { name: 'demo', out, target: 'linux-vax-gnu' }));
       expectCode('E_USAGE', () => pack([nativeFixture('libdemo_core.so')], { name: 'other', out }));
       expectCode('E_USAGE', () => pack([nativeFixture('libdemo_core.so')], { name: '../demo', out }));
+      // One byte too long for the cache's staging directory name: refused before anything is written.
+      const long = expectCode('E_USAGE', () => pack([nativeFixture('libdemo_core.so')], { name: 'n'.repeat(BUNDLE_NAME_MAX_BYTES + 1), out: path.join(out, 'long') }));
+      assert.match(long.message, new RegExp(`more than the ${BUNDLE_NAME_MAX_BYTES} allowed`));
+      assert.equal(fs.existsSync(path.join(out, 'long')), false);
     });
 
     it('a missing input: E_IO', () => {
