@@ -195,6 +195,8 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
   let st = yield* io.lstat(dir);
   const exists = st !== null;
   if (!exists) yield* refuseNoexec(io, root);
+  // Nor is a lease written into a root whose bundle directory is not ours.
+  refuseUnsafeBundleDir(dir, st);
   // The lease is taken before the directory is checked, and a prune deciding
   // about it meanwhile is waited for (takeLease says why): once checked, the
   // directory stays while this process lives.
@@ -315,6 +317,12 @@ function unsafeReason(st: fs.Stats | null): string | null {
   return null;
 }
 
+/** `E_UNSAFE_DIR` when the bundle directory `dir` (lstat `st`) exists and is not this user's private one. */
+function refuseUnsafeBundleDir(dir: string, st: fs.Stats | null): void {
+  const problem = st === null ? null : unsafeReason(st);
+  if (problem !== null) throw unsafeDir(dir, `the bundle directory ${problem}`);
+}
+
 function unsafeDir(dir: string, problem: string): DlbundleError {
   return new DlbundleError('E_UNSAFE_DIR', `${JSON.stringify(dir)}: ${problem}.`, 'dlbundle only loads from directories that this user owns and nobody else can write; remove it or choose another cache directory.', { dir });
 }
@@ -327,8 +335,7 @@ function unsafeDir(dir: string, problem: string): DlbundleError {
  */
 function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stats | null): Step<'ok' | 'missing' | string> {
   const st = known !== undefined ? known : yield* io.lstat(dir);
-  const problem = st === null ? null : unsafeReason(st);
-  if (problem !== null) throw unsafeDir(dir, `the bundle directory ${problem}`);
+  refuseUnsafeBundleDir(dir, st);
   if (st === null) return 'missing';
 
   const expected = expectedEntries(req.variant);
