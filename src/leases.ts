@@ -65,6 +65,7 @@ const CLOCK_SLACK_MS = 2000;
 
 let namespaceCache: string | undefined;
 let tagCache: string | undefined;
+let startCache: string | null | undefined;
 let bootTimeCache: number | null | undefined;
 
 /**
@@ -112,9 +113,14 @@ export function processStartTime(pid: number | 'self'): string | null {
 /** This process's tag: `<pid namespace>-<pid>-<start time>` (`<ns>-<pid>` without /proc). */
 export function processTag(): string {
   if (tagCache !== undefined) return tagCache;
-  const start = processStartTime('self');
+  const start = ownStartTime();
   tagCache = `${pidNamespace()}-${process.pid}${start === null ? '' : `-${start}`}`;
   return tagCache;
+}
+
+function ownStartTime(): string | null {
+  if (startCache === undefined) startCache = processStartTime('self');
+  return startCache;
 }
 
 /** A process as a tag names it; `start` is null in tags of earlier versions. */
@@ -181,7 +187,7 @@ function bootTime(): number | null {
  * stagingPrefix('demo-1a2b3c4d5e6f7a8b') // '.staging-demo-1a2b3c4d5e6f7a8b-4026531836-s238063'
  */
 export function stagingPrefix(label: string): string {
-  const start = processStartTime('self');
+  const start = ownStartTime();
   return `${STAGING_PREFIX}-${label}-${pidNamespace()}${start === null ? '' : `-s${start}`}`;
 }
 
@@ -285,13 +291,16 @@ function* writeBookkeeping(io: Io, file: string, dirs: readonly string[]): Step<
       yield* io.writeSmall(file, `${process.pid}\n`, 0o600);
       return;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 5) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 20) throw e;
     }
     for (const d of dirs) {
       try {
         yield* io.mkdir(d, 0o700);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        // ENOENT: an outer one was removed meanwhile; the next attempt makes it again.
+        if (code === 'ENOENT') break;
+        if (code !== 'EEXIST') throw e;
       }
     }
   }
