@@ -86,6 +86,12 @@ export interface BundleReport {
    * process loaded.
    */
   readonly limitations: readonly { readonly name: string; readonly reason: string }[];
+  /**
+   * Set when this process could not record that it uses `dir` (a root on a
+   * read-only file system): why, and that `dlbundle cache prune` cannot see
+   * the use, so it cannot protect the directory once the root is writable again.
+   */
+  readonly unprotected?: string;
 }
 
 /** A bundle of native libraries, loaded on first use. */
@@ -279,6 +285,7 @@ class LazyBundle implements Bundle {
       fallbacks: [...this.abandoned, ...(disk?.fallbacks ?? []), ...(p?.kind === 'memory' ? p.fallbacks : [])],
       libraries,
       limitations: p?.kind === 'memory' && r !== undefined ? memoryLimitations(r, this.loaded) : sharedFromMemory(libraries),
+      ...(disk?.unprotected === undefined ? {} : { unprotected: disk.unprotected }),
     };
   }
 

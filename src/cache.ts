@@ -68,6 +68,11 @@ export interface CacheResult {
   readonly reused: boolean;
   /** Roots tried before `root`, with the reason each was skipped. */
   readonly fallbacks: readonly RootFallback[];
+  /**
+   * Set when this process could not record its use of `dir` (a read-only
+   * root): why, and that `dlbundle cache prune` cannot see the use.
+   */
+  readonly unprotected?: string;
 }
 
 /** The directory name of a variant inside a root. */
@@ -109,9 +114,9 @@ export function* tryMaterialize(io: Io, req: CacheRequest): Step<CacheResult | N
   const errors: DlbundleError[] = [];
   for (const root of req.roots) {
     try {
-      const { dir, reused } = yield* useRoot(io, req, root);
-      debug('%s %s in %s', reused ? 'reused' : 'extracted', req.variantKey, dir);
-      return { root, dir, reused, fallbacks };
+      const used = yield* useRoot(io, req, root);
+      debug('%s %s in %s', used.reused ? 'reused' : 'extracted', req.variantKey, used.dir);
+      return { root, ...used, fallbacks };
     } catch (e) {
       const err = isDlbundleError(e) ? e : ioError(root, e, 'use the cache root');
       // The source's content is at fault: another root would not help.
@@ -171,24 +176,39 @@ export function* place(io: Io, req: CacheRequest): Step<CacheResult | NoRoot> {
   return { root: path.dirname(dir), dir, reused: true, fallbacks: [] };
 }
 
-function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean }> {
+function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean; unprotected?: string }> {
   yield* checkRoot(io, root, { create: true });
   const name = bundleDirName(req.bundleName, req.variant);
   const dir = path.join(root, name);
   // A root about to receive its first copy is checked for noexec before this
   // process writes anything into it, its lease included.
-  const st = yield* io.lstat(dir);
+  let st = yield* io.lstat(dir);
   const exists = st !== null;
   if (!exists) yield* refuseNoexec(io, root);
-  const state = yield* checkBundleDir(io, dir, req, { root, name }, st);
+  // Nor is a lease written into a root whose bundle directory is not ours.
+  refuseUnsafeBundleDir(dir, st);
+  // The lease is taken before the directory is checked, and a prune deciding
+  // about it meanwhile is waited for (takeLease says why): once checked, the
+  // directory stays while this process lives.
+  const lease = yield* takeLease(io, root, name);
+  const unprotected = lease.unprotected === null ? {} : { unprotected: lease.unprotected };
   try {
-    if (state === 'ok') return { dir, reused: true };
+    if (lease.recheck) st = yield* io.lstat(dir);
+    let state: string;
+    try {
+      state = yield* checkBundleDir(io, dir, req, st);
+    } catch (e) {
+      // A prune moved it aside after the lstat above, before the lease: it is extracted again.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      state = 'it was removed while it was checked';
+    }
+    if (state === 'ok') return { dir, reused: true, ...unprotected };
     if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
     if (exists) yield* refuseNoexec(io, root);
     yield* sweepStaging(io, root);
     const staging = yield* extract(io, req, root);
     try {
-      return yield* publish(io, staging, dir, req, root);
+      return { ...(yield* publish(io, staging, dir, req, root)), ...unprotected };
     } finally {
       yield* io.rm(staging);
     }
@@ -214,20 +234,21 @@ function* refuseNoexec(io: Io, root: string): Step<void> {
   }
 }
 
+/** `E_UNSAFE_DIR` when the bundle directory `dir` (lstat `st`) exists and is not this user's private one. */
+function refuseUnsafeBundleDir(dir: string, st: fs.Stats | null): void {
+  const problem = st === null ? null : unsafeReason(st);
+  if (problem !== null) throw unsafeDir(dir, `the bundle directory ${problem}`);
+}
+
 /**
  * 'ok' when `dir` holds exactly the variant's files, complete; 'missing' when
  * it does not exist; otherwise the reason it must be rebuilt. Throws
  * `E_UNSAFE_DIR` when the directory itself is not this user's private one.
- * With `lease`, this process's lease on the directory is taken once the
- * directory is known to be safe and before its contents are checked, so that
- * a concurrent prune that looks after this check cannot miss it. `known` is
- * the directory's lstat when the caller has just made it.
+ * `known` is the directory's lstat when the caller has just made it.
  */
-function* checkBundleDir(io: Io, dir: string, req: CacheRequest, lease: { root: string; name: string } | null = null, known?: fs.Stats | null): Step<'ok' | 'missing' | string> {
+function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stats | null): Step<'ok' | 'missing' | string> {
   const st = known !== undefined ? known : yield* io.lstat(dir);
-  const problem = st === null ? null : unsafeReason(st);
-  if (problem !== null) throw unsafeDir(dir, `the bundle directory ${problem}`);
-  if (lease !== null) yield* takeLease(io, lease.root, lease.name);
+  refuseUnsafeBundleDir(dir, st);
   if (st === null) return 'missing';
 
   const expected = expectedEntries(req.variant);

@@ -1,17 +1,26 @@
 /**
- * Who is using what in a cache root: processes are named by a tag (pid and
- * pid namespace), which staging directories carry in their names and leases
- * carry as file names. A staging directory whose process is gone is left
- * over from a crash and can be removed; a bundle directory with a lease of a
- * live process is in use and is never pruned.
+ * Who is using what in a cache root: processes are named by a tag (pid
+ * namespace, pid and the process's start time), which staging directories
+ * carry in their names and leases carry as file names. A staging directory
+ * whose process is gone is left over from a crash and can be removed; a bundle
+ * directory with a lease of a live process is in use and is never pruned.
  *
- * Layout: `<root>/.staging-…-<ns>-<pid>-<random>/` (tmp adds pid and random),
- * `<root>/.leases/<bundle dir name>/<ns>-<pid>` (mtime = last start).
+ * Layout:
+ * - `<root>/.staging-<label>-<ns>-s<start>-<pid>-<random>/` (tmp adds pid and random)
+ * - `<root>/.leases/<dir>/<ns>-<pid>-<start>`: a lease (mtime = that process's last start with `<dir>`)
+ * - `<root>/.leases/<dir>/.last-use`: mtime = the last start of a process that is gone
+ * - `<root>/.leases/<dir>/.pruning/<ns>-<pid>-<start>`: a prune deciding whether to remove `<dir>`
+ *
+ * The start time (field 22 of `/proc/<pid>/stat`, clock ticks since boot)
+ * makes a tag name one process for ever: a pid is reused, the pair is not.
+ * Tags of earlier versions (`<ns>-<pid>`, no start time) are still read; see
+ * {@link tagIsAlive} for how they are judged.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import createDebug from 'debug';
-import type { Io, Step } from './io';
+import { DlbundleError } from './errors';
+import { runSync, syncIo, type Io, type Step } from './io';
 
 const debug = createDebug('dlbundle:cache');
 
@@ -21,13 +30,43 @@ export const LEASES_DIR = '.leases';
 /** Prefix of staging directories inside a root. */
 export const STAGING_PREFIX = '.staging';
 
+/** In a lease directory: the newest use by a process that is gone (its mtime). */
+const LAST_USE = '.last-use';
+
+/** In a lease directory: the intents of prunes deciding about that bundle directory. */
+const PRUNING = '.pruning';
+
 /**
  * A staging directory whose process cannot be checked (another pid namespace)
  * is removed once it is this old; one whose process is alive here never is.
  */
 export const STALE_STAGING_MS = 24 * 60 * 60 * 1000;
 
+/**
+ * How long a start waits for a live prune to finish deciding about the
+ * directory it wants (the prune's decision takes microseconds to
+ * milliseconds; a prune stopped in a debugger makes the start give the root
+ * up instead of hanging).
+ */
+const PRUNE_WAIT_MS = 5000;
+const PRUNE_POLL_MS = 2;
+
+// Linux reports start times in USER_HZ ticks, which is 100 on every
+// architecture Node runs on (sysconf(_SC_CLK_TCK) is not reachable from JS).
+const TICKS_PER_SECOND = 100;
+
+/**
+ * Slack when comparing an old-format tag's process start with the time its
+ * file was written: /proc/stat's btime is whole seconds, and the wall clock
+ * may have been stepped since. Erring this way keeps a directory, never
+ * removes one in use.
+ */
+const CLOCK_SLACK_MS = 2000;
+
 let namespaceCache: string | undefined;
+let tagCache: string | undefined;
+let startCache: string | null | undefined;
+let bootTimeCache: number | null | undefined;
 
 /**
  * This process's pid namespace as a number string (`/proc/self/ns/pid` →
@@ -49,112 +88,382 @@ export function pidNamespace(): string {
   return namespaceCache;
 }
 
-/** This process's tag: `<pid namespace>-<pid>`. */
+/**
+ * The start time of process `pid` (field 22 of `/proc/<pid>/stat`: clock
+ * ticks after boot, as a decimal string), or null when it cannot be read (the
+ * process is gone, or there is no /proc).
+ *
+ * @example
+ * processStartTime(process.pid) // '238063'
+ */
+export function processStartTime(pid: number | 'self'): string | null {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so the
+  // fields are counted from the last ')'. The first after it is field 3.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const start = fields[22 - 3];
+  return start !== undefined && /^\d+$/.test(start) ? start : null;
+}
+
+/** This process's tag: `<pid namespace>-<pid>-<start time>` (`<ns>-<pid>` without /proc). */
 export function processTag(): string {
-  return `${pidNamespace()}-${process.pid}`;
+  if (tagCache !== undefined) return tagCache;
+  const start = ownStartTime();
+  tagCache = `${pidNamespace()}-${process.pid}${start === null ? '' : `-${start}`}`;
+  return tagCache;
+}
+
+function ownStartTime(): string | null {
+  if (startCache === undefined) startCache = processStartTime('self');
+  return startCache;
+}
+
+/** A process as a tag names it; `start` is null in tags of earlier versions. */
+export interface ProcessTag {
+  readonly namespace: string;
+  readonly pid: number;
+  readonly start: string | null;
+}
+
+/** The process a lease or intent file name names, or null when the name is not a tag. */
+function parseTag(name: string): ProcessTag | null {
+  const m = /^(\d+)-(\d+)(?:-(\d+))?$/.exec(name);
+  if (m === null) return null;
+  return { namespace: m[1] as string, pid: Number(m[2]), start: m[3] ?? null };
 }
 
 /**
  * Whether the process a tag names is alive, as far as this process can tell:
- * null when the tag is from another pid namespace (unknowable).
+ * null when the tag is from another pid namespace (unknowable). A live pid
+ * counts only when its start time is the tag's: otherwise the pid was reused.
+ * A tag of an earlier version has no start time; it counts only when that
+ * pid's process started before `writtenMs` (when the file bearing the tag was
+ * last written), since a process cannot write before it exists. That keeps a
+ * directory that an old version's long-running process uses, and lets go of
+ * one whose old lease names a pid reused since.
  *
  * @example
- * tagIsAlive(processTag()) // true
+ * tagIsAlive(pidNamespace(), process.pid, processStartTime('self')) // true
  */
-export function tagIsAlive(namespace: string, pid: number): boolean | null {
+export function tagIsAlive(namespace: string, pid: number, start: string | null = null, writtenMs = Infinity): boolean | null {
   if (namespace !== pidNamespace()) return null;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     // EPERM: it exists but belongs to another user — alive all the same.
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const actual = processStartTime(pid);
+  // Unreadable (no /proc, or hidepid): the pid is all there is to go by.
+  if (actual === null) return true;
+  if (start !== null) return actual === start;
+  const boot = bootTime();
+  if (boot === null || writtenMs === Infinity) return true;
+  return boot + (Number(actual) * 1000) / TICKS_PER_SECOND <= writtenMs + CLOCK_SLACK_MS;
+}
+
+/** The wall-clock time of boot (ms; /proc/stat's btime, whole seconds), or null without /proc. */
+function bootTime(): number | null {
+  if (bootTimeCache !== undefined) return bootTimeCache;
+  try {
+    const m = /^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'latin1'));
+    bootTimeCache = m === null ? null : Number(m[1]) * 1000;
+  } catch {
+    bootTimeCache = null;
+  }
+  return bootTimeCache;
 }
 
 /**
  * The prefix for a new staging directory; `tmp` appends `-<pid>-<random>`,
- * so the name ends in the full process tag.
+ * so the name ends in the process's namespace, start time and pid.
  *
  * @example
- * stagingPrefix('demo-1a2b3c4d5e6f7a8b') // '.staging-demo-1a2b3c4d5e6f7a8b-4026531836'
+ * stagingPrefix('demo-1a2b3c4d5e6f7a8b') // '.staging-demo-1a2b3c4d5e6f7a8b-4026531836-s238063'
  */
 export function stagingPrefix(label: string): string {
-  return `${STAGING_PREFIX}-${label}-${pidNamespace()}`;
+  const start = ownStartTime();
+  return `${STAGING_PREFIX}-${label}-${pidNamespace()}${start === null ? '' : `-s${start}`}`;
 }
 
-/** The (namespace, pid) a staging directory's name ends with, or null when it has none. */
-export function stagingOwner(name: string): { namespace: string; pid: number } | null {
-  const m = /-(\d+)-(\d+)-[A-Za-z0-9]+$/.exec(name);
-  if (!name.startsWith(STAGING_PREFIX) || m === null) return null;
-  return { namespace: m[1] as string, pid: Number(m[2]) };
+/** The process a staging directory's name ends with, or null when it has none. */
+export function stagingOwner(name: string): ProcessTag | null {
+  if (!name.startsWith(STAGING_PREFIX)) return null;
+  const m = /-(\d+)-s(\d+)-(\d+)-[A-Za-z0-9]+$/.exec(name);
+  if (m !== null) return { namespace: m[1] as string, pid: Number(m[3]), start: m[2] as string };
+  // Named by an earlier version: no start time.
+  const old = /-(\d+)-(\d+)-[A-Za-z0-9]+$/.exec(name);
+  return old === null ? null : { namespace: old[1] as string, pid: Number(old[2]), start: null };
 }
 
 /**
  * Removes the staging directories of `root` whose process is gone (or that
  * are older than {@link STALE_STAGING_MS}); those of live processes stay.
- * Returns the names removed.
+ * Removes the leases and prune intents of processes that are gone too (see
+ * {@link sweepLeases}). Returns the staging names removed.
  *
  * @example
- * runSync(sweepStaging(syncIo, '/tmp/dlbundle-1000')) // ['.staging-demo-…-4026531836-4242-AbC…']
+ * runSync(sweepStaging(syncIo, '/tmp/dlbundle-1000')) // ['.staging-demo-…-4026531836-s238063-4242-AbC…']
  */
 export function* sweepStaging(io: Io, root: string, now = Date.now()): Step<string[]> {
   const removed: string[] = [];
   for (const name of yield* io.readdir(root)) {
     if (!name.startsWith(STAGING_PREFIX)) continue;
     const owner = stagingOwner(name);
-    const alive = owner === null ? null : tagIsAlive(owner.namespace, owner.pid);
+    // Only a tag without a start time needs the directory's mtime.
+    const st = owner === null || owner.start === null ? yield* io.lstat(path.join(root, name)) : null;
+    const alive = owner === null ? null : tagIsAlive(owner.namespace, owner.pid, owner.start, st?.mtimeMs ?? Infinity);
     if (alive === true) continue;
-    if (alive === null) {
-      const st = yield* io.lstat(path.join(root, name));
-      if (st === null || now - st.mtimeMs < STALE_STAGING_MS) continue;
-    }
+    if (alive === null && (st === null || now - st.mtimeMs < STALE_STAGING_MS)) continue;
     yield* io.rm(path.join(root, name));
     debug('removed %s left by a process that is gone', name);
     removed.push(name);
   }
+  yield* sweepLeases(io, root);
   return removed;
 }
 
 /**
- * Records that this process uses `<root>/<dirName>`: creates or touches
- * `<root>/.leases/<dirName>/<tag>`. Written before the directory is checked,
- * so a prune that looks after it cannot miss this process.
+ * Removes the leases and prune intents of processes that are gone, in every
+ * lease directory of `root`, keeping the newest such use as the directory's
+ * last use; a lease directory of a bundle directory that no longer exists
+ * goes once nothing live is left in it.
  *
  * @example
- * runSync(takeLease(syncIo, root, 'demo-1a2b3c4d5e6f7a8b'));
+ * runSync(sweepLeases(syncIo, '/tmp/dlbundle-1000'));
  */
-export function* takeLease(io: Io, root: string, dirName: string): Step<void> {
+export function* sweepLeases(io: Io, root: string): Step<void> {
+  let dirNames: string[];
+  try {
+    dirNames = yield* io.readdir(path.join(root, LEASES_DIR));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  for (const dirName of dirNames) {
+    const live = yield* readLeases(io, root, dirName);
+    const pruning = yield* livePrunes(io, root, dirName);
+    if (live.length === 0 && pruning.length === 0 && (yield* io.lstat(path.join(root, dirName))) === null) yield* forgetLeases(io, root, dirName);
+  }
+}
+
+/**
+ * Removes what is left in the lease directory of a bundle directory that is
+ * gone: its last use, then the directory itself when it is empty (a start
+ * that has just written a lease there keeps it).
+ *
+ * @example
+ * runSync(forgetLeases(syncIo, root, 'demo-1a2b3c4d5e6f7a8b'));
+ */
+export function* forgetLeases(io: Io, root: string, dirName: string): Step<void> {
   const dir = path.join(root, LEASES_DIR, dirName);
-  const lease = path.join(dir, processTag());
-  // Written over in place (its mtime is the last use). The directories are
-  // made only when missing: on a warm start this is one open, one write. A
-  // prune may remove the directory between our mkdir and write: then retry.
+  yield* io.rm(path.join(dir, LAST_USE));
+  yield* removeIfEmpty(io, path.join(dir, PRUNING));
+  yield* removeIfEmpty(io, dir);
+}
+
+function* removeIfEmpty(io: Io, dir: string): Step<void> {
+  try {
+    yield* io.either(
+      () => fs.rmdirSync(dir),
+      () => fs.promises.rmdir(dir),
+    );
+  } catch (e) {
+    // Not empty: someone (a start, a prune) has just written into it. Gone: fine.
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'ENOENT') throw e;
+  }
+}
+
+/**
+ * Creates or rewrites the small file `file`, making the directories `dirs`
+ * (outermost first) when missing. A prune or sweep may remove an empty
+ * directory between our mkdir and write: then it is made again.
+ */
+function* writeBookkeeping(io: Io, file: string, dirs: readonly string[]): Step<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      yield* io.writeSmall(lease, `${process.pid}\n`, 0o600);
+      yield* io.writeSmall(file, `${process.pid}\n`, 0o600);
       return;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 3) throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt === 20) throw e;
     }
-    for (const d of [path.join(root, LEASES_DIR), dir]) {
+    for (const d of dirs) {
       try {
         yield* io.mkdir(d, 0o700);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        // ENOENT: an outer one was removed meanwhile; the next attempt makes it again.
+        if (code === 'ENOENT') break;
+        if (code !== 'EEXIST') throw e;
       }
     }
   }
 }
 
+/** What {@link takeLease} did. */
+export interface LeaseTaken {
+  /** Why no lease could be written (a read-only root), or null when it was. */
+  readonly unprotected: string | null;
+  /** Whether a prune may have been deciding about the directory meanwhile: look at it again. */
+  readonly recheck: boolean;
+}
+
+// Leases are per process, bundle instances are not: two instances (or two
+// copies of dlbundle) of one process using one directory share the lease
+// file, so it is counted here and removed when the last one gives it up.
+const HOLDS_KEY = Symbol.for('dlbundle.leases.v1');
+
+function holds(): Map<string, number> {
+  const g = globalThis as unknown as Record<symbol, Map<string, number> | undefined>;
+  g[HOLDS_KEY] ??= new Map();
+  return g[HOLDS_KEY];
+}
+
 /**
- * Removes this process's lease on `<root>/<dirName>` (the directory was not used after all).
+ * Records that this process uses `<root>/<dirName>` — creates or touches
+ * `<root>/.leases/<dirName>/<tag>` — and waits for any live prune that was
+ * deciding about that directory meanwhile. Call it before the directory is
+ * checked; after it, no prune removes the directory while this process lives.
+ *
+ * Why (a Dekker-style protocol on files): a prune writes its intent, then
+ * reads the leases, and moves the directory aside only when no live lease
+ * exists, removing its intent once it is moved. A start writes its lease,
+ * then looks for intents. Each writes before it reads, so either the prune
+ * sees the lease (and keeps the directory) or the start sees the intent (and
+ * waits until the prune is done, then looks at the directory afresh: there,
+ * or missing and extracted again); or the prune has already moved the
+ * directory, and the start's check finds it missing. The warm path pays one
+ * lstat for this (`.pruning` does not exist).
+ *
+ * A root where the lease cannot be written (read-only: EROFS, or not
+ * writable: EACCES) can still be used as it is; `unprotected` says why
+ * `dlbundle cache prune` cannot see that use.
+ *
+ * @example
+ * const { recheck } = runSync(takeLease(syncIo, root, 'demo-1a2b3c4d5e6f7a8b'));
+ */
+export function* takeLease(io: Io, root: string, dirName: string): Step<LeaseTaken> {
+  const dir = path.join(root, LEASES_DIR, dirName);
+  const lease = path.join(dir, processTag());
+  try {
+    // Written over in place (its mtime is the last use): on a warm start one open, one write.
+    yield* writeBookkeeping(io, lease, [path.join(root, LEASES_DIR), dir]);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EROFS' && code !== 'EACCES') throw e;
+    debug('no lease on %s (%s): used as it is', dirName, code);
+    return { recheck: false, unprotected: `this process could not record its use of ${JSON.stringify(path.join(root, dirName))} (${code === 'EROFS' ? 'read-only file system' : 'not writable'}), so \`dlbundle cache prune\` cannot see that it is in use`};
+  }
+  holds().set(lease, (holds().get(lease) ?? 0) + 1);
+  if ((yield* io.lstat(path.join(dir, PRUNING))) === null) return { unprotected: null, recheck: false };
+  try {
+    yield* awaitPrunes(io, root, dirName);
+    return { unprotected: null, recheck: true };
+  } catch (e) {
+    yield* dropLease(io, root, dirName);
+    throw e;
+  }
+}
+
+/** Waits until no live prune is deciding about `<root>/<dirName>`. */
+function* awaitPrunes(io: Io, root: string, dirName: string): Step<void> {
+  const deadline = Date.now() + PRUNE_WAIT_MS;
+  for (;;) {
+    const prunes = yield* livePrunes(io, root, dirName);
+    if (prunes.length === 0) return;
+    if (Date.now() > deadline) {
+      throw new DlbundleError(
+        'E_IO',
+        `${JSON.stringify(path.join(root, dirName))} has been being pruned by pid ${prunes.map((p) => p.pid).join(', ')} for ${PRUNE_WAIT_MS / 1000} s.`,
+        'A `dlbundle cache prune` seems stuck; end it, or use another cache directory.',
+        { dir: path.join(root, dirName) },
+      );
+    }
+    yield* sleep(io, PRUNE_POLL_MS);
+  }
+}
+
+function* sleep(io: Io, ms: number): Step<void> {
+  yield* io.either(
+    () => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms),
+    () => new Promise<void>((resolve) => setTimeout(resolve, ms)),
+  );
+}
+
+/** The prunes deciding about `<root>/<dirName>` now; intents of prunes that are gone are removed. */
+function* livePrunes(io: Io, root: string, dirName: string): Step<ProcessTag[]> {
+  const dir = path.join(root, LEASES_DIR, dirName, PRUNING);
+  let names: string[];
+  try {
+    names = yield* io.readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
+  }
+  const live: ProcessTag[] = [];
+  for (const name of names) {
+    const tag = parseTag(name);
+    if (tag === null) continue;
+    const st = tag.start === null ? yield* io.lstat(path.join(dir, name)) : null;
+    if (tagIsAlive(tag.namespace, tag.pid, tag.start, st?.mtimeMs ?? Infinity) === false) {
+      // A prune killed while deciding: it will never move anything.
+      yield* io.rm(path.join(dir, name));
+      debug('removed the intent of prune %s, which is gone', name);
+    } else {
+      live.push(tag);
+    }
+  }
+  return live;
+}
+
+/**
+ * Gives up this process's lease on `<root>/<dirName>` (the directory was not
+ * used after all); the file goes when no other bundle instance of this
+ * process holds it.
  *
  * @example
  * runSync(dropLease(syncIo, root, 'demo-1a2b3c4d5e6f7a8b'));
  */
 export function* dropLease(io: Io, root: string, dirName: string): Step<void> {
-  yield* io.rm(path.join(root, LEASES_DIR, dirName, processTag()));
+  const lease = path.join(root, LEASES_DIR, dirName, processTag());
+  const count = holds().get(lease) ?? 0;
+  if (count > 1) holds().set(lease, count - 1);
+  if (count !== 1) return;
+  holds().delete(lease);
+  yield* io.rm(lease);
+}
+
+/**
+ * Announces that this process (a prune) is deciding whether to remove
+ * `<root>/<dirName>`: written before it reads the leases ({@link takeLease}
+ * says why). Returns the intent file, for {@link endPruning}.
+ *
+ * @example
+ * const intent = startPruning(root, 'demo-1a2b3c4d5e6f7a8b');
+ */
+export function startPruning(root: string, dirName: string): string {
+  const dir = path.join(root, LEASES_DIR, dirName);
+  const intent = path.join(dir, PRUNING, processTag());
+  runSync(writeBookkeeping(syncIo, intent, [path.join(root, LEASES_DIR), dir, path.join(dir, PRUNING)]));
+  return intent;
+}
+
+/**
+ * Withdraws an intent of {@link startPruning}: once the directory is moved
+ * aside, or kept.
+ *
+ * @example
+ * endPruning(intent);
+ */
+export function endPruning(intent: string): void {
+  fs.rmSync(intent, { force: true });
+  runSync(removeIfEmpty(syncIo, path.dirname(intent)));
 }
 
 /** A lease found in a root. */
@@ -163,32 +472,66 @@ export interface Lease {
   readonly pid: number;
   /** When that process last started with this directory (ms since the epoch). */
   readonly lastUse: number;
-  /** true: alive; false: gone; null: another pid namespace, unknowable. */
-  readonly alive: boolean | null;
+  /** true: alive; null: another pid namespace, unknowable. (Leases of processes that are gone are removed.) */
+  readonly alive: true | null;
 }
 
 /**
- * The leases of `<root>/<dirName>`.
+ * The leases of `<root>/<dirName>` held by live processes (or by processes
+ * of another pid namespace, which cannot be checked). Leases of processes
+ * that are gone are removed on the way; the newest of their uses is kept as
+ * the directory's {@link lastUseOf}.
  *
  * @example
- * leasesOf(root, 'demo-1a2b…').some((l) => l.alive !== false) // in use (or cannot tell)
+ * leasesOf(root, 'demo-1a2b…').length > 0 // in use (or cannot tell)
  */
 export function leasesOf(root: string, dirName: string): Lease[] {
+  return runSync(readLeases(syncIo, root, dirName));
+}
+
+/**
+ * The last use of `<root>/<dirName>` by a process that is gone (ms since the
+ * epoch), 0 when none is recorded.
+ *
+ * @example
+ * Math.max(markerMtime, lastUseOf(root, name), ...leasesOf(root, name).map((l) => l.lastUse))
+ */
+export function lastUseOf(root: string, dirName: string): number {
+  return fs.lstatSync(path.join(root, LEASES_DIR, dirName, LAST_USE), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+}
+
+function* readLeases(io: Io, root: string, dirName: string): Step<Lease[]> {
   const dir = path.join(root, LEASES_DIR, dirName);
   let names: string[];
   try {
-    names = fs.readdirSync(dir);
-  } catch {
+    names = yield* io.readdir(dir);
+  } catch (e) {
     // No lease directory: nobody has used it since leases were introduced.
-    return [];
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw e;
   }
   const out: Lease[] = [];
   for (const name of names) {
-    const m = /^(\d+)-(\d+)$/.exec(name);
-    if (m === null) continue;
-    const st = fs.lstatSync(path.join(dir, name), { throwIfNoEntry: false });
-    if (st === undefined) continue;
-    out.push({ namespace: m[1] as string, pid: Number(m[2]), lastUse: st.mtimeMs, alive: tagIsAlive(m[1] as string, Number(m[2])) });
+    const tag = parseTag(name);
+    if (tag === null) continue;
+    const file = path.join(dir, name);
+    const st = yield* io.lstat(file);
+    if (st === null) continue;
+    const alive = tagIsAlive(tag.namespace, tag.pid, tag.start, st.mtimeMs);
+    if (alive !== false) {
+      out.push({ namespace: tag.namespace, pid: tag.pid, lastUse: st.mtimeMs, alive });
+      continue;
+    }
+    // Its use is kept in .last-use when it is the newest: rename keeps the
+    // mtime and replaces atomically; a concurrent sweep's ENOENT is fine.
+    const last = yield* io.lstat(path.join(dir, LAST_USE));
+    try {
+      if (st.mtimeMs > (last?.mtimeMs ?? 0)) yield* io.rename(file, path.join(dir, LAST_USE));
+      else yield* io.rm(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    debug('removed the lease %s of %s: its process is gone', name, dirName);
   }
   return out;
 }

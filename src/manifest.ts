@@ -85,13 +85,15 @@ export const MEMORY_FILE_LABEL = 'dlbundle:';
 export const FILE_NAME_MAX_BYTES = NAME_MAX - 'memfd:'.length - MEMORY_FILE_LABEL.length;
 
 /**
- * The longest bundle name, in bytes (197). The cache stages a bundle in
- * `.staging-<name>-<digest>-<pid namespace>-<pid>-<random>` (leases.ts
- * stagingPrefix, then tmp's `-<pid>-<12 characters>`), which must be one
- * directory entry: 16 hex digits of digest, a pid namespace of at most 10
- * digits (a 32-bit inode number), a pid of at most 7 (pid_max ≤ 2^22).
+ * The longest bundle name, in bytes (175). The cache stages a bundle in
+ * `.staging-<name>-<digest>-<pid namespace>-s<start time>-<pid>-<random>`
+ * (leases.ts stagingPrefix, then tmp's `-<pid>-<12 characters>`), which must
+ * be one directory entry: 16 hex digits of digest, a pid namespace of at most
+ * 10 digits (a 32-bit inode number), a start time of at most 20 (a 64-bit
+ * count of clock ticks), a pid of at most 7 (pid_max ≤ 2^22).
  */
-export const BUNDLE_NAME_MAX_BYTES = NAME_MAX - '.staging-'.length - '-0123456789abcdef'.length - '-4294967295'.length - '-4194304'.length - '-abcdefABCDEF'.length;
+export const BUNDLE_NAME_MAX_BYTES =
+  NAME_MAX - '.staging-'.length - '-0123456789abcdef'.length - '-4294967295'.length - '-s18446744073709551615'.length - '-4194304'.length - '-abcdefABCDEF'.length;
 
 /**
  * Why `name` cannot be used as a file name in a bundle directory, or null when
@@ -358,7 +360,7 @@ function baseName(value: unknown, origin: string, at: string, maxBytes: number, 
 
 // Why a name's limit is what it is, for the message that refuses a longer one.
 function nameLimitWhy(at: string): string {
-  if (at === 'name') return 'the cache stages a bundle in ".staging-<name>-<digest>-<pid namespace>-<pid>-<random>", one directory entry of at most 255 bytes';
+  if (at === 'name') return 'the cache stages a bundle in ".staging-<name>-<digest>-<pid namespace>-s<start time>-<pid>-<random>", one directory entry of at most 255 bytes';
   if (at === '.name') return `memory mode loads each file from a memfd named "${MEMORY_FILE_LABEL}<file name>", and memfd_create takes at most ${NAME_MAX - 'memfd:'.length} bytes`;
   return `a directory entry holds at most ${NAME_MAX} bytes`;
 }

@@ -17,7 +17,7 @@ import createDebug from 'debug';
 import { COMPLETE_MARKER } from './cache';
 import { isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
-import { LEASES_DIR, leasesOf, stagingPrefix, sweepStaging } from './leases';
+import { endPruning, forgetLeases, lastUseOf, leasesOf, stagingPrefix, startPruning, sweepStaging } from './leases';
 import { compareNames } from './plan';
 import { candidateRoots, checkRoot, rootFallback, unsafeReason, type RootFallback } from './roots';
 
@@ -32,7 +32,7 @@ export interface CacheEntry {
   readonly digest: string;
   /** Bytes of the files in it. */
   readonly bytes: number;
-  /** Last start that used it (ms since the epoch): the newest lease, else the completion marker. */
+  /** Last start that used it (ms since the epoch): the newest lease (of a live process or not), else the completion marker. */
   readonly lastUse: number;
   /** Pids of live processes using it (and of processes in other pid namespaces, which count as live). */
   readonly users: readonly number[];
@@ -75,21 +75,26 @@ export function scanCache(roots?: readonly string[]): CacheScan {
       const m = BUNDLE_DIR.exec(name);
       const dir = path.join(root, name);
       if (m === null || name.startsWith('.')) continue;
-      const problem = unsafeReason(fs.lstatSync(dir, { throwIfNoEntry: false }) ?? null);
+      // A directory that another prune removes meanwhile is simply not listed.
+      const st = fs.lstatSync(dir, { throwIfNoEntry: false });
+      if (st === undefined) continue;
+      const problem = unsafeReason(st);
       if (problem !== null) {
         debug('%s is left alone: it %s', dir, problem);
         continue;
       }
       const leases = leasesOf(root, name);
       const marker = fs.lstatSync(path.join(dir, COMPLETE_MARKER), { throwIfNoEntry: false });
+      const bytes = directoryBytes(dir);
+      if (bytes === null) continue;
       out.push({
         root,
         dir,
         bundle: m[1] as string,
         digest: m[2] as string,
-        bytes: directoryBytes(dir),
-        lastUse: Math.max(marker?.mtimeMs ?? 0, ...leases.map((l) => l.lastUse)),
-        users: leases.filter((l) => l.alive !== false).map((l) => l.pid),
+        bytes,
+        lastUse: Math.max(marker?.mtimeMs ?? 0, lastUseOf(root, name), ...leases.map((l) => l.lastUse)),
+        users: leases.map((l) => l.pid),
       });
     }
   }
@@ -107,11 +112,19 @@ export function listCache(roots?: readonly string[]): CacheEntry[] {
   return [...scanCache(roots).entries];
 }
 
-function directoryBytes(dir: string): number {
+/** Bytes of the files in `dir`, or null when it is gone. */
+function directoryBytes(dir: string): number | null {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
   let total = 0;
-  for (const name of fs.readdirSync(dir)) {
-    const st = fs.lstatSync(path.join(dir, name));
-    if (st.isFile()) total += st.size;
+  for (const name of names) {
+    const st = fs.lstatSync(path.join(dir, name), { throwIfNoEntry: false });
+    if (st?.isFile() === true) total += st.size;
   }
   return total;
 }
@@ -163,8 +176,13 @@ export function pruneCache(options: PruneOptions = {}): PruneResult {
       const old = options.olderThanDays === undefined || now - e.lastUse >= options.olderThanDays * 86_400_000;
       if (i < keep || !old) kept.push(e);
       else if (e.users.length > 0) inUse.push(e);
-      else if (options.dryRun === true || removeUnused(e)) removed.push(e);
-      else inUse.push(e);
+      else if (options.dryRun === true) removed.push(e);
+      else {
+        const outcome = removeUnused(e);
+        if (outcome === 'removed') removed.push(e);
+        else if (outcome === 'in use') inUse.push(e);
+        // 'gone': another prune removed it first; not ours to report.
+      }
     });
   }
   if (options.dryRun !== true) {
@@ -173,23 +191,31 @@ export function pruneCache(options: PruneOptions = {}): PruneResult {
   return { removed, inUse, kept, skipped: scan.skipped };
 }
 
-// Moved aside first, then leases are looked at again: a process that took a
-// lease in between (it takes it before checking the directory) gets the
-// directory back; one that comes later finds it missing and extracts afresh.
-function removeUnused(e: CacheEntry): boolean {
-  const aside = fs.mkdtempSync(path.join(e.root, `${stagingPrefix('pruned')}-${process.pid}-`));
+// The intent is written before the leases are read, and withdrawn once the
+// directory is moved aside (takeLease in leases.ts argues why no start can
+// then be using it). The slow recursive delete comes after, under a staging
+// name of this live process, which no sweep touches. A directory already gone
+// (another prune was first) is not an error.
+function removeUnused(e: CacheEntry): 'removed' | 'in use' | 'gone' {
   const name = path.basename(e.dir);
-  fs.renameSync(e.dir, path.join(aside, name));
-  if (leasesOf(e.root, name).some((l) => l.alive !== false)) {
+  const intent = startPruning(e.root, name);
+  let aside: string;
+  try {
+    if (leasesOf(e.root, name).length > 0) return 'in use';
+    aside = fs.mkdtempSync(path.join(e.root, `${stagingPrefix('pruned')}-${process.pid}-`));
     try {
-      fs.renameSync(path.join(aside, name), e.dir);
+      fs.renameSync(e.dir, path.join(aside, name));
+    } catch (err) {
       fs.rmSync(aside, { recursive: true, force: true });
-      return false;
-    } catch {
-      // The name was taken again meanwhile (a fresh extraction): ours is surplus.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+      throw err;
     }
+  } finally {
+    endPruning(intent);
   }
   fs.rmSync(aside, { recursive: true, force: true });
-  fs.rmSync(path.join(e.root, LEASES_DIR, name), { recursive: true, force: true });
-  return true;
+  // A start that wrote its lease after the leases were read has found the
+  // directory missing and is extracting it again: its lease stays.
+  runSync(forgetLeases(syncIo, e.root, name));
+  return 'removed';
 }

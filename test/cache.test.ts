@@ -187,7 +187,10 @@ describe('cache: materialize', () => {
     for (const op of ['openRead', 'read', 'create', 'write', 'copyFile', 'rename', 'mkdtemp', 'rm', 'fsync', 'symlink', 'chmod', 'mkdir']) {
       assert.ok(!ops.has(op), `a warm start called ${op} outside ${leases}`);
     }
-    assert.deepEqual(fs.readdirSync(path.join(leases, path.basename(cold.dir))), [`${fs.readlinkSync('/proc/self/ns/pid').replace(/\D/g, '')}-${process.pid}`]);
+    // Named <pid namespace>-<pid>-<start time (field 22 of /proc/self/stat)>.
+    const stat = fs.readFileSync('/proc/self/stat', 'latin1');
+    const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    assert.deepEqual(fs.readdirSync(path.join(leases, path.basename(cold.dir))), [`${fs.readlinkSync('/proc/self/ns/pid').replace(/\D/g, '')}-${process.pid}-${started}`]);
     // The one file read is the small marker.
     assert.deepEqual(calls.filter((c) => c.op === 'readFile').map((c) => c.args[0]), [path.join(cold.dir, COMPLETE_MARKER)]);
   });

@@ -127,7 +127,7 @@ describe('manifest: names the file system and memfd_create can hold', () => {
     ['a file name of 256 bytes (128 × "é", 128 characters)', () => fileNamed('é'.repeat(128)), /files\[0\]\.name .* is 256 bytes long in UTF-8, more than the 240 allowed; memory mode .*memfd/],
     ['a file name of 241 ASCII bytes, one past what a memfd label holds', () => fileNamed(`lib${'x'.repeat(235)}.so`), /files\[0\]\.name .* is 241 bytes long in UTF-8, more than the 240 allowed/],
     ['a soname of 258 bytes (86 × "€")', () => withFile((f) => (f.soname = '€'.repeat(86))), /files\[0\]\.soname .* is 258 bytes long in UTF-8, more than the 255 allowed; a directory entry/],
-    ['a bundle name of 198 bytes, which makes a 256-byte staging directory name', () => ({ ...valid(), name: 'b'.repeat(198) }), /field name .* is 198 bytes long in UTF-8, more than the 197 allowed; the cache stages a bundle in "\.staging-/],
+    ['a bundle name of 176 bytes, which can make a 256-byte staging directory name', () => ({ ...valid(), name: 'b'.repeat(176) }), /field name .* is 176 bytes long in UTF-8, more than the 175 allowed; the cache stages a bundle in "\.staging-/],
     ['a bundle name of 100 × "€" (300 bytes)', () => ({ ...valid(), name: '€'.repeat(100) }), /field name .* is 300 bytes long/],
   ];
   for (const [what, make, message] of refused) {
@@ -138,17 +138,17 @@ describe('manifest: names the file system and memfd_create can hold', () => {
     });
   }
 
-  it('accepts names exactly at each limit: a 240-byte file name, a 255-byte soname, a 197-byte bundle name', () => {
+  it('accepts names exactly at each limit: a 240-byte file name, a 255-byte soname, a 175-byte bundle name', () => {
     const name = `lib${'x'.repeat(234)}.so`;
     const soname = `libuser${'€'.repeat(81)}uu.so`;
     assert.deepEqual([Buffer.byteLength(name), Buffer.byteLength(soname)], [240, 255]);
     const m = fileNamed(name);
-    m.name = 'b'.repeat(197);
+    m.name = 'b'.repeat(175);
     const v = m.variants['linux-x64-gnu'] as { files: Record<string, unknown>[]; digest: string };
     (v.files[1] as Record<string, unknown>).soname = soname;
     v.digest = variantDigest(v.files as unknown as ManifestFile[]);
     const parsed = parseManifest(JSON.stringify(m), 'test.json');
-    assert.equal(parsed.name, 'b'.repeat(197));
+    assert.equal(parsed.name, 'b'.repeat(175));
     assert.deepEqual(parsed.variants['linux-x64-gnu']?.order, [name, 'libuser.so.1.0']);
     assert.equal(parsed.variants['linux-x64-gnu']?.files[1]?.soname, soname);
   });
