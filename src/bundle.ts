@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { place, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
-import { sweepStaging } from './leases';
+import { dropLease, sweepStaging } from './leases';
 import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
 import { createMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
@@ -336,6 +336,12 @@ class LazyBundle implements Bundle {
         const p = this.placement;
         if (!isDlbundleError(e, 'E_NOEXEC') || p?.kind !== 'disk' || this.options.source.inPlaceDir !== undefined) throw e;
         this.abandoned.push({ root: p.result.root, code: 'E_NOEXEC', reason: e.message.split('\n')[0] ?? e.message });
+        // Not used after all: this instance's share of the lease goes (best effort: the root may be read-only too).
+        try {
+          runSync(dropLease(syncIo, p.result.root, path.basename(p.result.dir)));
+        } catch (err) {
+          debug('could not drop the lease in %s: %s', p.result.root, (err as Error).message);
+        }
         this.placement = undefined;
         this.placeSync();
       }

@@ -238,14 +238,7 @@ export function* sweepStaging(io: Io, root: string, now = Date.now()): Step<stri
  * runSync(sweepLeases(syncIo, '/tmp/dlbundle-1000'));
  */
 export function* sweepLeases(io: Io, root: string): Step<void> {
-  let dirNames: string[];
-  try {
-    dirNames = yield* io.readdir(path.join(root, LEASES_DIR));
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw e;
-  }
-  for (const dirName of dirNames) {
+  for (const dirName of yield* entriesOf(io, path.join(root, LEASES_DIR))) {
     const live = yield* readLeases(io, root, dirName);
     const pruning = yield* livePrunes(io, root, dirName);
     if (live.length === 0 && pruning.length === 0 && (yield* io.lstat(path.join(root, dirName))) === null) yield* forgetLeases(io, root, dirName);
@@ -399,13 +392,7 @@ function* sleep(io: Io, ms: number): Step<void> {
 /** The prunes deciding about `<root>/<dirName>` now; intents of prunes that are gone are removed. */
 function* livePrunes(io: Io, root: string, dirName: string): Step<ProcessTag[]> {
   const dir = path.join(root, LEASES_DIR, dirName, PRUNING);
-  let names: string[];
-  try {
-    names = yield* io.readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
-    throw e;
-  }
+  const names = yield* entriesOf(io, dir);
   const live: ProcessTag[] = [];
   for (const name of names) {
     const tag = parseTag(name);
@@ -502,14 +489,8 @@ export function lastUseOf(root: string, dirName: string): number {
 
 function* readLeases(io: Io, root: string, dirName: string): Step<Lease[]> {
   const dir = path.join(root, LEASES_DIR, dirName);
-  let names: string[];
-  try {
-    names = yield* io.readdir(dir);
-  } catch (e) {
-    // No lease directory: nobody has used it since leases were introduced.
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
-    throw e;
-  }
+  // No lease directory: nobody has used it since leases were introduced.
+  const names = yield* entriesOf(io, dir);
   const out: Lease[] = [];
   for (const name of names) {
     const tag = parseTag(name);
@@ -529,9 +510,23 @@ function* readLeases(io: Io, root: string, dirName: string): Step<Lease[]> {
       if (st.mtimeMs > (last?.mtimeMs ?? 0)) yield* io.rename(file, path.join(dir, LAST_USE));
       else yield* io.rm(file);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      // A read-only root keeps its dead leases; they count for nothing all the same.
+      if (code === 'EROFS' || code === 'EACCES') continue;
+      if (code !== 'ENOENT') throw e;
     }
     debug('removed the lease %s of %s: its process is gone', name, dirName);
   }
   return out;
+}
+
+/** The entries of a bookkeeping directory; none when it does not exist (never made, or removed by a prune). */
+function* entriesOf(io: Io, dir: string): Step<string[]> {
+  try {
+    return yield* io.readdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw e;
+  }
 }

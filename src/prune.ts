@@ -169,6 +169,8 @@ export function pruneCache(options: PruneOptions = {}): PruneResult {
   const kept: CacheEntry[] = [];
   const byBundle = new Map<string, CacheEntry[]>();
   const scan = scanCache(options.roots);
+  // Roots where nothing can be removed (read-only), found on the first try.
+  const unwritable = new Map<string, RootFallback>();
   for (const e of scan.entries) byBundle.set(`${e.root}\0${e.bundle}`, [...(byBundle.get(`${e.root}\0${e.bundle}`) ?? []), e]);
   for (const entries of byBundle.values()) {
     entries.sort((a, b) => b.lastUse - a.lastUse);
@@ -177,8 +179,19 @@ export function pruneCache(options: PruneOptions = {}): PruneResult {
       if (i < keep || !old) kept.push(e);
       else if (e.users.length > 0) inUse.push(e);
       else if (options.dryRun === true) removed.push(e);
+      else if (unwritable.has(e.root)) kept.push(e);
       else {
-        const outcome = removeUnused(e);
+        let outcome: ReturnType<typeof removeUnused>;
+        try {
+          outcome = removeUnused(e);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code !== 'EROFS' && code !== 'EACCES') throw err;
+          const why = code === 'EROFS' ? 'is on a read-only file system' : 'is not writable by this user';
+          unwritable.set(e.root, { root: e.root, code: 'E_IO', reason: `${JSON.stringify(e.root)} ${why}: nothing in it can be removed, and the processes using it cannot record that they do.` });
+          kept.push(e);
+          return;
+        }
         if (outcome === 'removed') removed.push(e);
         else if (outcome === 'in use') inUse.push(e);
         // 'gone': another prune removed it first; not ours to report.
@@ -186,9 +199,9 @@ export function pruneCache(options: PruneOptions = {}): PruneResult {
     });
   }
   if (options.dryRun !== true) {
-    for (const root of scan.roots) runSync(sweepStaging(syncIo, root, now));
+    for (const root of scan.roots) if (!unwritable.has(root)) runSync(sweepStaging(syncIo, root, now));
   }
-  return { removed, inUse, kept, skipped: scan.skipped };
+  return { removed, inUse, kept, skipped: [...scan.skipped, ...unwritable.values()] };
 }
 
 // The intent is written before the leases are read, and withdrawn once the

@@ -10,6 +10,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pack } from '../src/pack';
+import { listCache, pruneCache } from '../src/prune';
 import { spawnChildAsync, runChild } from './child';
 import { nativeFixture, REPO, rootEntries, tempDir } from './fixtures';
 
@@ -358,6 +359,13 @@ describe('leases and cache prune', function () {
       assert.deepEqual(warm.fallbacks, []);
       assert.match(warm.unprotected ?? '', /read-only.*cache prune/);
       assert.equal(warm.dir, dir);
+      assert.deepEqual(fs.readdirSync(dir).sort(), before);
+      // Prune cannot remove anything there: it says so and goes on (the cold start's dead lease cannot be removed either).
+      const pruned = pruneCache({ roots: [cache], keep: 0 });
+      assert.deepEqual(pruned.removed, []);
+      assert.deepEqual(pruned.skipped.map((k) => [k.root, k.code]), [[cache, 'E_IO']]);
+      assert.match(pruned.skipped[0]?.reason ?? '', /read-only file system: nothing in it can be removed/);
+      assert.deepEqual(listCache([cache]).map((e) => e.dir), [dir]);
       assert.deepEqual(fs.readdirSync(dir).sort(), before);
     } finally {
       spawnSync('umount', [mount]);

@@ -30,6 +30,7 @@ interface Run {
   addon: number;
   report: Report;
   memfds: string[];
+  ownLeases: string[];
 }
 
 /** Opens the bundle, calls through it, reports explain() and the memfd mappings of the process. */
@@ -40,7 +41,10 @@ const RUN = `
   const plugin = app.plugin(2);
   const addon = bundle.addon('demo.node').add(2, 3);
   const memfds = [...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes('/memfd:')).map((l) => l.split(/\\s+/).slice(5).join(' ')))].sort();
-  return { compute, plugin, addon, report: bundle.explain(), memfds };`;
+  // This process's leases (tags <pid namespace>-<pid>-<start time>) in the preferred root.
+  const leaseDir = path.join(P.cache, '.leases');
+  const ownLeases = (fs.existsSync(leaseDir) ? fs.readdirSync(leaseDir) : []).flatMap((d) => fs.readdirSync(path.join(leaseDir, d)).filter((t) => t.split('-')[1] === String(process.pid)));
+  return { compute, plugin, addon, report: bundle.explain(), memfds, ownLeases };`;
 
 const packed = packedFixtures;
 
@@ -128,6 +132,7 @@ describe('under fire', function () {
     assert.equal(second.report.fallbacks[0]?.root, cache);
     assert.equal(second.report.fallbacks[0]?.code, 'E_NOEXEC');
     assert.match(second.report.fallbacks[0]?.reason ?? '', /mounted noexec/);
+    assert.deepEqual(second.ownLeases, [], 'the root given up holds no lease of the process that gave it up');
   });
 
   it("every root noexec: auto mode loads from memory (memfd), and nothing is written to disk", function () {
