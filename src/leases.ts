@@ -48,7 +48,15 @@ export const STALE_STAGING_MS = 24 * 60 * 60 * 1000;
  * milliseconds; a prune stopped in a debugger makes the start give the root
  * up instead of hanging).
  */
-const PRUNE_WAIT_MS = 5000;
+const PRUNE_WAIT_MS = 15_000;
+
+/**
+ * A prune decides in milliseconds (read the leases, rename the directory
+ * aside). The intent of one in another pid namespace, whose liveness this
+ * process cannot see, is taken for a killed prune's once it is this old —
+ * well within {@link PRUNE_WAIT_MS}, so a start waiting on it goes on.
+ */
+const STALE_INTENT_MS = 10_000;
 const PRUNE_POLL_MS = 2;
 
 // Linux reports start times in USER_HZ ticks, which is 100 on every
@@ -397,8 +405,11 @@ function* livePrunes(io: Io, root: string, dirName: string): Step<ProcessTag[]> 
   for (const name of names) {
     const tag = parseTag(name);
     if (tag === null) continue;
-    const st = tag.start === null ? yield* io.lstat(path.join(dir, name)) : null;
-    if (tagIsAlive(tag.namespace, tag.pid, tag.start, st?.mtimeMs ?? Infinity) === false) {
+    const foreign = tag.namespace !== pidNamespace();
+    const st = tag.start === null || foreign ? yield* io.lstat(path.join(dir, name)) : null;
+    if (st === null && (tag.start === null || foreign)) continue;
+    const alive = tagIsAlive(tag.namespace, tag.pid, tag.start, st?.mtimeMs ?? Infinity);
+    if (alive === false || (alive === null && Date.now() - (st?.mtimeMs ?? 0) > STALE_INTENT_MS)) {
       // A prune killed while deciding: it will never move anything.
       yield* io.rm(path.join(dir, name));
       debug('removed the intent of prune %s, which is gone', name);

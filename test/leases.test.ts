@@ -301,6 +301,28 @@ describe('leases and cache prune', function () {
     });
   });
 
+  it("a prune intent left in another pid namespace (a container sharing the cache) does not stop starts: it is taken for a killed prune's once 10 s old", () => {
+    const bundle = packed();
+    const root = privateRoot();
+    const cold = runChild<{ ok: boolean; dir: string }>(START, { params: { bundle, cache: root } });
+    assert.equal(cold.ok, true);
+    const pruning = path.join(root, '.leases', path.basename(cold.dir), '.pruning');
+    fs.mkdirSync(pruning, { recursive: true, mode: 0o700 });
+    // Namespace 1 is no pid namespace of this machine's processes: its liveness cannot be seen from here.
+    for (const [tag, secondsAgo] of [['1-4242-777', 60], ['1-4243-778', 8]] as const) {
+      const intent = path.join(pruning, tag);
+      fs.writeFileSync(intent, '4242\n');
+      fs.utimesSync(intent, Date.now() / 1000 - secondsAgo, Date.now() / 1000 - secondsAgo);
+    }
+    const warm = runChild<{ ok: boolean; v: number; root: string; reused: boolean; fallbacks: unknown[]; message?: string }>(START, { params: { bundle, cache: root } });
+    assert.equal(warm.ok, true, warm.message);
+    assert.equal(warm.v, 1011);
+    assert.equal(warm.root, root, 'the root was used, not given up after waiting');
+    assert.equal(warm.reused, true);
+    assert.deepEqual(warm.fallbacks, []);
+    assert.equal(fs.existsSync(pruning) ? fs.readdirSync(pruning).length : 0, 0, 'both stale intents were removed');
+  });
+
   it('two bundle instances of one process share one lease: one giving the root up does not remove it while the other uses the directory', () => {
     const bundle = packed();
     // A copy whose app library has one byte changed (same size, same manifest, so the same directory).
