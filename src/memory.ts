@@ -112,7 +112,8 @@ time.sleep(30)`;
 /** The interpreters tried, by absolute path only: a PATH entry is not trusted to name the program that creates executable memory. */
 const HELPERS: readonly { readonly program: string; readonly args: (name: string) => string[] | null }[] = [
   { program: '/usr/bin/perl', args: (name) => (MEMFD_CREATE_NR[process.arch] === undefined ? null : ['-e', PERL_HELPER, String(MEMFD_CREATE_NR[process.arch]), name]) },
-  { program: '/usr/bin/python3', args: (name) => ['-c', PYTHON_HELPER, name] },
+  // -I -S: no current directory, user site-packages or site module on python's path.
+  { program: '/usr/bin/python3', args: (name) => ['-I', '-S', '-c', PYTHON_HELPER, name] },
 ];
 
 /**
@@ -132,7 +133,7 @@ export function createMemoryFileWithoutKoffi(name: string): number {
   if (!memoryModeSupported()) {
     throw new DlbundleError('E_USAGE', `Memory mode needs Linux (memfd_create); this is ${process.platform}.`, "Use mode: 'disk' with a writable cache directory.");
   }
-  const label = `dlbundle:${name}`;
+  const label = `${MEMORY_FILE_LABEL}${name}`;
   const tried: string[] = [];
   for (const helper of HELPERS) {
     const args = helper.args(label);
@@ -150,21 +151,26 @@ export function createMemoryFileWithoutKoffi(name: string): number {
     let own: number | undefined;
     try {
       own = fs.openSync(`/proc/${pid}/fd/${fd}`, 'r+');
-      // The pid could only have been reused if the holder had died: check that this is the empty memory file it made.
+      // The pid could only have been reused if the holder had died: check that
+      // this is an empty, unlinked memory file of this user with our name.
       const link = fs.readlinkSync(memoryFilePath(own));
-      if (link !== `/memfd:${label} (deleted)` || fs.fstatSync(own).size !== 0) throw new Error(`/proc/${pid}/fd/${fd} is ${JSON.stringify(link)}, not the new memory file`);
-      debug('memfd %d for %s, made by %s', own, name, helper.program);
-      return own;
+      const st = fs.fstatSync(own);
+      if (link !== `/memfd:${label} (deleted)` || st.size !== 0 || st.nlink !== 0 || st.uid !== process.geteuid?.()) {
+        throw new Error(`/proc/${pid}/fd/${fd} is ${JSON.stringify(link)}, not the new memory file`);
+      }
     } catch (e) {
       if (own !== undefined) fs.closeSync(own);
+      // Not known to be our holder: it is left alone (it exits by itself within 30 s).
       tried.push(`${helper.program}: ${(e as Error).message}`);
-    } finally {
-      try {
-        process.kill(Number(pid), 'SIGKILL');
-      } catch (e) {
-        debug('memory file holder %s already gone: %s', pid, (e as Error).message);
-      }
+      continue;
     }
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch (e) {
+      debug('memory file holder %s already gone: %s', pid, (e as Error).message);
+    }
+    debug('memfd %d for %s, made by %s', own, name, helper.program);
+    return own;
   }
   throw new DlbundleError(
     'E_NOEXEC',
