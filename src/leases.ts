@@ -139,7 +139,7 @@ export interface ProcessTag {
 }
 
 /** The process a lease or intent file name names, or null when the name is not a tag. */
-function parseTag(name: string): ProcessTag | null {
+export function parseTag(name: string): ProcessTag | null {
   const m = /^(\d+)-(\d+)(?:-(\d+))?$/.exec(name);
   if (m === null) return null;
   return { namespace: m[1] as string, pid: Number(m[2]), start: m[3] ?? null };

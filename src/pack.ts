@@ -20,6 +20,7 @@ import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import { runSync, syncIo } from './io';
 import { stagingPrefix, sweepStaging } from './leases';
+import { lockOutput } from './pack-lock';
 import {
   BUNDLE_NAME_MAX_BYTES,
   MANIFEST_FILE,
@@ -94,7 +95,6 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
     if (!sources.has(name)) throw new DlbundleError('E_USAGE', `--optional names ${JSON.stringify(name)}, which is not among the files packed.`, `Use one of: ${[...sources.keys()].join(', ')}.`);
   }
   const manifestPath = path.join(options.out, MANIFEST_FILE);
-  const previous = readExistingManifest(manifestPath, options.name);
 
   // Every input's ELF facts come from a few positioned reads, before anything is written.
   const elves = new Map<string, { elf: ElfInfo; seen: fs.Stats }>();
@@ -122,6 +122,17 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
   } catch (e) {
     throw ioError(options.out, e, 'create');
   }
+  const unlock = lockOutput(options.out);
+  try {
+    return packLocked(options, target, sources, elves, manifestPath);
+  } finally {
+    unlock();
+  }
+}
+
+/** {@link pack}'s writing part, with the output directory locked: from reading the old manifest to the switch. */
+function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<string, string>, elves: ReadonlyMap<string, { elf: ElfInfo; seen: fs.Stats }>, manifestPath: string): PackResult {
+  const previous = readExistingManifest(manifestPath, options.name);
   const leftovers = finishInterruptedPacks(options.out, previous);
   const staging = runSync(syncIo.mkdtemp(options.out, stagingPrefix(`pack-${target}`)));
   try {
@@ -331,8 +342,14 @@ function rename(from: string, to: string): void {
 function promoteGeneration(out: string, target: string, digest: string, staging: string): void {
   const generation = path.join(out, generationDirName(target, digest));
   const next = path.join(staging, 'next');
-  fs.mkdirSync(next, { mode: 0o777 });
-  for (const name of fs.readdirSync(generation)) linkOrCopy(path.join(generation, name), path.join(next, name));
+  let names: string[];
+  try {
+    fs.mkdirSync(next, { mode: 0o777 });
+    names = fs.readdirSync(generation);
+  } catch (e) {
+    throw ioError(generation, e, 'read the new files in');
+  }
+  for (const name of names) linkOrCopy(path.join(generation, name), path.join(next, name));
   syncDirectory(next);
   const current = path.join(out, target);
   try {

@@ -30,6 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { runSync, syncIo } from '../src/io';
 import { MANIFEST_FILE, type ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
+import { PACK_LOCK } from '../src/pack-lock';
 import { fromDirectory, parseGenerationDirName, readManifestFile } from '../src/sources/directory';
 import { createXxh64 } from '../src/hash';
 import { hostTarget } from '../src/variant';
@@ -429,8 +430,8 @@ describe('pack: a death after every single file-system step', () => {
         throw new Error(`${who}: ${(e as Error).message}; left ${JSON.stringify(left)}`);
       }
       seen[now === to ? 'new' : 'old']++;
-      // This process is alive, so its staging is not a dead process's: removed here by hand.
-      for (const name of left.filter((e) => e.includes('.staging'))) fs.rmSync(path.join(out, name), { recursive: true });
+      // This process is alive, so its staging and its pack lock are not a dead process's: removed here by hand.
+      for (const name of left.filter((e) => e.includes('.staging') || e.startsWith(PACK_LOCK))) fs.rmSync(path.join(out, name), { recursive: true });
       pack([now.dir], { name: 'demo', out });
       assert.deepEqual(fs.readdirSync(out).sort(), [MANIFEST_FILE, KEY].sort(), `${who}: after the following pack; left ${JSON.stringify(left)}`);
       assert.deepEqual(Object.fromEntries(hashesThroughSource(out)), Object.fromEntries(now.hashes), `${who}: after the following pack`);
@@ -471,5 +472,68 @@ describe('pack: an input rebuilt while it is packed', () => {
     assert.ok(rebuilt);
     assert.equal(fs.readFileSync(path.join(out, MANIFEST_FILE), 'utf8'), before);
     assert.deepEqual(fs.readdirSync(out).sort(), [MANIFEST_FILE, KEY].sort());
+  });
+});
+
+describe('pack: one pack at a time per output directory', function () {
+  this.timeout(120_000);
+
+  it('a live pack holding the lock: E_USAGE naming its pid, and the bundle is unchanged; a killed pack\'s lock is taken over', () => {
+    const out = path.join(tempDir(), 'bundle');
+    pack([nativeFixture('libdemo_core.so')], { name: 'demo', out });
+    const before = fs.readFileSync(path.join(out, MANIFEST_FILE), 'utf8');
+    const sleeper = spawn('sleep', ['60']);
+    try {
+      const pid = sleeper.pid as number;
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] as string;
+      const ns = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
+      fs.writeFileSync(path.join(out, PACK_LOCK), `${ns}-${pid}-${start}\n`);
+      const e = expectCode('E_USAGE', () => pack([nativeFixture('libdemo_app.so'), nativeFixture('libdemo_core.so'), nativeFixture('libdemo_codec.so.1.2.3')], { name: 'demo', out }));
+      assert.match(e.message, new RegExp(`Another \`dlbundle pack\` \\(pid ${pid}\\) is writing into`));
+      assert.equal(fs.readFileSync(path.join(out, MANIFEST_FILE), 'utf8'), before);
+      // The same pid with another start time is a process that is gone (its pid reused): the lock is taken.
+      fs.writeFileSync(path.join(out, PACK_LOCK), `${ns}-${pid}-${Number(start) - 1}\n`);
+      pack([nativeFixture('libdemo_app.so'), nativeFixture('libdemo_core.so'), nativeFixture('libdemo_codec.so.1.2.3')], { name: 'demo', out });
+      assert.deepEqual(fs.readdirSync(out).sort(), [MANIFEST_FILE, KEY].sort(), 'the lock is gone after the pack');
+    } finally {
+      sleeper.kill();
+    }
+  });
+
+  it('two real packs started together into one directory (two targets): never a manifest naming files that are not there; the loser is told why', async () => {
+    const out = path.join(tempDir(), 'bundle');
+    const inputs = [nativeFixture('libdemo_core.so'), nativeFixture('libdemo_codec.so.1.2.3'), nativeFixture('libdemo_app.so')];
+    const run = (requires: string): Promise<{ status: number | null; stderr: string }> =>
+      new Promise((resolve) => {
+        const child = spawn(process.execPath, [CLI, 'pack', ...inputs, '--name', 'demo', '--out', out, '--requires', requires], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        child.on('close', (status) => resolve({ status, stderr }));
+      });
+    const counts = { both: 0, refused: 0 };
+    for (let round = 0; round < 6; round++) {
+      fs.rmSync(out, { recursive: true, force: true });
+      const results = await Promise.all([run('avx2'), run('fma')]);
+      for (const r of results) {
+        if (r.status !== 0) {
+          assert.match(r.stderr, /E_USAGE[\s\S]*Another `dlbundle pack`/, `round ${round}: a pack failed otherwise:\n${r.stderr}`);
+          counts.refused++;
+        }
+      }
+      if (results.every((r) => r.status === 0)) counts.both++;
+      // Whatever the manifest names is on disk, byte for byte.
+      const manifest = readManifestFile(out);
+      assert.ok(manifest !== null, `round ${round}: a manifest`);
+      // A pack that said it succeeded has its variant in the manifest: none was lost to the other's rewrite.
+      ['avx2', 'fma'].forEach((feature, i) => {
+        if (results[i]?.status === 0) assert.ok(`${KEY}+${feature}` in manifest.variants, `round ${round}: the ${feature} pack succeeded, but its variant is not in ${JSON.stringify(Object.keys(manifest.variants))}`);
+      });
+      for (const [key, variant] of Object.entries(manifest.variants)) {
+        for (const f of variant.files) assert.equal(hashFile(path.join(out, key, f.name)), f.xxh64, `round ${round}: ${key}/${f.name}`);
+      }
+      assert.deepEqual(fs.readdirSync(out).filter((e) => e.startsWith('.')), [], `round ${round}: no lock, staging or generation left`);
+    }
+    console.log(`      6 rounds of two packs at once: ${counts.both} rounds with both done one after the other, ${counts.refused} packs refused (E_USAGE)`);
   });
 });
