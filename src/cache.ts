@@ -202,7 +202,8 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       state = 'it was removed while it was checked';
     }
-    if (state === 'ok') return { dir, reused: true, ...unprotected };
+    if (state === MOVED) yield* refreshMarker(io, dir, req, root);
+    if (state === 'ok' || state === MOVED) return { dir, reused: true, ...unprotected };
     if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
     if (exists) yield* refuseNoexec(io, root);
     yield* sweepStaging(io, root);
@@ -246,7 +247,7 @@ function refuseUnsafeBundleDir(dir: string, st: fs.Stats | null): void {
  * `E_UNSAFE_DIR` when the directory itself is not this user's private one.
  * `known` is the directory's lstat when the caller has just made it.
  */
-function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stats | null): Step<'ok' | 'missing' | string> {
+function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stats | null): Step<'ok' | typeof MOVED | 'missing' | string> {
   const st = known !== undefined ? known : yield* io.lstat(dir);
   refuseUnsafeBundleDir(dir, st);
   if (st === null) return 'missing';
@@ -264,25 +265,67 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stat
   const recorded = parseIdentities(marker.slice(head.length));
   if (recorded === null) return 'the completion marker records no file identities';
 
+  let scratch: Buffer | undefined;
+  let moved = false;
   for (const file of req.variant.files) {
     const p = path.join(dir, file.name);
     const fst = yield* io.lstat(p);
     if (fst === null) return `${file.name} is missing`;
     if (!fst.isFile() || fst.uid !== uid() || (fst.mode & 0o022) !== 0) return `${file.name} is not a private regular file of this user`;
     if (fst.size !== file.size) return `${file.name} has ${fst.size} bytes instead of ${file.size}`;
-    // Any write to the file after it was published moves its ctime, which no
-    // user can set back: a same-size rewrite is seen from the lstat alone.
-    if (recorded.get(file.name) !== fileIdentity(fst)) return `${file.name} was changed after it was published (its device, inode, size, mtime or ctime differ from the marker's)`;
     if (file.soname !== null && file.soname !== file.name) {
       const target = yield* io.readlink(path.join(dir, file.soname));
       if (target !== file.name) return `the link ${file.soname} does not point to ${file.name}`;
     }
-    if (req.verify === 'full') {
-      const digest = yield* hashFileAt(io, p, file.size, scratchBuffer(io));
-      if (digest !== file.xxh64) return `${file.name} has xxh64 ${String(digest)} instead of ${file.xxh64}`;
+    // Any write to the file after it was published moves its ctime, which no
+    // user can set back, so a same-size rewrite is seen from the lstat alone.
+    // So is a copy of the whole directory (a cache baked into a container
+    // image, a backup restored): new inodes, same bytes. Only then is the file
+    // hashed, to tell the two apart.
+    const same = recorded.get(file.name) === fileIdentity(fst);
+    if (!same || req.verify === 'full') {
+      const digest = yield* hashFileAt(io, p, file.size, (scratch ??= scratchBuffer(io)));
+      if (digest !== file.xxh64) return `${file.name} ${same ? '' : 'was changed after it was published: it '}has xxh64 ${String(digest)} instead of ${file.xxh64}`;
+      if (!same) moved = true;
     }
   }
-  return 'ok';
+  return moved ? MOVED : 'ok';
+}
+
+/** {@link checkBundleDir}'s answer for a complete directory whose files are not the ones its marker recorded, but have their bytes. */
+const MOVED = 'ok, but moved';
+
+/**
+ * Records the identities of the files now in `dir` in its marker (replaced by
+ * rename, through a staging file in the root, so that the directory never
+ * holds an entry a concurrent check would take for damage), so the next start
+ * need not hash them again. Best effort: a read-only root keeps the old marker.
+ */
+function* refreshMarker(io: Io, dir: string, req: CacheRequest, root: string): Step<void> {
+  try {
+    const identities = new Map<string, string>();
+    for (const file of req.variant.files) {
+      const st = yield* io.lstat(path.join(dir, file.name));
+      if (st === null) return;
+      identities.set(file.name, fileIdentity(st));
+    }
+    const staging = yield* io.mkdtemp(root, stagingPrefix('marker'));
+    try {
+      const temp = path.join(staging, COMPLETE_MARKER);
+      const fd = yield* io.create(temp, 0o600);
+      try {
+        yield* io.write(fd, Buffer.from(markerText(req.variant, identities)));
+        yield* io.fsync(fd);
+      } finally {
+        yield* io.close(fd);
+      }
+      yield* io.rename(temp, path.join(dir, COMPLETE_MARKER));
+    } finally {
+      yield* io.rm(staging);
+    }
+  } catch (e) {
+    debug('the marker of %s keeps its old identities: %s', dir, (e as Error).message);
+  }
 }
 
 /**
@@ -480,7 +523,7 @@ function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root:
       if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw e;
     }
     const state = yield* checkBundleDir(io, dir, req);
-    if (state === 'ok') {
+    if (state === 'ok' || state === MOVED) {
       debug('another process published %s first; using it', dir);
       return { dir, reused: true };
     }

@@ -273,7 +273,7 @@ describe('cache: materialize', () => {
       });
     }
 
-    it("a same-size rewrite in place is seen by verify: 'size' too, from the lstat alone (its ctime moved), and rebuilt", () => {
+    it("a same-size rewrite in place is seen by verify: 'size' too (its ctime moved), confirmed by hashing that file alone, and rebuilt", () => {
       const root = freshRoot();
       const { dir } = materializeSync([root]);
       const plugin = path.join(dir, 'libdemo_plugin.so');
@@ -289,9 +289,28 @@ describe('cache: materialize', () => {
       const r = runSync(materialize(watchedIo(syncIo, calls), request([root], { verify: 'size' })));
       assert.equal(r.reused, false);
       assertComplete(dir);
-      // Seen before any file was opened for reading: the check is the warm start's own lstat.
+      // Seen from the warm start's own lstat: only the file whose identity moved was read before the rebuild.
       const firstCreate = calls.findIndex((c) => c.op === 'mkdtemp');
-      assert.ok(!calls.slice(0, firstCreate).some((c) => c.op === 'openRead'), 'nothing was hashed to notice it');
+      assert.deepEqual(calls.slice(0, firstCreate).filter((c) => c.op === 'openRead').map((c) => c.args[0]), [plugin]);
+    });
+
+    it('a directory copied whole (new inodes, same bytes: a cache baked into an image) is reused after hashing its files once; its marker then records the new identities', () => {
+      const root = freshRoot();
+      const { dir } = materializeSync([root]);
+      const copy = path.join(tempDir(), 'copy');
+      fs.cpSync(dir, copy, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true });
+      fs.rmSync(dir, { recursive: true });
+      fs.renameSync(copy, dir);
+      fs.chmodSync(dir, 0o700);
+      const first: Call[] = [];
+      const r = runSync(materialize(watchedIo(syncIo, first), request([root])));
+      assert.equal(r.reused, true, 'reused, not extracted again');
+      assert.deepEqual(first.filter((c) => c.op === 'openRead').map((c) => path.basename(String(c.args[0]))).sort(), [...FILES].sort(), 'each file hashed once');
+      assertComplete(dir);
+      assert.deepEqual(rootEntries(root), [dirName], 'the marker was replaced without leftovers');
+      const second: Call[] = [];
+      assert.equal(runSync(materialize(watchedIo(syncIo, second), request([root]))).reused, true);
+      assert.deepEqual(second.filter((c) => c.op === 'openRead'), [], 'the next start reads no file');
     });
 
     it("a file replaced by another of the same size (new inode) is seen by verify: 'size', and rebuilt", () => {
