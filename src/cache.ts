@@ -22,7 +22,7 @@ import { DlbundleError, isDlbundleError } from './errors';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import { dropLease, stagingPrefix, sweepStaging, takeLease } from './leases';
-import { mountOf } from './mounts';
+import { mountOfPath } from './mounts';
 import type { Io, Step } from './io';
 import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
 import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, type ManifestFile, type ManifestVariant } from './manifest';
@@ -222,14 +222,8 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
 
 /** `E_NOEXEC` when `root` is on a file system mounted noexec: its files could be written but never mapped executable. */
 function* refuseNoexec(io: Io, root: string): Step<void> {
-  let mountinfo: string;
-  try {
-    mountinfo = (yield* io.readFile('/proc/self/mountinfo')).toString('utf8');
-  } catch {
-    // No /proc: dlopen's "failed to map segment" is still reported as E_NOEXEC.
-    return;
-  }
-  const mount = mountOf(root, mountinfo);
+  // Without /proc, dlopen's "failed to map segment" is still reported as E_NOEXEC.
+  const mount = yield* mountOfPath(io, root);
   if (mount?.options.includes('noexec') === true) {
     throw new DlbundleError('E_NOEXEC', `${JSON.stringify(root)} is on ${JSON.stringify(mount.mountPoint)}, mounted noexec: libraries there cannot be loaded.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a file system that allows executables.', { dir: root });
   }

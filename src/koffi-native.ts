@@ -23,7 +23,7 @@ import { runSync, syncIo } from './io';
 import { loadError } from './loader';
 import type { Manifest, ManifestFile } from './manifest';
 import { createMemoryFileWithoutKoffi, memoryFilePath, memoryModeSupported } from './memory';
-import { cacheRoots } from './roots';
+import { candidateRoots } from './roots';
 import { fromBuffers, type BlobInput } from './sources/buffers';
 import { fromSea, seaModule } from './sources/sea';
 import type { Source } from './sources/source';
@@ -69,7 +69,8 @@ export function loadKoffiNative(): unknown {
   if (variant === undefined) throw new DlbundleError('E_NO_VARIANT', `koffi's native module has no ${choice.key} build.`, 'Rebuild on a machine where koffi is installed for this platform.');
   const file = variant.files.find((f) => f.name === KOFFI_NATIVE_FILE);
   if (file === undefined) throw new DlbundleError('E_MISSING_BLOB', `The ${KOFFI_NATIVE_BUNDLE} bundle (${choice.key}) has no ${KOFFI_NATIVE_FILE}.`, 'Build the program again with `dlbundle sea` / `dlbundle bundle`.');
-  const placed = runSync(tryMaterialize(syncIo, { bundleName: manifest.name, variantKey: choice.key, variant, source, roots: cacheRoots(), verify: 'size' }));
+  const { roots, unavailable } = candidateRoots();
+  const placed = runSync(tryMaterialize(syncIo, { bundleName: manifest.name, variantKey: choice.key, variant, source, roots, unavailableRoots: unavailable, verify: 'size' }));
   if ('dir' in placed) {
     try {
       return dlopenKoffi(file, path.join(placed.dir, KOFFI_NATIVE_FILE));

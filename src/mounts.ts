@@ -4,6 +4,7 @@
  * `dlopen` cannot map them executable, so it is skipped before extracting.
  */
 import * as path from 'node:path';
+import type { Io, Step } from './io';
 
 /** The mount that holds a path. */
 export interface MountFacts {
@@ -33,6 +34,24 @@ export function mountOf(file: string, mountinfo: string): MountFacts | null {
     best = { mountPoint, options: (fields[5] ?? '').split(','), fsType: dash < 0 ? '' : fields[dash + 1] ?? '' };
   }
   return best;
+}
+
+/**
+ * The mount holding `file` according to this process's mount table, or null
+ * when there is no /proc to read it from (no mount flag can be known then,
+ * and the callers' other checks still hold).
+ *
+ * @example
+ * const mount = runSync(mountOfPath(syncIo, '/tmp/dlbundle-0')); mount?.options.includes('noexec')
+ */
+export function* mountOfPath(io: Io, file: string): Step<MountFacts | null> {
+  let mountinfo: string;
+  try {
+    mountinfo = (yield* io.readFile('/proc/self/mountinfo')).toString('utf8');
+  } catch {
+    return null;
+  }
+  return mountOf(file, mountinfo);
 }
 
 function contains(mountPoint: string, file: string): boolean {

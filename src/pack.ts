@@ -228,7 +228,7 @@ function readExistingManifest(manifestPath: string, name: string): Manifest | nu
 }
 
 // 1 MiB: large enough that per-call costs vanish, small enough that packing a
-// 2 GiB library costs a few MiB of memory (xxh64's wasm memory grows to the chunk).
+// 2 GiB library costs a few MiB of memory.
 const CHUNK = 1 << 20;
 let zeros: Buffer | undefined;
 

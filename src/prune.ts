@@ -215,7 +215,7 @@ function removeUnused(e: CacheEntry): 'removed' | 'in use' | 'gone' {
   let aside: string;
   try {
     if (leasesOf(e.root, name).length > 0) return 'in use';
-    aside = fs.mkdtempSync(path.join(e.root, `${stagingPrefix('pruned')}-${process.pid}-`));
+    aside = runSync(syncIo.mkdtemp(e.root, stagingPrefix('pruned')));
     try {
       fs.renameSync(e.dir, path.join(aside, name));
     } catch (err) {

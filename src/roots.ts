@@ -29,7 +29,7 @@ import * as path from 'node:path';
 import { DlbundleError, type DlbundleErrorCode } from './errors';
 import { ioError } from './file-io';
 import { runSync, syncIo, type Io, type Step } from './io';
-import { mountOf, type MountFacts } from './mounts';
+import { mountOfPath, type MountFacts } from './mounts';
 
 /** A root that was not used, and why. */
 export interface RootFallback {
@@ -72,16 +72,6 @@ export function candidateRoots(cacheDir?: string): CandidateRoots {
     else unavailable.push({ root: HOME_ROOT_LABEL, code: 'E_IO', reason: home.reason });
   }
   return { roots: [...new Set(roots)], unavailable };
-}
-
-/**
- * The roots of {@link candidateRoots}, without the ones that could not be named.
- *
- * @example
- * cacheRoots() // ['/tmp/dlbundle-1000', '/home/me/.cache/dlbundle']
- */
-export function cacheRoots(cacheDir?: string): string[] {
-  return [...candidateRoots(cacheDir).roots];
 }
 
 // os.homedir() throws when HOME is unset and the uid has no passwd entry.
@@ -229,14 +219,8 @@ function pseudoMountProblem(mount: MountFacts | null): string | null {
 }
 
 function* refusePseudoFileSystem(io: Io, root: string, existing: string): Step<void> {
-  let mountinfo: string;
-  try {
-    mountinfo = (yield* io.readFile('/proc/self/mountinfo')).toString('utf8');
-  } catch {
-    // No /proc: there is no proc file system to refuse, and a failing mkdir is reported once.
-    return;
-  }
-  const problem = pseudoMountProblem(mountOf(existing, mountinfo));
+  // Without /proc there is no proc file system to refuse, and a failing mkdir is reported once.
+  const problem = pseudoMountProblem(yield* mountOfPath(io, existing));
   if (problem !== null) throw new DlbundleError('E_IO', `${JSON.stringify(root)} ${problem}.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a disk or tmpfs.', { dir: root });
 }
 
@@ -253,7 +237,7 @@ export function unsafeReason(st: fs.Stats | null, me = effectiveUid()): string |
   if (st.isSymbolicLink()) return 'is a symbolic link';
   if (!st.isDirectory()) return 'is not a directory';
   if (st.uid !== me) return `is owned by uid ${st.uid}, not by this user (uid ${me})`;
-  if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')})`;
+  if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${modeText(st)})`;
   return null;
 }
 
@@ -298,14 +282,8 @@ export function assessRoot(root: string): RootAssessment {
   const no = (reason: string): RootAssessment => ({ root, usable: false, reason });
   const state = runSync(walkRoot(syncIo, root, false));
   if ('refused' in state) return no(state.ofRoot ? `it ${state.refused}` : state.refused);
-  let mountinfo = '';
-  try {
-    mountinfo = runSync(syncIo.readFile('/proc/self/mountinfo')).toString('utf8');
-  } catch {
-    // No /proc: the mount flags cannot be known; the other checks still hold.
-  }
   const at = state.exists ? state.real : state.existing;
-  const mount = mountOf(at, mountinfo);
+  const mount = runSync(mountOfPath(syncIo, at));
   const pseudo = pseudoMountProblem(mount);
   if (pseudo !== null) return no(`it ${pseudo}`);
   if (mount?.options.includes('noexec') === true) return no(`it is on ${mount.mountPoint}, mounted noexec`);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { bundleDirName, COMPLETE_MARKER, materialize, type CacheRequest, type CacheResult } from '../src/cache';
-import { cacheRoots } from '../src/roots';
+import { candidateRoots } from '../src/roots';
 import { isDlbundleError } from '../src/errors';
 import { xxh64 } from '../src/hash';
 import { asyncIo, runAsync, runSync, syncIo, type Io } from '../src/io';
@@ -126,20 +126,20 @@ describe('cache: roots', () => {
   it('prefers cacheDir, then $DLBUNDLE_CACHE_DIR, then <tmpdir>/dlbundle-<uid>; $XDG_CACHE_HOME/dlbundle is the fallback', () => {
     process.env.XDG_CACHE_HOME = '/xdg';
     process.env.DLBUNDLE_CACHE_DIR = '/from-env';
-    assert.deepEqual(cacheRoots('/given'), ['/given', '/xdg/dlbundle']);
-    assert.deepEqual(cacheRoots(), ['/from-env', '/xdg/dlbundle']);
+    assert.deepEqual(candidateRoots('/given').roots, ['/given', '/xdg/dlbundle']);
+    assert.deepEqual(candidateRoots().roots, ['/from-env', '/xdg/dlbundle']);
     process.env.DLBUNDLE_CACHE_DIR = '';
-    assert.deepEqual(cacheRoots(), [path.join(os.tmpdir(), `dlbundle-${process.geteuid?.() ?? os.userInfo().uid}`), '/xdg/dlbundle']);
+    assert.deepEqual(candidateRoots().roots, [path.join(os.tmpdir(), `dlbundle-${process.geteuid?.() ?? os.userInfo().uid}`), '/xdg/dlbundle']);
   });
 
   it('reads the environment at each call, ignores a relative XDG_CACHE_HOME, resolves and de-duplicates roots', () => {
     delete process.env.DLBUNDLE_CACHE_DIR;
     process.env.XDG_CACHE_HOME = 'relative/cache';
-    assert.deepEqual(cacheRoots('/a/../b'), ['/b', path.join(os.homedir(), '.cache', 'dlbundle')]);
+    assert.deepEqual(candidateRoots('/a/../b').roots, ['/b', path.join(os.homedir(), '.cache', 'dlbundle')]);
     process.env.XDG_CACHE_HOME = '/same';
-    assert.deepEqual(cacheRoots('/same/dlbundle'), ['/same/dlbundle']);
+    assert.deepEqual(candidateRoots('/same/dlbundle').roots, ['/same/dlbundle']);
     process.env.DLBUNDLE_CACHE_DIR = '/later';
-    assert.deepEqual(cacheRoots(), ['/later', '/same/dlbundle']);
+    assert.deepEqual(candidateRoots().roots, ['/later', '/same/dlbundle']);
   });
 });
 
