@@ -4,7 +4,7 @@
  * the first symbol touched (or `ready()`) reads the manifest, materializes the
  * variant and loads the libraries that symbol needs, in dependency order.
  */
-import createDebug from 'debug';
+import { logger } from './log';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { place, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
@@ -21,7 +21,7 @@ import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbo
 import { resolveSystemLibrary } from './system-libs';
 import { hostTarget, selectVariant, targetFacts } from './variant';
 
-const debug = createDebug('dlbundle:plan');
+const debug = logger('dlbundle:plan');
 
 /** Options of {@link openBundle}. */
 export interface OpenBundleOptions {

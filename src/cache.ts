@@ -17,7 +17,7 @@
  */
 import type * as fs from 'node:fs';
 import * as path from 'node:path';
-import createDebug from 'debug';
+import { logger } from './log';
 import { DlbundleError, isDlbundleError } from './errors';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
@@ -28,7 +28,7 @@ import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, 
 import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
 
-const debug = createDebug('dlbundle:cache');
+const debug = logger('dlbundle:cache');
 
 export { COMPLETE_MARKER };
 

@@ -14,13 +14,13 @@
  * a RangeError; `node --jitless` has no WebAssembly at all — the same hash
  * is computed in plain JavaScript (src/xxh64.ts), several times slower.
  */
-import createDebug from 'debug';
+import { logger } from './log';
 import { DlbundleError } from './errors';
 import { createXxh64Js, type Xxh64Stream } from './xxh64';
 
 export type { Xxh64Stream } from './xxh64';
 
-const debug = createDebug('dlbundle:hash');
+const debug = logger('dlbundle:hash');
 
 // The few WebAssembly globals used here; @types/node for Node 20 does not declare them.
 interface WasmGlobal {

@@ -16,7 +16,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import createDebug from 'debug';
+import { logger } from './log';
 import { streamVerified, tryMaterialize } from './cache';
 import { DlbundleError, isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
@@ -39,7 +39,7 @@ export const KOFFI_NATIVE_FILE = 'koffi.node';
 export const EMBEDDED_KOFFI_KEY = 'dlbundle.koffi-native.v1';
 const EMBEDDED_KEY = Symbol.for(EMBEDDED_KOFFI_KEY);
 
-const debug = createDebug('dlbundle:load');
+const debug = logger('dlbundle:load');
 
 /** koffi's native module carried in memory, as a generated module (`dlbundle pack --module`) registers it under {@link EMBEDDED_KOFFI_KEY}. */
 export interface EmbeddedBundle {

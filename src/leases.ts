@@ -18,11 +18,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import createDebug from 'debug';
+import { logger } from './log';
 import { DlbundleError } from './errors';
 import { runSync, syncIo, type Io, type Step } from './io';
 
-const debug = createDebug('dlbundle:cache');
+const debug = logger('dlbundle:cache');
 
 /** The directory of leases inside a root. */
 export const LEASES_DIR = '.leases';

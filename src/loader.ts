@@ -10,12 +10,12 @@
  */
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import createDebug from 'debug';
+import { logger } from './log';
 import { DlbundleError } from './errors';
 import { koffi, type KoffiLibrary } from './koffi';
 import type { ManifestFile } from './manifest';
 
-const debug = createDebug('dlbundle:load');
+const debug = logger('dlbundle:load');
 
 const REGISTRY_KEY = Symbol.for('dlbundle.registry.v1');
 

@@ -11,12 +11,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import createDebug from 'debug';
+import { logger } from './log';
 import { DlbundleError } from './errors';
 import { koffi } from './koffi';
 import { MEMORY_FILE_LABEL } from './manifest';
 
-const debug = createDebug('dlbundle:cache');
+const debug = logger('dlbundle:cache');
 
 // <linux/memfd.h>: close on exec; MFD_EXEC asks for an executable memfd where
 // the kernel's vm.memfd_noexec policy would otherwise make it non-executable.

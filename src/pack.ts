@@ -12,7 +12,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import createDebug from 'debug';
+import { logger } from './log';
 import { DlbundleError } from './errors';
 import type { ElfInfo } from './elf';
 import { readElfFile } from './elf-file';
@@ -36,7 +36,7 @@ import { compareNames, dependencyGraph, externalDependencies, loadOrder } from '
 import { generationDirName, parseGenerationDirName, readManifestFile } from './sources/directory';
 import { hostTarget, parseVariantKey, targetFacts, variantKey } from './variant';
 
-const debug = createDebug('dlbundle:pack');
+const debug = logger('dlbundle:pack');
 
 /** Options of {@link pack}. */
 export interface PackOptions {

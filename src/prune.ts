@@ -13,7 +13,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import createDebug from 'debug';
+import { logger } from './log';
 import { COMPLETE_MARKER } from './cache';
 import { isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
@@ -21,7 +21,7 @@ import { endPruning, forgetLeases, lastUseOf, leasesOf, stagingPrefix, startPrun
 import { compareNames } from './plan';
 import { candidateRoots, checkRoot, rootFallback, unsafeReason, type RootFallback } from './roots';
 
-const debug = createDebug('dlbundle:cache');
+const debug = logger('dlbundle:cache');
 
 /** One bundle directory in a cache root. */
 export interface CacheEntry {

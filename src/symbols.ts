@@ -28,10 +28,10 @@
  * }, () => koffi.load(corePath));
  * core.add(2, 3); // first access: open() runs once, every symbol is bound
  */
-import createDebug from 'debug';
+import { logger } from './log';
 import { DlbundleError } from './errors';
 
-const debug = createDebug('dlbundle:symbols');
+const debug = logger('dlbundle:symbols');
 
 // ---------------------------------------------------------------------------
 // Values

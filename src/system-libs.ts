@@ -8,11 +8,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import createDebug from 'debug';
+import { logger } from './log';
 import { readElfFile } from './elf-file';
 import { hostTarget, targetFacts } from './variant';
 
-const debug = createDebug('dlbundle:plan');
+const debug = logger('dlbundle:plan');
 
 const LD_SO_CACHE = '/etc/ld.so.cache';
 const CACHE_MAGIC = 'glibc-ld.so.cache1.1';

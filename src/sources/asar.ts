@@ -18,14 +18,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import createDebug from 'debug';
+import { logger } from '../log';
 import { ioError, readRange } from '../file-io';
 import { DlbundleError, isDlbundleError } from '../errors';
 import { runSync, syncIo, type Io, type Step } from '../io';
 import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestFile } from '../manifest';
 import type { BlobReader, Source } from './source';
 
-const debug = createDebug('dlbundle:asar');
+const debug = logger('dlbundle:asar');
 
 /** A JSON object as JSON.parse returns it. */
 type JsonObject = { readonly [key: string]: unknown };
