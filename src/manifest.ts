@@ -87,8 +87,9 @@ export const FILE_NAME_MAX_BYTES = NAME_MAX - 'memfd:'.length - MEMORY_FILE_LABE
 /**
  * The longest bundle name, in bytes (175). The cache stages a bundle in
  * `.staging-<name>-<digest>-<pid namespace>-s<start time>-<pid>-<random>`
- * (leases.ts stagingPrefix, then tmp's `-<pid>-<12 characters>`), which must
- * be one directory entry: 16 hex digits of digest, a pid namespace of at most
+ * (leases.ts stagingPrefix, then mkdtemp's `-<pid>-<6 characters>`, counted
+ * as 12 for headroom), which must be one directory entry: 16 hex digits of
+ * digest, a pid namespace of at most
  * 10 digits (a 32-bit inode number), a start time of at most 20 (a 64-bit
  * count of clock ticks), a pid of at most 7 (pid_max ≤ 2^22).
  */
