@@ -5,8 +5,8 @@
  * variant and loads the libraries that symbol needs, in dependency order.
  */
 import { logger } from './log';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { place, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';

@@ -16,7 +16,7 @@
  *   `verify: 'full'`).
  */
 import type * as fs from 'node:fs';
-import * as path from 'node:path';
+import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError, isDlbundleError } from './errors';
 import { ioError } from './file-io';

@@ -3,7 +3,7 @@
  * The `dlbundle` command: `pack`, `inspect`, `bundle`, `sea`. Each command is
  * a thin layer over a library module; this file parses arguments and prints.
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { parseArgs } from 'node:util';
 import { DlbundleError, isDlbundleError } from './errors';
 import { formatBundle, formatFileReport, inspectFiles, readBundleManifest } from './inspect';

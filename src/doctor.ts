@@ -6,7 +6,7 @@
  * of a trial load in a child process (so nothing is loaded into the caller).
  */
 import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
+import path = require('node:path');
 import { assessRoots, type RootAssessment } from './roots';
 import { isDlbundleError } from './errors';
 import { describeDependencies, formatDependencyTree, readBundleManifest, type LibraryDependencies } from './inspect';

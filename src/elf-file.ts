@@ -3,7 +3,7 @@
  * loading the whole file: `inspect` over hundreds of libraries stays fast,
  * and a 100 MB library costs a few kilobytes of I/O.
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { DlbundleError } from './errors';
 import { ioError, readRange } from './file-io';
 import { readElf, readInterpreter, type ElfByteSource, type ElfInfo } from './elf';

@@ -2,7 +2,7 @@
  * Small synchronous file helpers shared by the readers: positioned reads that
  * fill their buffer, and Node errors turned into DlbundleErrors.
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { DlbundleError } from './errors';
 
 /**

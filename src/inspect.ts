@@ -2,7 +2,7 @@
  * What `dlbundle inspect` reports: the ELF facts of loose files, or the
  * variants of a bundle directory, as data and as text.
  */
-import * as path from 'node:path';
+import path = require('node:path');
 import { DlbundleError } from './errors';
 import { readElfFile } from './elf-file';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';

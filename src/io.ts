@@ -9,8 +9,8 @@
  * yields a promise (async). {@link runSync} and {@link runAsync} drive the same
  * algorithm with either set of operations.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 /** One step of an algorithm: yields promises (async I/O) or nothing (sync I/O), returns `T`. */
 export type Step<T> = Generator<unknown, T, unknown>;

@@ -14,8 +14,8 @@
  * made through koffi, so this one is made by a system interpreter instead
  * ({@link createMemoryFileWithoutKoffi}).
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { logger } from './log';
 import { streamVerified, tryMaterialize } from './cache';
 import { DlbundleError, isDlbundleError } from './errors';

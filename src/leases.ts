@@ -16,8 +16,8 @@
  * Tags of earlier versions (`<ns>-<pid>`, no start time) are still read; see
  * {@link tagIsAlive} for how they are judged.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError } from './errors';
 import { runSync, syncIo, type Io, type Step } from './io';

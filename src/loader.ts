@@ -8,7 +8,7 @@
  * handle stays referenced for the life of the process — koffi unloads a
  * library whose handle is garbage-collected.
  */
-import * as path from 'node:path';
+import path = require('node:path');
 import { performance } from 'node:perf_hooks';
 import { logger } from './log';
 import { DlbundleError } from './errors';

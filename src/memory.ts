@@ -10,7 +10,7 @@
  * "already loaded". Dependencies are matched by soname, as on disk.
  */
 import { spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { logger } from './log';
 import { DlbundleError } from './errors';
 import { koffi } from './koffi';

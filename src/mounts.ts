@@ -3,7 +3,7 @@
  * `/proc/self/mountinfo`: a root on a `noexec` mount can hold files but
  * `dlopen` cannot map them executable, so it is skipped before extracting.
  */
-import * as path from 'node:path';
+import path = require('node:path');
 import type { Io, Step } from './io';
 
 /** The mount that holds a path. */

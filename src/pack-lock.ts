@@ -10,8 +10,8 @@
  * ever reads a half-written lock. A lock whose process is gone (a killed
  * pack) is removed, if it is still the same file, and taken.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { DlbundleError } from './errors';
 import { ioError } from './file-io';
 import { parseTag, processTag, STALE_STAGING_MS, tagIsAlive } from './leases';

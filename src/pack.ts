@@ -10,8 +10,8 @@
  * leaves the old bundle or the new one; the next pack removes what it left.
  * Modes follow the umask (0755 / 0644 under 022), like any build output.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError } from './errors';
 import type { ElfInfo } from './elf';

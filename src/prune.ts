@@ -11,8 +11,8 @@
  * a link to someone's files halfway through; entries that are not private
  * directories of this user are left alone all the same.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { logger } from './log';
 import { COMPLETE_MARKER } from './cache';
 import { isDlbundleError } from './errors';

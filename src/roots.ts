@@ -23,9 +23,9 @@
  * directory this user owns may since have been made writable, or been
  * replaced by one that is not.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { DlbundleError, type DlbundleErrorCode } from './errors';
 import { ioError } from './file-io';
 import { runSync, syncIo, type Io, type Step } from './io';

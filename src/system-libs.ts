@@ -6,8 +6,8 @@
  * file). Looking first means a missing dependency is reported by name
  * (`E_MISSING_DEP`) instead of as a bare `dlopen` message.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { logger } from './log';
 import { readElfFile } from './elf-file';
 import { hostTarget, targetFacts } from './variant';

@@ -3,7 +3,7 @@
  * ELF machine each one runs, and which key this machine has. Every
  * platform-specific fact lives in the one table below.
  */
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { DlbundleError } from './errors';
 import { readInterpreterFile } from './elf-file';
 

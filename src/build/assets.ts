@@ -2,8 +2,8 @@
  * The files of a bundle directory as (key → path) pairs: the layout that SEA
  * assets and generated modules carry, `<variant>/<file>` plus `dlbundle.json`.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { pack } from '../pack';
 import { installedKoffiNative, KOFFI_NATIVE_BUNDLE } from '../koffi-native';
 import { readBundleManifest } from '../inspect';

@@ -5,9 +5,9 @@
  * decoded only when the cache asks for them, so loading the module costs a
  * parse, not a decode of every library.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { EMBEDDED_KOFFI_KEY } from '../koffi-native';
 import { MANIFEST_FILE } from '../manifest';
 import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';

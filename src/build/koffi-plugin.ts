@@ -6,7 +6,7 @@
  * the generated module and loads it through the cache; and Electron's
  * `original-fs` is left to Electron.
  */
-import * as path from 'node:path';
+import path = require('node:path');
 
 /** The part of esbuild's plugin interface this plugin uses (esbuild is an optional dependency). */
 export interface EsbuildPluginLike {

@@ -4,9 +4,9 @@
  * libraries and koffi's native module injected into a copy of `node`).
  */
 import { execFileSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import os = require('node:os');
+import path = require('node:path');
 import { DlbundleError } from '../errors';
 import { SEA_INDEX_ASSET, seaAssetKey } from '../sources/sea';
 import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';

@@ -16,8 +16,8 @@
  * (`size`, and `offset` unless `unpacked`). Unpacked files live on disk at
  * `<archive>.unpacked/<path inside the archive>`.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { logger } from '../log';
 import { ioError, readRange } from '../file-io';
 import { DlbundleError, isDlbundleError } from '../errors';

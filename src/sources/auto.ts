@@ -4,8 +4,8 @@
  * asar archive (with or without an unpacked copy), or in a plain directory.
  * The choice and its reason appear in `explain().source`.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { DlbundleError } from '../errors';
 import { asarLocation, fromAsar, unpackedTwin } from './asar';
 import { fromDirectory, inPlaceDirectory } from './directory';

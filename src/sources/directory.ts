@@ -5,8 +5,8 @@
  * directory of the digest dlbundle.json names: blobs are read from there
  * first, so the manifest's rename is the one switch from old to new files.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { DlbundleError } from '../errors';
 import { ioError } from '../file-io';
 import type { Io } from '../io';
