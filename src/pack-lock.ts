@@ -8,7 +8,8 @@
  * The lock is `<out>/.dlbundle-pack.lock`, holding its process's tag (see
  * leases.ts). It is made whole by linking a file already written, so no pack
  * ever reads a half-written lock. A lock whose process is gone (a killed
- * pack) is removed, if it is still the same file, and taken.
+ * pack) is removed, if it is still the same file, and taken; so are the
+ * drafts of killed packs.
  */
 import fs = require('node:fs');
 import path = require('node:path');
@@ -29,6 +30,7 @@ export const PACK_LOCK = '.dlbundle-pack.lock';
 export function lockOutput(out: string): () => void {
   const lock = path.join(out, PACK_LOCK);
   const mine = `${lock}.${processTag()}`;
+  removeDeadDrafts(out);
   try {
     fs.writeFileSync(mine, `${processTag()}\n`, { mode: 0o666 });
   } catch (e) {
@@ -53,6 +55,19 @@ export function lockOutput(out: string): () => void {
     throw busy(out, null);
   } finally {
     fs.rmSync(mine, { force: true });
+  }
+}
+
+// A pack killed between writing its draft and linking it leaves the draft
+// (`.dlbundle-pack.lock.<tag>`): removed once its process is gone.
+function removeDeadDrafts(out: string): void {
+  for (const name of fs.readdirSync(out)) {
+    if (!name.startsWith(`${PACK_LOCK}.`)) continue;
+    const tag = parseTag(name.slice(PACK_LOCK.length + 1));
+    const st = fs.lstatSync(path.join(out, name), { throwIfNoEntry: false });
+    if (tag === null || st === undefined) continue;
+    const alive = tagIsAlive(tag.namespace, tag.pid, tag.start, st.mtimeMs);
+    if (alive === false || (alive === null && Date.now() - st.mtimeMs >= STALE_STAGING_MS)) fs.rmSync(path.join(out, name), { force: true });
   }
 }
 

@@ -492,8 +492,10 @@ describe('pack: one pack at a time per output directory', function () {
       const e = expectCode('E_USAGE', () => pack([nativeFixture('libdemo_app.so'), nativeFixture('libdemo_core.so'), nativeFixture('libdemo_codec.so.1.2.3')], { name: 'demo', out }));
       assert.match(e.message, new RegExp(`Another \`dlbundle pack\` \\(pid ${pid}\\) is writing into`));
       assert.equal(fs.readFileSync(path.join(out, MANIFEST_FILE), 'utf8'), before);
-      // The same pid with another start time is a process that is gone (its pid reused): the lock is taken.
+      // The same pid with another start time is a process that is gone (its pid reused): the lock is
+      // taken, and that pack's draft (killed between writing it and linking it) removed.
       fs.writeFileSync(path.join(out, PACK_LOCK), `${ns}-${pid}-${Number(start) - 1}\n`);
+      fs.writeFileSync(path.join(out, `${PACK_LOCK}.${ns}-${pid}-${Number(start) - 1}`), `${ns}-${pid}-${Number(start) - 1}\n`);
       pack([nativeFixture('libdemo_app.so'), nativeFixture('libdemo_core.so'), nativeFixture('libdemo_codec.so.1.2.3')], { name: 'demo', out });
       assert.deepEqual(fs.readdirSync(out).sort(), [MANIFEST_FILE, KEY].sort(), 'the lock is gone after the pack');
     } finally {
