@@ -5,14 +5,13 @@
  * variant and loads the libraries that symbol needs, in dependency order.
  */
 import { logger } from './log';
-import fs = require('node:fs');
 import path = require('node:path');
-import { place, streamVerified, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
+import { place, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { dropLease, sweepStaging } from './leases';
 import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
-import { createMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
+import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, dependencyGraph, type DependencyGraph } from './plan';
 import { candidateRoots, type RootFallback } from './roots';
@@ -408,17 +407,7 @@ class LazyBundle implements Bundle {
   private locate(file: ManifestFile): LibraryLocation {
     const p = this.placeSync();
     if (p.kind === 'disk') return { path: path.join(p.result.dir, file.name), from: this.options.source.inPlaceDir !== undefined ? 'in-place' : 'disk' };
-    const fd = sharedMemoryFile(file, () => {
-      const created = createMemoryFile(file.name);
-      try {
-        runSync(streamVerified(syncIo, { source: this.options.source, variantKey: this.resolve().key }, file, created, Buffer.allocUnsafe(1 << 16)));
-      } catch (e) {
-        // Never opened by dlopen, so its number can be reused safely.
-        fs.closeSync(created);
-        throw e;
-      }
-      return created;
-    });
+    const fd = sharedMemoryFile(file, () => fillMemoryFile(createMemoryFile(file.name), { source: this.options.source, variantKey: this.resolve().key }, file));
     return { path: memoryFilePath(fd), from: 'memory' };
   }
 

@@ -17,12 +17,12 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
-import { streamVerified, tryMaterialize } from './cache';
+import { tryMaterialize } from './cache';
 import { DlbundleError, isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { loadError } from './loader';
 import type { Manifest, ManifestFile } from './manifest';
-import { createMemoryFileWithoutKoffi, memoryFilePath, memoryModeSupported } from './memory';
+import { createMemoryFileWithoutKoffi, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import { candidateRoots } from './roots';
 import { fromBuffers, type BlobInput } from './sources/buffers';
 import { fromSea, seaModule } from './sources/sea';
@@ -108,14 +108,7 @@ function fromMemory(source: Source, variantKey: string, file: ManifestFile, disk
     const next = e.message.slice(e.message.lastIndexOf('\n') + 1);
     throw new DlbundleError(e.code, `koffi's native module (${KOFFI_NATIVE_FILE}) could not be placed. ${what(diskError)}\n${what(e)}`, next, { file: file.name, cause: e });
   }
-  try {
-    runSync(streamVerified(syncIo, { source, variantKey }, file, fd, Buffer.allocUnsafe(1 << 16)));
-  } catch (e) {
-    // Never opened by dlopen, so its number can be reused safely.
-    fs.closeSync(fd);
-    throw e;
-  }
-  return dlopenKoffi(file, memoryFilePath(fd));
+  return dlopenKoffi(file, memoryFilePath(fillMemoryFile(fd, { source, variantKey }, file)));
 }
 
 function koffiNativeSource(): Source {

@@ -405,9 +405,10 @@ function* livePrunes(io: Io, root: string, dirName: string): Step<ProcessTag[]> 
   for (const name of names) {
     const tag = parseTag(name);
     if (tag === null) continue;
-    const foreign = tag.namespace !== pidNamespace();
-    const st = tag.start === null || foreign ? yield* io.lstat(path.join(dir, name)) : null;
-    if (st === null && (tag.start === null || foreign)) continue;
+    // The intent's age matters only for a tag without a start time or from another pid namespace.
+    const aged = tag.start === null || tag.namespace !== pidNamespace();
+    const st = aged ? yield* io.lstat(path.join(dir, name)) : null;
+    if (aged && st === null) continue;
     const alive = tagIsAlive(tag.namespace, tag.pid, tag.start, st?.mtimeMs ?? Infinity);
     if (alive === false || (alive === null && Date.now() - (st?.mtimeMs ?? 0) > STALE_INTENT_MS)) {
       // A prune killed while deciding: it will never move anything.

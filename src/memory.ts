@@ -12,9 +12,11 @@
 import { spawnSync } from 'node:child_process';
 import fs = require('node:fs');
 import { logger } from './log';
+import { streamVerified, type CacheRequest } from './cache';
 import { DlbundleError } from './errors';
+import { runSync, syncIo } from './io';
 import { koffi } from './koffi';
-import { MEMORY_FILE_LABEL } from './manifest';
+import { MEMORY_FILE_LABEL, type ManifestFile } from './manifest';
 
 const debug = logger('dlbundle:cache');
 
@@ -70,6 +72,25 @@ export function createMemoryFile(name: string): number {
     }
   }
   throw new DlbundleError('E_NOEXEC', `memfd_create is not usable for ${JSON.stringify(name)} on this kernel.`, 'Give dlbundle a cache directory on a file system that allows executables.', { file: name });
+}
+
+/**
+ * Writes `file` from the source into the new memory file `fd`, checked
+ * against the manifest (`E_INTEGRITY` otherwise), and returns `fd`. A refused
+ * file's descriptor is closed: it was never opened by dlopen, so its number
+ * can be reused safely.
+ *
+ * @example
+ * const fd = fillMemoryFile(createMemoryFile(file.name), { source, variantKey }, file);
+ */
+export function fillMemoryFile(fd: number, from: Pick<CacheRequest, 'source' | 'variantKey'>, file: ManifestFile): number {
+  try {
+    runSync(streamVerified(syncIo, from, file, fd, Buffer.allocUnsafe(1 << 16)));
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  return fd;
 }
 
 /** The path a memory file is loaded from. */
