@@ -383,6 +383,7 @@ class LazyBundle implements Bundle {
       roots: candidates.roots.filter((root) => !abandoned.has(root)),
       unavailableRoots: candidates.unavailable,
       verify: this.options.verify ?? 'size',
+      durability: 'background',
     };
   }
 

@@ -15,7 +15,7 @@
  * - A warm start is a few `lstat`s: no hashing, no copying (unless
  *   `verify: 'full'`).
  */
-import type * as fs from 'node:fs';
+import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError, isDlbundleError } from './errors';
@@ -23,7 +23,7 @@ import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import { dropLease, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOfPath } from './mounts';
-import type { Io, Step } from './io';
+import { asyncIo, runAsync, type Io, type Step } from './io';
 import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
 import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
@@ -57,6 +57,16 @@ export interface CacheRequest {
   /** Roots that could not even be named (no home directory): reported after the roots tried. */
   readonly unavailableRoots?: readonly RootFallback[];
   readonly verify: VerifyMode;
+  /**
+   * When a new directory is made durable. `'before-use'` (the default):
+   * files, marker and directory are flushed before it is renamed into place.
+   * `'background'`: it is renamed into place as soon as every file is written
+   * and verified, and flushed afterwards on libuv's thread pool; the
+   * completion marker is written only once the files are on disk (see
+   * {@link sealLater}), so a power cut still never leaves a directory that
+   * looks complete.
+   */
+  readonly durability?: 'before-use' | 'background';
 }
 
 /** Where the variant's files are now. */
@@ -207,9 +217,19 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
     if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
     if (exists) yield* refuseNoexec(io, root);
     yield* sweepStaging(io, root);
-    const staging = yield* extract(io, req, root);
+    const { staging, identities } = yield* extract(io, req, root);
     try {
-      return { ...(yield* publish(io, staging, dir, req, root)), ...unprotected };
+      if (req.durability === 'background') {
+        // Marked complete for this boot only, used at once, and flushed after.
+        yield* writeMarker(io, staging, markerText(req.variant, identities, bootId()), false);
+        const published = yield* publish(io, staging, dir, req, root, false);
+        if (!published.reused) sealLater(dir, req, root, identities);
+        return { ...published, ...unprotected };
+      }
+      yield* flushFiles(io, staging, req);
+      yield* writeMarker(io, staging, markerText(req.variant, identities), true);
+      yield* fsyncFile(io, staging);
+      return { ...(yield* publish(io, staging, dir, req, root, true)), ...unprotected };
     } finally {
       yield* io.rm(staging);
     }
@@ -256,8 +276,12 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stat
   const marker = (yield* io.readFile(path.join(dir, COMPLETE_MARKER))).toString('utf8');
   const head = markerHead(req.variant);
   if (!marker.startsWith(head)) return 'the completion marker is for another file list';
-  const recorded = parseIdentities(marker.slice(head.length));
-  if (recorded === null) return 'the completion marker records no file identities';
+  const parsed = parseMarkerTail(marker.slice(head.length));
+  if (parsed === null) return 'the completion marker records no file identities';
+  // Marked before its files were known to be on disk, and the machine has
+  // restarted since (a crash, a power cut): the files may have lost writes
+  // the marker saw, so each is hashed as if its identity had moved.
+  const recorded = parsed.unflushedInBoot !== null && parsed.unflushedInBoot !== bootId() ? new Map<string, string>() : parsed.identities;
 
   let scratch: Buffer | undefined;
   let moved = false;
@@ -303,49 +327,74 @@ function* refreshMarker(io: Io, dir: string, req: CacheRequest, root: string): S
       if (st === null) return;
       identities.set(file.name, fileIdentity(st));
     }
-    const staging = yield* io.mkdtemp(root, stagingPrefix('marker'));
-    try {
-      const temp = path.join(staging, COMPLETE_MARKER);
-      const fd = yield* io.create(temp, 0o600);
-      try {
-        yield* io.write(fd, Buffer.from(markerText(req.variant, identities)));
-        yield* io.fsync(fd);
-      } finally {
-        yield* io.close(fd);
-      }
-      yield* io.rename(temp, path.join(dir, COMPLETE_MARKER));
-    } finally {
-      yield* io.rm(staging);
-    }
+    yield* replaceMarker(io, dir, root, markerText(req.variant, identities));
   } catch (e) {
     debug('the marker of %s keeps its old identities: %s', dir, (e as Error).message);
   }
 }
 
 /**
- * The completion marker: the canonical file list, then one JSON line mapping
- * each file name to its {@link fileIdentity} as published.
+ * Replaces the completion marker of the published directory `dir` with
+ * `text`, through a staging file in the root renamed over it, so that the
+ * directory never holds an entry a concurrent check would take for damage.
  */
-function markerText(variant: ManifestVariant, identities: ReadonlyMap<string, string>): string {
-  return `${markerHead(variant)}${JSON.stringify(Object.fromEntries(identities))}\n`;
+function* replaceMarker(io: Io, dir: string, root: string, text: string): Step<void> {
+  const staging = yield* io.mkdtemp(root, stagingPrefix('marker'));
+  try {
+    yield* writeMarker(io, staging, text, true);
+    yield* io.rename(path.join(staging, COMPLETE_MARKER), path.join(dir, COMPLETE_MARKER));
+  } finally {
+    yield* io.rm(staging);
+  }
+}
+
+/**
+ * The completion marker: the canonical file list, then one JSON line mapping
+ * each file name to its {@link fileIdentity} as published, then — for a
+ * marker written before the files were flushed — a line naming the boot it
+ * is valid in.
+ */
+function markerText(variant: ManifestVariant, identities: ReadonlyMap<string, string>, unflushedInBoot?: string | null): string {
+  const boot = unflushedInBoot === undefined ? '' : `${UNFLUSHED}${unflushedInBoot ?? 'unknown'}\n`;
+  return `${markerHead(variant)}${JSON.stringify(Object.fromEntries(identities))}\n${boot}`;
 }
 
 function markerHead(variant: ManifestVariant): string {
   return `${canonicalFileList(variant.files)}\n`;
 }
 
-/** The identities a marker records, or null when the rest of the marker is not such a record. */
-function parseIdentities(text: string): Map<string, string> | null {
+const UNFLUSHED = 'unflushed in boot ';
+
+/** What a marker records after its file list, or null when that is not such a record. */
+function parseMarkerTail(text: string): { identities: Map<string, string>; unflushedInBoot: string | null } | null {
+  const end = text.indexOf('\n');
+  const rest = end < 0 ? '' : text.slice(end + 1);
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(end < 0 ? text : text.slice(0, end));
   } catch {
     return null;
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
-  const out = new Map<string, string>();
-  for (const [name, id] of Object.entries(value)) if (typeof id === 'string') out.set(name, id);
-  return out;
+  const identities = new Map<string, string>();
+  for (const [name, id] of Object.entries(value)) if (typeof id === 'string') identities.set(name, id);
+  if (rest === '') return { identities, unflushedInBoot: null };
+  if (!rest.startsWith(UNFLUSHED) || !rest.endsWith('\n')) return null;
+  return { identities, unflushedInBoot: rest.slice(UNFLUSHED.length, -1) };
+}
+
+let bootIdCache: string | null | undefined;
+
+/** This boot's id (`/proc/sys/kernel/random/boot_id`), or null without /proc: then no boot-bound marker is trusted. */
+function bootId(): string | null {
+  if (bootIdCache === undefined) {
+    try {
+      bootIdCache = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+    } catch {
+      bootIdCache = null;
+    }
+  }
+  return bootIdCache;
 }
 
 /**
@@ -394,8 +443,13 @@ function* hashDescriptor(io: Io, fd: number, limit: number, scratch: Buffer): St
   return { size, digest: hash.digest() };
 }
 
-/** Writes every file of the variant into a new staging directory in `root` and returns it. */
-function* extract(io: Io, req: CacheRequest, root: string): Step<string> {
+/**
+ * Writes every file of the variant into a new staging directory in `root`,
+ * each verified against the manifest, and returns it with each file's
+ * identity. Nothing is flushed yet beyond the early flushes started per file:
+ * {@link seal} does that.
+ */
+function* extract(io: Io, req: CacheRequest, root: string): Step<{ staging: string; identities: Map<string, string> }> {
   // The digest names the directory every later start trusts; check it once, here.
   checkVariantDigest(req.variant, req.source.location, `variants[${JSON.stringify(req.variantKey)}]`);
   const staging = yield* io.mkdtemp(root, stagingPrefix(bundleDirName(req.bundleName, req.variant)));
@@ -408,31 +462,62 @@ function* extract(io: Io, req: CacheRequest, root: string): Step<string> {
         yield* io.symlink(file.name, path.join(staging, file.soname));
       }
     }
-    // Flushed after all are written: on ext4 (data=ordered) the first fsync's
-    // journal commit writes every file's data, so the rest cost little, where
-    // one fsync per file as it is written paid a commit each.
+    // Taken once every file is written: nothing after this changes them (a
+    // flush or the rename does not move mtime or ctime).
     const identities = new Map<string, string>();
     for (const file of req.variant.files) {
       const p = path.join(staging, file.name);
-      yield* fsyncFile(io, p);
-      // Taken last: nothing after this changes the file, the rename included.
       const st = yield* io.lstat(p);
       if (st === null) throw new DlbundleError('E_IO', `${JSON.stringify(p)} vanished from this process's staging directory.`, 'Another program is removing files in the cache root; stop it, or use another cache directory.', { file: file.name, dir: staging });
       identities.set(file.name, fileIdentity(st));
     }
-    const marker = yield* io.create(path.join(staging, COMPLETE_MARKER), 0o600);
-    try {
-      yield* io.write(marker, Buffer.from(markerText(req.variant, identities)));
-      yield* io.fsync(marker);
-    } finally {
-      yield* io.close(marker);
-    }
-    yield* fsyncFile(io, staging);
-    return staging;
+    return { staging, identities };
   } catch (e) {
     yield* io.rm(staging);
     throw e;
   }
+}
+
+// Flushed after all are written: on ext4 (data=ordered) the first fsync's
+// journal commit writes every file's data, so the rest cost little, where one
+// fsync per file as it is written paid a commit each.
+function* flushFiles(io: Io, dir: string, req: CacheRequest): Step<void> {
+  for (const file of req.variant.files) yield* fsyncFile(io, path.join(dir, file.name));
+}
+
+/** Writes the completion marker into the staging directory `dir`; `flush`: to disk before it is closed. */
+function* writeMarker(io: Io, dir: string, text: string, flush: boolean): Step<void> {
+  const fd = yield* io.create(path.join(dir, COMPLETE_MARKER), 0o600);
+  try {
+    yield* io.write(fd, Buffer.from(text));
+    if (flush) yield* io.fsync(fd);
+  } finally {
+    yield* io.close(fd);
+  }
+}
+
+/**
+ * Makes the directory `dir`, published with a marker valid for this boot
+ * only, durable on libuv's thread pool, so that a first start does not wait
+ * for the disk: its files are flushed, then the marker is replaced by one
+ * valid in every boot, then the directory and the root are flushed. Until
+ * then a crash can cost the files writes, and the marker says so: after a
+ * restart its files are hashed before they are used (checkBundleDir). A
+ * process that exits before the flush is done leaves that marker, with the
+ * same effect; one that stays alive keeps its event loop busy until it is done.
+ */
+function sealLater(dir: string, req: CacheRequest, root: string, identities: ReadonlyMap<string, string>): void {
+  function* seal(): Step<void> {
+    yield* flushFiles(asyncIo, dir, req);
+    yield* replaceMarker(asyncIo, dir, root, markerText(req.variant, identities));
+    yield* fsyncFile(asyncIo, dir);
+    yield* fsyncFile(asyncIo, root);
+  }
+  runAsync(seal()).then(
+    () => debug('flushed %s', dir),
+    // The boot-bound marker stays: correct, and hashed once after a restart.
+    (e: unknown) => debug('could not flush %s: %s', dir, (e as Error).message),
+  );
 }
 
 /**
@@ -506,11 +591,11 @@ function checkBlob(req: Pick<CacheRequest, 'source'>, file: ManifestFile, size: 
  * moved aside first; when another process published first, its directory is
  * checked and used.
  */
-function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean }> {
+function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root: string, flush: boolean): Step<{ dir: string; reused: boolean }> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       yield* io.rename(staging, dir);
-      yield* fsyncFile(io, root);
+      if (flush) yield* fsyncFile(io, root);
       return { dir, reused: false };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
