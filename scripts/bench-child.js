@@ -15,6 +15,7 @@ const config = JSON.parse(process.argv[2]);
 // the floor's clock likewise starts before `require('koffi')`.
 const rssBefore = process.memoryUsage().rss;
 const t0 = performance.now();
+const cpu0 = process.cpuUsage();
 let result;
 if (config.side === 'dlbundle') {
   const dlbundle = require(config.dist);
@@ -33,5 +34,6 @@ if (config.side === 'dlbundle') {
   result = top.func(config.prototype)(config.arg);
 }
 const ms = performance.now() - t0;
+const cpu = process.cpuUsage(cpu0);
 const peakRss = process.resourceUsage().maxRSS * 1024;
-process.stdout.write(`${JSON.stringify({ side: config.side, ms, result, rssBefore, peakRss })}\n`);
+process.stdout.write(`${JSON.stringify({ side: config.side, ms, cpuMs: (cpu.user + cpu.system) / 1000, result, rssBefore, peakRss })}\n`);
