@@ -8,6 +8,10 @@
 #   libdemo_gpu_runtime.so.1   SONAME libdemo_gpu_runtime.so.1 (stand-in, NOT part of the bundle)
 #   libdemo_accel.so           SONAME libdemo_accel.so     NEEDED libdemo_gpu_runtime.so.1
 #   libdemo_big.so             SONAME libdemo_big.so       NEEDED libdemo_core.so (64 MiB, for benchmarks)
+#   libdemo_big_1m.so          SONAME libdemo_big_1m.so    NEEDED libdemo_core.so (the same, 944 KiB: with
+#                              core, codec, app and plugin a bundle of about 1 MiB, for benchmarks)
+#   libchain_00.so … libchain_49.so  SONAME = file name, each NEEDED the one before (native/chain.c);
+#                              their targets are generated into build/chain.gypi by scripts/build-native.js
 #   simd-baseline/libdemo_simd.so and simd-avx2/libdemo_simd.so: one library, two builds
 #   demo.node                  N-API addon                 NEEDED libdemo_core.so
 # None of them has DT_RPATH or DT_RUNPATH: they find each other only because
@@ -33,6 +37,9 @@
 #   target-level target_conditions entry (applied last), and product_prefix ''
 #   plus product_name give the rest of the file name.
 {
+  # Written by scripts/build-native.js (run that, not node-gyp rebuild, whose
+  # clean step would delete it).
+  'includes': ['build/chain.gypi'],
   'target_defaults': {
     'type': 'loadable_module',
     'product_prefix': '',
@@ -135,6 +142,18 @@
       'target_name': 'demo_big',
       'product_name': 'libdemo_big',
       'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/demo_big.c'],
+      'dependencies': ['demo_core_built'],
+      'libraries': [
+        '-L<(PRODUCT_DIR)',
+        '-l:libdemo_core.so',
+      ],
+    },
+    {
+      'target_name': 'demo_big_1m',
+      'product_name': 'libdemo_big_1m',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'defines': ['DEMO_BIG_KIB=944u'],
       'sources': ['native/demo_big.c'],
       'dependencies': ['demo_core_built'],
       'libraries': [

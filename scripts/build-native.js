@@ -4,18 +4,26 @@
 // Node's headers are taken from the running node's own install prefix when it
 // ships them (Debian's nodejs does, under /usr/include/node), because node-gyp
 // would otherwise try to download them and these machines reach only npm.
+//
+// Not `node-gyp rebuild`: its clean step would delete build/chain.gypi (the
+// generated targets of the 50-library chain, see native-chain.js), which
+// binding.gyp includes; so clean, write it, then configure and build.
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { chainGypi } = require('./native-chain.js');
 
+const repo = path.resolve(__dirname, '..');
 const prefix = path.resolve(path.dirname(process.execPath), '..');
-const args = ['rebuild'];
-if (fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
-  args.push(`--nodedir=${prefix}`);
-}
+const nodedir = fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
 const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
-const result = spawnSync(process.execPath, [nodeGyp, ...args], {
-  cwd: path.resolve(__dirname, '..'),
-  stdio: 'inherit',
-});
-process.exit(result.status ?? 1);
+
+function nodeGypRun(args) {
+  const result = spawnSync(process.execPath, [nodeGyp, ...args], { cwd: repo, stdio: 'inherit' });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
+
+nodeGypRun(['clean']);
+fs.mkdirSync(path.join(repo, 'build'), { recursive: true });
+fs.writeFileSync(path.join(repo, 'build', 'chain.gypi'), chainGypi());
+nodeGypRun(['configure', 'build', ...nodedir]);
