@@ -5,6 +5,7 @@
  * variant and loads the libraries that symbol needs, in dependency order.
  */
 import { logger } from './log';
+import { saveCodeCacheLater } from './code-cache';
 import path = require('node:path');
 import { place, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
@@ -256,6 +257,7 @@ class LazyBundle implements Bundle {
     if (this.placement === undefined && this.options.mode !== 'memory') {
       const placed = this.settle(await runAsync(place(asyncIo, this.cacheRequest(r))));
       this.placement ??= placed;
+      saveCodeCacheLater();
     }
     for (const name of names) this.load(name);
   }
@@ -302,6 +304,7 @@ class LazyBundle implements Bundle {
   private placeSync(): Placement {
     if (this.placement === undefined) {
       this.placement = this.options.mode === 'memory' ? memoryPlacement([]) : this.settle(runSync(place(syncIo, this.cacheRequest(this.resolve()))));
+      saveCodeCacheLater();
     }
     return this.placement;
   }

@@ -23,7 +23,7 @@ import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import { dropLease, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOfPath } from './mounts';
-import { asyncIo, runAsync, type Io, type Step } from './io';
+import { asyncIo, readSmallFile, runAsync, type Io, type Step } from './io';
 import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
 import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
@@ -389,7 +389,7 @@ let bootIdCache: string | null | undefined;
 function bootId(): string | null {
   if (bootIdCache === undefined) {
     try {
-      bootIdCache = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'latin1').trim();
+      bootIdCache = readSmallFile('/proc/sys/kernel/random/boot_id').toString('latin1').trim();
     } catch {
       bootIdCache = null;
     }

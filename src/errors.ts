@@ -99,6 +99,11 @@ export class DlbundleError extends Error implements DlbundleErrorDetails {
   }
 }
 
+// A bundler that meets two copies of this class (an application bundling
+// dlbundle's run time and koffi's loader) renames one (DlbundleError2), and
+// Node prints errors under their constructor's name.
+Object.defineProperty(DlbundleError, 'name', { value: 'DlbundleError' });
+
 /**
  * True when `value` is a DlbundleError, optionally with the given code. Works
  * across two copies of dlbundle in one process, where `instanceof` does not.

@@ -1,32 +1,53 @@
 /**
- * dlbundle's public surface (run time). This file only re-exports; importing
- * it does no work. Build-time tools (pack, single-file builds, the esbuild
- * plugin) are in `dlbundle/build`.
+ * dlbundle's public surface. What `require('dlbundle')` compiles: this file,
+ * the error class, and the loader of the run time (runtime-loader.ts). Every
+ * function here forwards to the run time, which is loaded on the first call —
+ * through V8's code cache when an earlier process saved one — so importing
+ * dlbundle does no work. The types, and the documentation of each function,
+ * are those of runtime.ts (dist/index.d.ts re-exports them).
  */
+import { runtime, type RuntimeModule } from './runtime-loader';
 
-// Opening a bundle, typed symbols, what happened.
-export { openBundle, type Bundle, type OpenBundleOptions, type BundleReport, type LibraryReport, type OptionalLibrary } from './bundle';
-export type { Pointer, PointerArgument, FunctionFromPrototype, SymbolDeclarations, BoundLibrary } from './symbols';
-export type { VerifyMode } from './cache';
-export type { RootFallback } from './roots';
+export type * from './runtime';
+export { DlbundleError, isDlbundleError, type DlbundleErrorCode, type DlbundleErrorDetails } from './errors';
+export { MANIFEST_FILE, MANIFEST_FORMAT } from './manifest';
+
+type Forwarded = { [K in keyof RuntimeModule]: RuntimeModule[K] extends (...args: never[]) => unknown ? K : never }[keyof RuntimeModule];
+
+/** A function that calls the run time's function `name`, loading the run time first. */
+function forward<K extends Forwarded>(name: K): RuntimeModule[K] {
+  return ((...args: unknown[]) => (runtime()[name] as (...a: unknown[]) => unknown)(...args)) as RuntimeModule[K];
+}
+
+// Opening a bundle.
+export const openBundle = forward('openBundle');
 
 // Where a bundle comes from.
-export { autoSource } from './sources/auto';
-export { fromDirectory, inPlaceDirectory } from './sources/directory';
-export { fromBuffers, type BlobInput } from './sources/buffers';
-export { fromSea } from './sources/sea';
-export { fromAsar } from './sources/asar';
-export type { Source, SourceKind, BlobReader } from './sources/source';
+export const autoSource = forward('autoSource');
+export const fromDirectory = forward('fromDirectory');
+export const inPlaceDirectory = forward('inPlaceDirectory');
+export const fromBuffers = forward('fromBuffers');
+export const fromSea = forward('fromSea');
+export const fromAsar = forward('fromAsar');
 
 // Which build fits this machine.
-export { hostTarget, targetFacts, knownTargets, cpuFeatures, parseVariantKey, selectVariant, type TargetFacts, type Libc, type VariantKey, type VariantChoice } from './variant';
-
-// Errors.
-export { DlbundleError, isDlbundleError, type DlbundleErrorCode, type DlbundleErrorDetails } from './errors';
+export const hostTarget = forward('hostTarget');
+export const targetFacts = forward('targetFacts');
+export const knownTargets = forward('knownTargets');
+export const cpuFeatures = forward('cpuFeatures');
+export const parseVariantKey = forward('parseVariantKey');
+export const selectVariant = forward('selectVariant');
 
 // The building blocks: ELF facts, manifests, dependency order, hashes.
-export { readElf, bufferSource, machineName, type ElfInfo, type ElfByteSource, type ElfType } from './elf';
-export { readElfFile } from './elf-file';
-export { parseManifest, variantDigest, MANIFEST_FILE, MANIFEST_FORMAT, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
-export { dependencyGraph, loadOrder, externalDependencies, dependencyClosure, type GraphNode, type DependencyGraph } from './plan';
-export { xxh64, createXxh64, type Xxh64Stream } from './hash';
+export const readElf = forward('readElf');
+export const bufferSource = forward('bufferSource');
+export const machineName = forward('machineName');
+export const readElfFile = forward('readElfFile');
+export const parseManifest = forward('parseManifest');
+export const variantDigest = forward('variantDigest');
+export const dependencyGraph = forward('dependencyGraph');
+export const loadOrder = forward('loadOrder');
+export const externalDependencies = forward('externalDependencies');
+export const dependencyClosure = forward('dependencyClosure');
+export const xxh64 = forward('xxh64');
+export const createXxh64 = forward('createXxh64');

@@ -20,7 +20,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError } from './errors';
-import { runSync, syncIo, type Io, type Step } from './io';
+import { readSmallFile, runSync, syncIo, type Io, type Step } from './io';
 
 const debug = logger('dlbundle:cache');
 
@@ -107,7 +107,7 @@ export function pidNamespace(): string {
 export function processStartTime(pid: number | 'self'): string | null {
   let stat: string;
   try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    stat = readSmallFile(`/proc/${pid}/stat`).toString('latin1');
   } catch {
     return null;
   }

@@ -30,6 +30,9 @@ import { DlbundleError, type DlbundleErrorCode } from './errors';
 import { ioError } from './file-io';
 import { runSync, syncIo, type Io, type Step } from './io';
 import { mountOfPath, type MountFacts } from './mounts';
+import { defaultRoot, effectiveUid } from './default-root';
+
+export { effectiveUid };
 
 /** A root that was not used, and why. */
 export interface RootFallback {
@@ -59,9 +62,7 @@ const HOME_ROOT_LABEL = '~/.cache/dlbundle';
  * candidateRoots() // { roots: ['/tmp/dlbundle-1000', '/home/me/.cache/dlbundle'], unavailable: [] }
  */
 export function candidateRoots(cacheDir?: string): CandidateRoots {
-  const env = process.env.DLBUNDLE_CACHE_DIR;
-  const primary = cacheDir ?? (env !== undefined && env !== '' ? env : path.join(os.tmpdir(), `dlbundle-${effectiveUid()}`));
-  const roots = [path.resolve(primary)];
+  const roots = [path.resolve(cacheDir ?? defaultRoot())];
   const unavailable: RootFallback[] = [];
   const xdg = process.env.XDG_CACHE_HOME;
   if (xdg !== undefined && path.isAbsolute(xdg)) {
@@ -317,12 +318,3 @@ function writable(dir: string): boolean {
   }
 }
 
-/**
- * The user the cache belongs to: the effective uid.
- *
- * @example
- * effectiveUid() // 1000
- */
-export function effectiveUid(): number {
-  return process.geteuid?.() ?? os.userInfo().uid;
-}

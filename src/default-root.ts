@@ -1,0 +1,29 @@
+/**
+ * The default cache root and the user it belongs to: shared by the root
+ * checks (roots.ts) and by the loader of dlbundle's own code (runtime-loader.ts),
+ * which looks for V8's code cache there before the rest of dlbundle is compiled.
+ */
+import os = require('node:os');
+import path = require('node:path');
+
+/**
+ * The user the cache belongs to: the effective uid.
+ *
+ * @example
+ * effectiveUid() // 1000
+ */
+export function effectiveUid(): number {
+  return process.geteuid?.() ?? os.userInfo().uid;
+}
+
+/**
+ * The first cache root when no `cacheDir` option is given: $DLBUNDLE_CACHE_DIR,
+ * else `<tmpdir>/dlbundle-<uid>`. Read from the environment when called.
+ *
+ * @example
+ * defaultRoot() // '/tmp/dlbundle-1000'
+ */
+export function defaultRoot(): string {
+  const env = process.env.DLBUNDLE_CACHE_DIR;
+  return env !== undefined && env !== '' ? env : path.join(os.tmpdir(), `dlbundle-${effectiveUid()}`);
+}

@@ -1,0 +1,75 @@
+/**
+ * Loads dlbundle's run time (dist/runtime.js) on the first call of a public
+ * function, through V8's code cache when one was saved by an earlier process
+ * (code-cache-file.ts says where and why it can be trusted).
+ *
+ * `require('dlbundle')` loads only the small file in front of this one
+ * (index.ts): no work at import time. The run time is compiled as a
+ * CommonJS module would be, with `vm.Script` instead of `require` so that V8
+ * can take the cached bytecode and, when there was none or V8 refused it,
+ * produce it once the first start has run (code-cache.ts writes it).
+ *
+ * Where dist/runtime.js is not beside this file as this build wrote it (an
+ * application bundled by esbuild or webpack, a single executable, tsc's
+ * output without esbuild), the run time is an ordinary `require`, which a
+ * bundler follows.
+ */
+import fs = require('node:fs');
+import path = require('node:path');
+import vm = require('node:vm');
+import Module = require('node:module');
+import type * as Runtime from './runtime';
+import { codeCacheKey, PENDING_CODE_CACHE, readCodeCache, type PendingCodeCache } from './code-cache-file';
+import { defaultRoot } from './default-root';
+import { logger } from './log';
+
+const debug = logger('dlbundle:code-cache');
+
+/** The run time's exports. */
+export type RuntimeModule = typeof Runtime;
+
+// Set by scripts/build-runtime.js to the xxh64 of dist/runtime.js, whose first
+// line names it too; absent in tsc's output.
+declare const DLBUNDLE_RUNTIME_ID: string | undefined;
+
+let loaded: RuntimeModule | undefined;
+
+/**
+ * dlbundle's run time, loaded on first use.
+ *
+ * @example
+ * runtime().openBundle(options)
+ */
+export function runtime(): RuntimeModule {
+  loaded ??= compiled() ?? (require('./runtime.js') as RuntimeModule);
+  return loaded;
+}
+
+/** The run time compiled here with V8's code cache, or null when dist/runtime.js is not this build's. */
+function compiled(): RuntimeModule | null {
+  const id = typeof DLBUNDLE_RUNTIME_ID === 'string' ? DLBUNDLE_RUNTIME_ID : null;
+  if (id === null || process.env.DLBUNDLE_CODE_CACHE === '0') return null;
+  const file = path.join(__dirname, 'runtime.js');
+  let source: string;
+  try {
+    source = fs.readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  if (!source.startsWith(`/*dlbundle-runtime:${id}*/`)) return null;
+  const key = codeCacheKey(id);
+  const cachedData = readCodeCache(defaultRoot(), key);
+  // The same wrapper as CommonJS modules get, so the run time sees what require would give it.
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+    filename: file,
+    ...(cachedData === null ? {} : { cachedData }),
+  });
+  debug('run time compiled %s', cachedData === null ? 'without a code cache' : script.cachedDataRejected === true ? 'anew: V8 refused its code cache' : 'from its code cache');
+  if (cachedData === null || script.cachedDataRejected === true) {
+    const pending: PendingCodeCache = { key, produce: () => script.createCachedData() };
+    (globalThis as Record<symbol, unknown>)[PENDING_CODE_CACHE] = pending;
+  }
+  const mod = { exports: {} as RuntimeModule };
+  (script.runInThisContext() as (e: object, r: NodeJS.Require, m: object, f: string, d: string) => void)(mod.exports, Module.createRequire(file), mod, file, __dirname);
+  return mod.exports;
+}

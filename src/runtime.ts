@@ -1,0 +1,33 @@
+/**
+ * dlbundle's run time: everything `require('dlbundle')` offers, as index.ts
+ * forwards it. This file only re-exports; importing it does no work.
+ * Build-time tools (pack, single-file builds, the esbuild plugin) are in
+ * `dlbundle/build`.
+ */
+
+// Opening a bundle, typed symbols, what happened.
+export { openBundle, type Bundle, type OpenBundleOptions, type BundleReport, type LibraryReport, type OptionalLibrary } from './bundle';
+export type { Pointer, PointerArgument, FunctionFromPrototype, SymbolDeclarations, BoundLibrary } from './symbols';
+export type { VerifyMode } from './cache';
+export type { RootFallback } from './roots';
+
+// Where a bundle comes from.
+export { autoSource } from './sources/auto';
+export { fromDirectory, inPlaceDirectory } from './sources/directory';
+export { fromBuffers, type BlobInput } from './sources/buffers';
+export { fromSea } from './sources/sea';
+export { fromAsar } from './sources/asar';
+export type { Source, SourceKind, BlobReader } from './sources/source';
+
+// Which build fits this machine.
+export { hostTarget, targetFacts, knownTargets, cpuFeatures, parseVariantKey, selectVariant, type TargetFacts, type Libc, type VariantKey, type VariantChoice } from './variant';
+
+// Errors.
+export { DlbundleError, isDlbundleError, type DlbundleErrorCode, type DlbundleErrorDetails } from './errors';
+
+// The building blocks: ELF facts, manifests, dependency order, hashes.
+export { readElf, bufferSource, machineName, type ElfInfo, type ElfByteSource, type ElfType } from './elf';
+export { readElfFile } from './elf-file';
+export { parseManifest, variantDigest, MANIFEST_FILE, MANIFEST_FORMAT, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+export { dependencyGraph, loadOrder, externalDependencies, dependencyClosure, type GraphNode, type DependencyGraph } from './plan';
+export { xxh64, createXxh64, type Xxh64Stream } from './hash';
