@@ -41,12 +41,13 @@ const externalAs = (name, filter, to) => ({
   },
 });
 
-// Every module's `./errors` becomes one shared module that is index.js's exports.
+// Every module's `./errors` becomes one shared module holding index.js's error
+// class and test (not all of index.js's exports: esbuild copies each one).
 const errorsFromIndex = {
   name: 'errors-from-index',
   setup(build) {
     build.onResolve({ filter: /^\.\.?\/errors$/ }, () => ({ path: 'errors', namespace: 'index-errors' }));
-    build.onLoad({ filter: /.*/, namespace: 'index-errors' }, () => ({ contents: "module.exports = require('./index.js');", loader: 'js', resolveDir: dist }));
+    build.onLoad({ filter: /.*/, namespace: 'index-errors' }, () => ({ contents: "const i = require('./index.js');\nmodule.exports = { DlbundleError: i.DlbundleError, isDlbundleError: i.isDlbundleError };", loader: 'js', resolveDir: dist }));
     build.onResolve({ filter: /^\.\/index\.js$/ }, () => ({ path: './index.js', external: true }));
   },
 };

@@ -38,8 +38,6 @@ export interface Io {
   read(fd: number, into: Buffer, position: number): Step<number>;
   fsync(fd: number): Step<void>;
   close(fd: number): Step<void>;
-  /** Copies a file with the kernel's copy (copy_file_range), failing with EEXIST when `to` exists. */
-  copyFile(from: string, to: string): Step<void>;
   /** A whole (small) file. */
   readFile(path: string): Step<Buffer>;
   /** Creates or replaces a small file with `text` (not atomically: for bookkeeping such as leases). */
@@ -142,7 +140,6 @@ export const syncIo: Io = {
   read: (fd, into, position) => value(() => fs.readSync(fd, into, 0, into.length, position)),
   fsync: (fd) => value(() => fs.fsyncSync(fd)),
   close: (fd) => value(() => fs.closeSync(fd)),
-  copyFile: (a, b) => value(() => fs.copyFileSync(a, b, fs.constants.COPYFILE_EXCL)),
   readFile: (p) => value(() => readSmallFile(p)),
   writeSmall: (p, text, mode) =>
     value(() => {
@@ -179,7 +176,6 @@ export const asyncIo: Io = {
   read: (fd, into, position) => awaited(promisified<number>((cb) => fs.read(fd, into, 0, into.length, position, cb))),
   fsync: (fd) => awaited(promisified<void>((cb) => fs.fsync(fd, (e) => cb(e, undefined)))),
   close: (fd) => awaited(promisified<void>((cb) => fs.close(fd, (e) => cb(e, undefined)))),
-  copyFile: (a, b) => awaited(fs.promises.copyFile(a, b, fs.constants.COPYFILE_EXCL)),
   readFile: (p) => awaited(fs.promises.readFile(p)),
   writeSmall: (p, text, mode) => awaited(fs.promises.writeFile(p, text, { mode })),
   startFlush: (p) => value(() => startFlush(p)),

@@ -184,7 +184,7 @@ describe('cache: materialize', () => {
     const leases = path.join(root, '.leases');
     const outsideLeases = calls.filter((c) => !String(c.args[0]).startsWith(leases + path.sep) && String(c.args[0]) !== leases);
     const ops = new Set(outsideLeases.map((c) => c.op));
-    for (const op of ['openRead', 'read', 'create', 'write', 'copyFile', 'rename', 'mkdtemp', 'rm', 'fsync', 'symlink', 'chmod', 'mkdir']) {
+    for (const op of ['openRead', 'read', 'create', 'write', 'rename', 'mkdtemp', 'rm', 'fsync', 'symlink', 'chmod', 'mkdir']) {
       assert.ok(!ops.has(op), `a warm start called ${op} outside ${leases}`);
     }
     // Named <pid namespace>-<pid>-<start time (field 22 of /proc/self/stat)>.
@@ -400,7 +400,7 @@ describe('cache: materialize', () => {
       const err = expectCode('E_BAD_MANIFEST', () => runSync(materialize(watchedIo(syncIo, calls), { ...request([root]), source, variant: bad })));
       assert.match(err.message, /digest/);
       assert.deepEqual(rootEntries(root), []);
-      assert.ok(!calls.some((c) => c.op === 'mkdtemp' || c.op === 'copyFile'), 'refused before any staging directory or copy');
+      assert.ok(!calls.some((c) => c.op === 'mkdtemp' || c.op === 'create'), 'refused before any staging directory or copy');
       // The offline reader (pack, inspect) checks it at once.
       assert.throws(() => parseManifest(fs.readFileSync(file, 'utf8')), (e: unknown) => isDlbundleError(e, 'E_BAD_MANIFEST'));
     });
@@ -551,17 +551,29 @@ describe('cache: materialize', () => {
   });
 
   describe('failures part-way leave nothing loadable', () => {
+    /** syncIo, whose writes into files created under `root` fail with ENOSPC from the `nth` on. */
+    function fullFrom(root: string, nth: number): Io {
+      const inRoot = new Set<number>();
+      let writes = 0;
+      return watchedIo(syncIo, [], {
+        *create(p, mode) {
+          const fd = yield* syncIo.create(p, mode);
+          if (p.startsWith(root + path.sep)) inRoot.add(fd);
+          return fd;
+        },
+        write: (fd, bytes) => {
+          if (inRoot.has(fd) && ++writes >= nth) throw errnoError('ENOSPC');
+          return syncIo.write(fd, bytes);
+        },
+        // Descriptor numbers are reused once closed.
+        close: (fd) => (inRoot.delete(fd), syncIo.close(fd)),
+      });
+    }
+
     it('a write that fails part-way (ENOSPC) leaves no bundle directory and no staging, and the next root is used', () => {
       const full = freshRoot();
       const good = freshRoot();
-      let copies = 0;
-      const io = watchedIo(syncIo, [], {
-        copyFile: (from, to) => {
-          if (to.startsWith(full) && ++copies === 3) throw errnoError('ENOSPC');
-          return syncIo.copyFile(from, to);
-        },
-      });
-      const r = runSync(materialize(io, request([full, good])));
+      const r = runSync(materialize(fullFrom(full, 3), request([full, good])));
       assert.equal(r.root, good);
       assertComplete(r.dir);
       assert.equal(r.fallbacks[0]?.code, 'E_NO_SPACE');
@@ -571,17 +583,11 @@ describe('cache: materialize', () => {
       assert.deepEqual(fs.existsSync(leases) ? fs.readdirSync(leases) : [], [], 'and no lease of this process');
     });
 
-    // A copy fails on either side; a full cache must be reported as the cache, not as the read-only source.
-    it('a copy that fails for lack of space names the cache root it was writing to, not the source blob', () => {
+    // Reading the source and writing the cache happen together; a full cache must be reported as the cache, not as the read-only source.
+    it('a write that fails for lack of space names the cache root it was writing to, not the source blob', () => {
       const full = freshRoot();
       const good = freshRoot();
-      const io = watchedIo(syncIo, [], {
-        copyFile: (from, to) => {
-          if (to.startsWith(full)) throw errnoError('ENOSPC');
-          return syncIo.copyFile(from, to);
-        },
-      });
-      const r = runSync(materialize(io, request([full, good])));
+      const r = runSync(materialize(fullFrom(full, 1), request([full, good])));
       assert.equal(r.fallbacks[0]?.code, 'E_NO_SPACE');
       const reason = r.fallbacks[0]?.reason ?? '';
       assert.ok(!reason.includes(path.join(bundle, KEY)), `the reason blames the source blob: ${reason}`);

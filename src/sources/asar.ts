@@ -22,7 +22,7 @@ import { logger } from '../log';
 import { ioError, readRange } from '../file-io';
 import { DlbundleError, isDlbundleError } from '../errors';
 import { runSync, syncIo, type Io, type Step } from '../io';
-import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestFile } from '../manifest';
+import { MANIFEST_FILE, parseManifest, type Manifest } from '../manifest';
 import type { BlobReader, Source } from './source';
 
 const debug = logger('dlbundle:asar');
@@ -144,22 +144,6 @@ export function fromAsar(archive: string, innerDir: string): Source {
       return manifest;
     },
     openBlob: (io, variant, f) => openBlob(io, variant, f.name),
-    *copyFile(io: Io, variant: string, f: ManifestFile, to: string) {
-      const entry = blobEntry(variant, f.name);
-      if (entry.kind === 'unpacked') {
-        try {
-          yield* io.copyFile(entry.file, to);
-        } catch (e) {
-          // A copy fails on either side; only a missing source is the bundle's fault.
-          if (isMissing(e) && (yield* io.lstat(entry.file)) === null) throw missingUnpacked('E_MISSING_BLOB', entry, location, e);
-          throw ioError(to, e, 'write');
-        }
-        return true;
-      }
-      // A packed blob is a slice of the archive, which the kernel's file copy
-      // cannot take: the cache streams it through openBlob, hashing as it writes.
-      return false;
-    },
   };
 }
 

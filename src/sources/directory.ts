@@ -54,26 +54,6 @@ export function fromDirectory(dir: string): Source {
         throw isMissing(e) ? missingBlob(e, root, variant, file.name, blobPath) : ioError(blobPath, e);
       }
     },
-    *copyFile(io, variant, file, to) {
-      const generation = generationPath(variant, file);
-      if (generation !== null) {
-        try {
-          yield* io.copyFile(generation, to);
-          return true;
-        } catch (e) {
-          if (!isMissing(e) || (yield* io.lstat(generation)) !== null) throw ioError(to, e, 'write');
-        }
-      }
-      const blobPath = path.join(root, variant, file.name);
-      try {
-        yield* io.copyFile(blobPath, to);
-      } catch (e) {
-        // A copy fails on either side; only a missing source is the bundle's fault.
-        if (isMissing(e) && !fs.existsSync(blobPath)) throw missingBlob(e, root, variant, file.name, blobPath);
-        throw ioError(to, e, 'write');
-      }
-      return true;
-    },
   };
 }
 

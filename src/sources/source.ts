@@ -30,13 +30,6 @@ export interface Source {
   /** Opens one blob of one variant. Throws `E_MISSING_BLOB` when the source lacks it. */
   openBlob(io: Io, variant: string, file: ManifestFile): Step<BlobReader>;
   /**
-   * Optional fast path for blobs that are files already: copy one to `to`
-   * with the kernel's copy and return true; the cache then hashes what landed
-   * on disk. False means this blob is not a file of its own, and the cache
-   * streams it through {@link openBlob} instead.
-   */
-  copyFile?(io: Io, variant: string, file: ManifestFile, to: string): Step<boolean>;
-  /**
    * Present when the blobs are loadable files already (an Electron app's
    * `app.asar.unpacked`): the directory holding a variant's files, loaded
    * where they are, with no copy and no cache directory.
