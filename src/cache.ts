@@ -21,7 +21,7 @@ import { logger } from './log';
 import { DlbundleError, isDlbundleError } from './errors';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
-import { dropLease, stagingPrefix, sweepStaging, takeLease } from './leases';
+import { claimExtraction, dropLease, releaseExtraction, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOfPath } from './mounts';
 import type { Io, Step } from './io';
 import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
@@ -194,25 +194,32 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
   const unprotected = lease.unprotected === null ? {} : { unprotected: lease.unprotected };
   try {
     if (lease.recheck) st = yield* io.lstat(dir);
-    let state: string;
-    try {
-      state = yield* checkBundleDir(io, dir, req, st);
-    } catch (e) {
-      // A prune moved it aside after the lstat above, before the lease: it is extracted again.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      state = 'it was removed while it was checked';
+    let state = yield* checkUnlessGone(io, dir, req, st);
+    if (state !== 'ok' && state !== MOVED) {
+      if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
+      if (exists) yield* refuseNoexec(io, root);
+      // One writer: another process extracting this directory is waited for,
+      // and its directory, once published, checked as a warm start checks it.
+      const claim = yield* claimExtraction(io, root, name, function* () {
+        state = yield* checkUnlessGone(io, dir, req);
+        return state === 'ok' || state === MOVED;
+      });
+      if (claim !== null) {
+        try {
+          yield* sweepStaging(io, root);
+          const staging = yield* extract(io, req, root);
+          try {
+            return { ...(yield* publish(io, staging, dir, req, root)), ...unprotected };
+          } finally {
+            yield* io.rm(staging);
+          }
+        } finally {
+          yield* releaseExtraction(io, claim);
+        }
+      }
     }
     if (state === MOVED) yield* refreshMarker(io, dir, req, root);
-    if (state === 'ok' || state === MOVED) return { dir, reused: true, ...unprotected };
-    if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
-    if (exists) yield* refuseNoexec(io, root);
-    yield* sweepStaging(io, root);
-    const staging = yield* extract(io, req, root);
-    try {
-      return { ...(yield* publish(io, staging, dir, req, root)), ...unprotected };
-    } finally {
-      yield* io.rm(staging);
-    }
+    return { dir, reused: true, ...unprotected };
   } catch (e) {
     // This root is not used after all: leave no lease in it.
     yield* dropLease(io, root, name);
@@ -284,6 +291,17 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stat
     }
   }
   return moved ? MOVED : 'ok';
+}
+
+/** {@link checkBundleDir}, where a directory removed while it is checked is missing. */
+function* checkUnlessGone(io: Io, dir: string, req: CacheRequest, known?: fs.Stats | null): Step<string> {
+  try {
+    return yield* checkBundleDir(io, dir, req, known);
+  } catch (e) {
+    // A prune moved it aside after it was found, before the lease: it is extracted again.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return 'it was removed while it was checked';
+  }
 }
 
 /** {@link checkBundleDir}'s answer for a complete directory whose files are not the ones its marker recorded, but have their bytes. */
