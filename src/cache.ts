@@ -200,8 +200,13 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
       if (exists) yield* refuseNoexec(io, root);
       // One writer: another process extracting this directory is waited for,
       // and its directory, once published, checked as a warm start checks it.
+      // The damaged directory found above, still in place (same inode), is
+      // not checked again: a published one is a renamed staging directory.
+      const damaged = st;
       const claim = yield* claimExtraction(io, root, name, function* () {
-        state = yield* checkUnlessGone(io, dir, req);
+        const now = yield* io.lstat(dir);
+        if (now !== null && damaged !== null && now.ino === damaged.ino && now.dev === damaged.dev) return false;
+        state = yield* checkUnlessGone(io, dir, req, now);
         return state === 'ok' || state === MOVED;
       });
       if (claim !== null) {

@@ -516,8 +516,9 @@ export interface ExtractionClaim {
  * race of the publish keeps every start correct; a second writer costs bytes.
  *
  * A claim held by this very process (another bundle instance's `ready()`) is
- * waited for only by an asynchronous start: a synchronous one would block the
- * event loop that extraction needs, so it extracts by itself.
+ * not waited for: a synchronous start would block the event loop that
+ * extraction needs; and each instance reads and checks its own source, as
+ * before claims (a tampered copy of the bundle still fails `E_INTEGRITY`).
  *
  * @example
  * const claim = yield* claimExtraction(io, root, name, () => isComplete(io, dir));
@@ -549,7 +550,7 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
     }
     const holder = yield* holderOf(io, file);
     if (holder === null) continue; // released meanwhile: claim again at once
-    if (holder === processTag() && io.mode === 'sync') return { file: null, waitedMs: Date.now() - started };
+    if (holder === processTag()) return { file: null, waitedMs: Date.now() - started };
     const now = Date.now();
     const tag = parseTag(holder);
     const alive = holderAlive(holder);

@@ -265,7 +265,7 @@ describe('extraction claims (leases.ts)', () => {
     }
   });
 
-  it("a live holder's claim is waited for until the directory is published; a synchronous start does not wait on its own process", async function () {
+  it("a live holder's claim is waited for until the directory is published; a start does not wait on its own process", async function () {
     const root = tempDir();
     const dir = leaseDir(root, 'demo-y');
     const sleeper = startChild('await new Promise((resolve) => setTimeout(resolve, 20000)); return null;');
