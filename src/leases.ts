@@ -512,8 +512,11 @@ export interface ExtractionClaim {
  * A waiter removes the claim, then claims for itself, when the holder is gone
  * (its tag is not alive: SIGKILLed mid-extraction) or has moved no byte for
  * {@link CLAIM_STALL_MS} (SIGSTOPped): see {@link removeClaim}. After
- * {@link CLAIM_WAIT_MS} it extracts without a claim. Either way the rename
- * race of the publish keeps every start correct; a second writer costs bytes.
+ * {@link CLAIM_WAIT_MS} it extracts without a claim, and so does every
+ * waiter at once when the holder gives the claim back without publishing (it
+ * failed: `E_INTEGRITY`, a full disk), so failures are not met one process
+ * after another. Either way the rename race of the publish keeps every start
+ * correct; a second writer costs bytes.
  *
  * A claim held by this very process (another bundle instance's `ready()`) is
  * not waited for: a synchronous start would block the event loop that
@@ -531,6 +534,8 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
   let watched: string | null = null;
   let watchedChars: number | null = null;
   let quietSince = started;
+  // The live holder this process last slept waiting for.
+  let waitedOn: string | null = null;
   for (;;) {
     const made = yield* createClaim(io, file);
     if (made !== 'held') {
@@ -546,6 +551,15 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
         throw e;
       }
       if (made === 'unavailable') debug('no extraction claim on %s: extracting without one', dirName);
+      // The writer waited for is alive and was busy until just now: it gave
+      // up without publishing (E_INTEGRITY, a full disk), and its waiters go
+      // on together, as before claims, not one after another. (Gone or
+      // stalled, its claim was removed by a waiter taking over instead.)
+      if (waitedOn !== null && holderAlive(waitedOn) === true && Date.now() - quietSince < CLAIM_STALL_MS / 3) {
+        yield* releaseExtraction(io, claim);
+        debug('%s gave the extraction of %s up: extracting without a claim', waitedOn, dirName);
+        return { file: null, waitedMs: claim.waitedMs };
+      }
       return claim;
     }
     const holder = yield* holderOf(io, file);
@@ -563,12 +577,14 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
     if (alive === false || now - quietSince > CLAIM_STALL_MS) {
       if (yield* removeClaim(io, file, holder)) debug('removed the extraction claim of %s on %s: %s', holder, dirName, alive === false ? 'it is gone' : `no I/O for ${now - quietSince} ms`);
       watched = null;
+      waitedOn = null;
       continue;
     }
     if (now - started > CLAIM_WAIT_MS) {
       debug('waited %d ms for %s to extract %s: extracting without a claim', now - started, holder, dirName);
       return { file: null, waitedMs: now - started };
     }
+    waitedOn = holder;
     yield* sleep(io, CLAIM_POLL_MS);
     if (yield* published()) {
       debug('waited %d ms for %s to extract %s', Date.now() - started, holder, dirName);

@@ -215,7 +215,11 @@ describe('concurrent cold starts: one writer', () => {
       for (const [i, r] of runs.entries()) checkStart(r, cache, `waiter ${i} (pid ${r.pid})`);
       const took = exits.filter(({ e }) => e.stderr.includes(`removed the extraction claim of ${writerTag}`));
       const lastMs = Math.max(...exits.map((x) => x.ms));
-      console.log(`      writer stopped: all ${WAITERS} waiters done ${lastMs.toFixed(0)} ms after they were spawned; ${took.length} removed its claim (${took.map(({ e }) => /removed the extraction claim of \S+ on \S+: (.*)/.exec(e.stderr)?.[1]).join('; ')})`);
+      const written = runs.reduce((n, r) => n + r.wchar, 0);
+      console.log(
+        `      writer stopped: all ${WAITERS} waiters done ${lastMs.toFixed(0)} ms after they were spawned; ${took.length} removed its claim (${took.map(({ e }) => /removed the extraction claim of \S+ on \S+: (.*)/.exec(e.stderr)?.[1]).join('; ')}); ` +
+          `waiters wrote ${(written / bundle.bytes).toFixed(3)}× the bundle`,
+      );
       assert.equal(took.length, 1, 'exactly one waiter removed the stopped writer\'s claim');
       assert.ok(/: no I\/O for \d+ ms/.test(took[0]?.e.stderr ?? ''), 'removed because the writer stalled');
       assert.equal(runs.filter((r) => r.reused === false).length, 1, 'one waiter published');
@@ -291,6 +295,32 @@ describe('extraction claims (leases.ts)', () => {
         return false;
       }));
       assert.deepEqual(own, { file: null, waitedMs: own?.waitedMs }, 'extracts without the claim its own process holds');
+    } finally {
+      sleeper.child.kill('SIGKILL');
+      await sleeper.exit;
+    }
+  });
+
+  it('a live holder that gives its claim back without publishing (it failed): its waiter extracts without a claim, so failures are not met one after another', async function () {
+    const root = tempDir();
+    const dir = leaseDir(root, 'demo-w');
+    const sleeper = startChild('await new Promise((resolve) => setTimeout(resolve, 20000)); return null;');
+    try {
+      const pid = sleeper.child.pid;
+      assert.ok(pid !== undefined);
+      await until('the sleeper has started', () => processStartTime(pid) !== null, 5000);
+      const claimFile = path.join(dir, '.extracting');
+      fs.symlinkSync(tagOf(pid), claimFile);
+      let polls = 0;
+      const claim = runSync(claimExtraction(syncIo, root, 'demo-w', function* () {
+        // The holder fails on the third look: its claim goes, no directory appears.
+        if (++polls === 3) fs.rmSync(claimFile);
+        return false;
+      }));
+      assert.ok(claim !== null);
+      assert.equal(claim.file, null, 'extracts without a claim');
+      assert.ok(polls >= 3);
+      assert.deepEqual(fs.readdirSync(dir), [], 'and holds none');
     } finally {
       sleeper.child.kill('SIGKILL');
       await sleeper.exit;
