@@ -50,7 +50,9 @@ const TAKEOVER = '.takeover-';
  * A cold start waiting for another process's extraction gives the claim up
  * (removes it and claims itself) once the holder has moved no byte, read or
  * written, for this long: stopped (SIGSTOP, a debugger), or stuck. An
- * extraction reads and writes all the time, except in its final fsyncs.
+ * extraction reads and writes all the time, except in its final fsyncs. A
+ * holder whose I/O cannot be read (another pid namespace, hidepid) counts as
+ * quiet, so it is waited for this long at most.
  */
 export const CLAIM_STALL_MS = 3000;
 
@@ -491,8 +493,6 @@ export function* dropLease(io: Io, root: string, dirName: string): Step<void> {
 export interface ExtractionClaim {
   /** The claim this process holds, for {@link releaseExtraction}; null when it extracts without one. */
   readonly file: string | null;
-  /** Milliseconds spent waiting for other processes' extractions. */
-  readonly waitedMs: number;
 }
 
 /**
@@ -539,7 +539,7 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
   for (;;) {
     const made = yield* createClaim(io, file);
     if (made !== 'held') {
-      const claim = { file: made === 'made' ? file : null, waitedMs: Date.now() - started };
+      const claim = { file: made === 'made' ? file : null };
       // The previous holder may have published between the caller's check and this claim.
       try {
         if (yield* published()) {
@@ -558,13 +558,13 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
       if (waitedOn !== null && holderAlive(waitedOn) === true && Date.now() - quietSince < CLAIM_STALL_MS / 3) {
         yield* releaseExtraction(io, claim);
         debug('%s gave the extraction of %s up: extracting without a claim', waitedOn, dirName);
-        return { file: null, waitedMs: claim.waitedMs };
+        return { file: null };
       }
       return claim;
     }
     const holder = yield* holderOf(io, file);
     if (holder === null) continue; // released meanwhile: claim again at once
-    if (holder === processTag()) return { file: null, waitedMs: Date.now() - started };
+    if (holder === processTag()) return { file: null };
     const now = Date.now();
     const tag = parseTag(holder);
     const alive = holderAlive(holder);
@@ -582,7 +582,7 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
     }
     if (now - started > CLAIM_WAIT_MS) {
       debug('waited %d ms for %s to extract %s: extracting without a claim', now - started, holder, dirName);
-      return { file: null, waitedMs: now - started };
+      return { file: null };
     }
     waitedOn = holder;
     yield* sleep(io, CLAIM_POLL_MS);

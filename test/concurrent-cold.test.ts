@@ -286,7 +286,7 @@ describe('extraction claims (leases.ts)', () => {
       assert.equal(polls, 5);
       assert.equal(fs.readlinkSync(path.join(dir, '.extracting')), tagOf(pid), 'the live holder keeps its claim');
       // Not this process's to give back.
-      runSync(releaseExtraction(syncIo, { file: path.join(dir, '.extracting'), waitedMs: 0 }));
+      runSync(releaseExtraction(syncIo, { file: path.join(dir, '.extracting') }));
       assert.equal(fs.readlinkSync(path.join(dir, '.extracting')), tagOf(pid));
 
       fs.rmSync(path.join(dir, '.extracting'));
@@ -294,7 +294,7 @@ describe('extraction claims (leases.ts)', () => {
       const own = runSync(claimExtraction(syncIo, root, 'demo-y', function* () {
         return false;
       }));
-      assert.deepEqual(own, { file: null, waitedMs: own?.waitedMs }, 'extracts without the claim its own process holds');
+      assert.deepEqual(own, { file: null }, 'extracts without the claim its own process holds');
     } finally {
       sleeper.child.kill('SIGKILL');
       await sleeper.exit;
