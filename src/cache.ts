@@ -21,7 +21,7 @@ import { logger } from './log';
 import { DlbundleError, isDlbundleError } from './errors';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
-import { dropLease, stagingPrefix, sweepStaging, takeLease } from './leases';
+import { claimExtraction, dropLease, releaseExtraction, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOfPath } from './mounts';
 import { asyncIo, readSmallFile, runAsync, type Io, type Step } from './io';
 import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
@@ -205,39 +205,59 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
   const unprotected = lease.unprotected === null ? {} : { unprotected: lease.unprotected };
   try {
     if (lease.recheck) st = yield* io.lstat(dir);
-    let state: string;
-    try {
-      state = yield* checkBundleDir(io, dir, req, st);
-    } catch (e) {
-      // A prune moved it aside after the lstat above, before the lease: it is extracted again.
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      state = 'it was removed while it was checked';
+    let state = yield* checkUnlessGone(io, dir, req, st);
+    if (state !== 'ok' && state !== MOVED) {
+      if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
+      if (exists) yield* refuseNoexec(io, root);
+      // One writer: another process extracting this directory is waited for,
+      // and its directory, once published, checked as a warm start checks it.
+      // The damaged directory found above, still in place (same inode), is
+      // not checked again: a published one is a renamed staging directory.
+      const damaged = st;
+      const claim = yield* claimExtraction(io, root, name, function* () {
+        const now = yield* io.lstat(dir);
+        if (now !== null && damaged !== null && now.ino === damaged.ino && now.dev === damaged.dev) return false;
+        state = yield* checkUnlessGone(io, dir, req, now);
+        return state === 'ok' || state === MOVED;
+      });
+      if (claim !== null) {
+        try {
+          yield* sweepStaging(io, root);
+          return { ...(yield* extractAndPublish(io, req, root, dir)), ...unprotected };
+        } finally {
+          yield* releaseExtraction(io, claim);
+        }
+      }
     }
     if (state === MOVED) yield* refreshMarker(io, dir, req, root);
-    if (state === 'ok' || state === MOVED) return { dir, reused: true, ...unprotected };
-    if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
-    if (exists) yield* refuseNoexec(io, root);
-    yield* sweepStaging(io, root);
-    const { staging, identities } = yield* extract(io, req, root);
-    try {
-      if (req.durability === 'background') {
-        // Marked complete for this boot only, used at once, and flushed after.
-        yield* writeMarker(io, staging, markerText(req.variant, identities, bootId()), false);
-        const published = yield* publish(io, staging, dir, req, root, false);
-        if (!published.reused) sealLater(dir, req, root, identities);
-        return { ...published, ...unprotected };
-      }
-      yield* flushFiles(io, staging, req);
-      yield* writeMarker(io, staging, markerText(req.variant, identities), true);
-      yield* fsyncFile(io, staging);
-      return { ...(yield* publish(io, staging, dir, req, root, true)), ...unprotected };
-    } finally {
-      yield* io.rm(staging);
-    }
+    return { dir, reused: true, ...unprotected };
   } catch (e) {
     // This root is not used after all: leave no lease in it.
     yield* dropLease(io, root, name);
     throw e;
+  }
+}
+
+/**
+ * Extracts the variant into a staging directory and renames it into place as
+ * `dir`: flushed first, or — `durability: 'background'` — marked complete for
+ * this boot only and flushed afterwards ({@link sealLater}).
+ */
+function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string): Step<{ dir: string; reused: boolean }> {
+  const { staging, identities } = yield* extract(io, req, root);
+  try {
+    if (req.durability === 'background') {
+      yield* writeMarker(io, staging, markerText(req.variant, identities, bootId()), false);
+      const published = yield* publish(io, staging, dir, req, root, false);
+      if (!published.reused) sealLater(dir, req, root, identities);
+      return published;
+    }
+    yield* flushFiles(io, staging, req);
+    yield* writeMarker(io, staging, markerText(req.variant, identities), true);
+    yield* fsyncFile(io, staging);
+    return yield* publish(io, staging, dir, req, root, true);
+  } finally {
+    yield* io.rm(staging);
   }
 }
 
@@ -309,6 +329,17 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stat
     }
   }
   return moved ? MOVED : 'ok';
+}
+
+/** {@link checkBundleDir}, where a directory removed while it is checked is missing. */
+function* checkUnlessGone(io: Io, dir: string, req: CacheRequest, known?: fs.Stats | null): Step<string> {
+  try {
+    return yield* checkBundleDir(io, dir, req, known);
+  } catch (e) {
+    // A prune moved it aside after it was found, before the lease: it is extracted again.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    return 'it was removed while it was checked';
+  }
 }
 
 /** {@link checkBundleDir}'s answer for a complete directory whose files are not the ones its marker recorded, but have their bytes. */

@@ -10,6 +10,10 @@
  * - `<root>/.leases/<dir>/<ns>-<pid>-<start>`: a lease (mtime = that process's last start with `<dir>`)
  * - `<root>/.leases/<dir>/.last-use`: mtime = the last start of a process that is gone
  * - `<root>/.leases/<dir>/.pruning/<ns>-<pid>-<start>`: a prune deciding whether to remove `<dir>`
+ * - `<root>/.leases/<dir>/.extracting` → `<ns>-<pid>-<start>`: a symlink naming the one process
+ *   writing `<dir>` (see {@link claimExtraction}); other cold starts wait for it
+ * - `<root>/.leases/<dir>/.takeover-<ns>-<pid>-<start>` → its holder's tag: the one process
+ *   removing the claim of `<ns>-<pid>-<start>`, gone or stalled
  *
  * The start time (field 22 of `/proc/<pid>/stat`, clock ticks since boot)
  * makes a tag name one process for ever: a pid is reused, the pair is not.
@@ -35,6 +39,31 @@ const LAST_USE = '.last-use';
 
 /** In a lease directory: the intents of prunes deciding about that bundle directory. */
 const PRUNING = '.pruning';
+
+/** In a lease directory: the extraction claim, a symlink whose target is its holder's tag. */
+const EXTRACTING = '.extracting';
+
+/** In a lease directory: prefix of the guard held while a claim of a gone or stalled process is removed. */
+const TAKEOVER = '.takeover-';
+
+/**
+ * A cold start waiting for another process's extraction gives the claim up
+ * (removes it and claims itself) once the holder has moved no byte, read or
+ * written, for this long: stopped (SIGSTOP, a debugger), or stuck. An
+ * extraction reads and writes all the time, except in its final fsyncs. A
+ * holder whose I/O cannot be read (another pid namespace, hidepid) counts as
+ * quiet, so it is waited for this long at most.
+ */
+export const CLAIM_STALL_MS = 3000;
+
+/**
+ * However busy the holder looks, a waiting cold start stops waiting after
+ * this long and extracts by itself (the rename race keeps that correct).
+ */
+export const CLAIM_WAIT_MS = 30_000;
+
+/** How often a waiting cold start looks for the published directory (one lstat while it is missing). */
+const CLAIM_POLL_MS = 5;
 
 /**
  * A staging directory whose process cannot be checked (another pid namespace)
@@ -116,6 +145,26 @@ export function processStartTime(pid: number | 'self'): string | null {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const start = fields[22 - 3];
   return start !== undefined && /^\d+$/.test(start) ? start : null;
+}
+
+/**
+ * The bytes process `pid` has read and written through system calls so far
+ * (`rchar` + `wchar` of `/proc/<pid>/io`, all its threads, kernel copies
+ * included), or null when that cannot be read (gone, no /proc, hidepid).
+ *
+ * @example
+ * processIoChars(process.pid) // 1843302
+ */
+export function processIoChars(pid: number): number | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/io`, 'latin1');
+  } catch {
+    return null;
+  }
+  const r = /^rchar: (\d+)$/m.exec(text)?.[1];
+  const w = /^wchar: (\d+)$/m.exec(text)?.[1];
+  return r === undefined || w === undefined ? null : Number(r) + Number(w);
 }
 
 /** This process's tag: `<pid namespace>-<pid>-<start time>` (`<ns>-<pid>` without /proc). */
@@ -255,8 +304,9 @@ export function* sweepLeases(io: Io, root: string): Step<void> {
 
 /**
  * Removes what is left in the lease directory of a bundle directory that is
- * gone: its last use, then the directory itself when it is empty (a start
- * that has just written a lease there keeps it).
+ * gone: its last use and the extraction claims of processes that are gone,
+ * then the directory itself when it is empty (a start that has just written
+ * a lease there keeps it).
  *
  * @example
  * runSync(forgetLeases(syncIo, root, 'demo-1a2b3c4d5e6f7a8b'));
@@ -264,6 +314,7 @@ export function* sweepLeases(io: Io, root: string): Step<void> {
 export function* forgetLeases(io: Io, root: string, dirName: string): Step<void> {
   const dir = path.join(root, LEASES_DIR, dirName);
   yield* io.rm(path.join(dir, LAST_USE));
+  yield* forgetDeadClaims(io, dir);
   yield* removeIfEmpty(io, path.join(dir, PRUNING));
   yield* removeIfEmpty(io, dir);
 }
@@ -436,6 +487,195 @@ export function* dropLease(io: Io, root: string, dirName: string): Step<void> {
   if (count !== 1) return;
   holds().delete(lease);
   yield* io.rm(lease);
+}
+
+/** What {@link claimExtraction} gives the process that is to extract. */
+export interface ExtractionClaim {
+  /** The claim this process holds, for {@link releaseExtraction}; null when it extracts without one. */
+  readonly file: string | null;
+}
+
+/**
+ * One writer per bundle directory: claims the extraction of
+ * `<root>/<dirName>` for this process, or waits while another process holds
+ * the claim, until `published()` (checked after each short sleep) says that
+ * process's directory is in place. Returns null then: use that directory;
+ * otherwise this process extracts, and gives the claim back with
+ * {@link releaseExtraction} once it has published (or failed).
+ *
+ * The claim is `<root>/.leases/<dirName>/.extracting`, a symlink whose target
+ * is the holder's tag: made with symlink(2), which fails with EEXIST when it
+ * exists, so one process holds it, and read whole by one readlink(2). It lives
+ * in a root that passed the root check, so only this user can plant one; a
+ * planted claim names a process and nothing is ever opened through it.
+ *
+ * A waiter removes the claim, then claims for itself, when the holder is gone
+ * (its tag is not alive: SIGKILLed mid-extraction) or has moved no byte for
+ * {@link CLAIM_STALL_MS} (SIGSTOPped): see {@link removeClaim}. After
+ * {@link CLAIM_WAIT_MS} it extracts without a claim, and so does every
+ * waiter at once when the holder gives the claim back without publishing (it
+ * failed: `E_INTEGRITY`, a full disk), so failures are not met one process
+ * after another. Either way the rename race of the publish keeps every start
+ * correct; a second writer costs bytes.
+ *
+ * A claim held by this very process (another bundle instance's `ready()`) is
+ * not waited for: a synchronous start would block the event loop that
+ * extraction needs; and each instance reads and checks its own source, as
+ * before claims (a tampered copy of the bundle still fails `E_INTEGRITY`).
+ *
+ * @example
+ * const claim = yield* claimExtraction(io, root, name, () => isComplete(io, dir));
+ * if (claim !== null) try { extract … publish } finally { yield* releaseExtraction(io, claim); }
+ */
+export function* claimExtraction(io: Io, root: string, dirName: string, published: () => Step<boolean>): Step<ExtractionClaim | null> {
+  const file = path.join(root, LEASES_DIR, dirName, EXTRACTING);
+  const started = Date.now();
+  // The holder being watched, its I/O counter, and when that last moved.
+  let watched: string | null = null;
+  let watchedChars: number | null = null;
+  let quietSince = started;
+  // The live holder this process last slept waiting for.
+  let waitedOn: string | null = null;
+  for (;;) {
+    const made = yield* createClaim(io, file);
+    if (made !== 'held') {
+      const claim = { file: made === 'made' ? file : null };
+      // The previous holder may have published between the caller's check and this claim.
+      try {
+        if (yield* published()) {
+          yield* releaseExtraction(io, claim);
+          return null;
+        }
+      } catch (e) {
+        yield* releaseExtraction(io, claim);
+        throw e;
+      }
+      if (made === 'unavailable') debug('no extraction claim on %s: extracting without one', dirName);
+      // The writer waited for is alive and was busy until just now: it gave
+      // up without publishing (E_INTEGRITY, a full disk), and its waiters go
+      // on together, as before claims, not one after another. (Gone or
+      // stalled, its claim was removed by a waiter taking over instead.)
+      if (waitedOn !== null && holderAlive(waitedOn) === true && Date.now() - quietSince < CLAIM_STALL_MS / 3) {
+        yield* releaseExtraction(io, claim);
+        debug('%s gave the extraction of %s up: extracting without a claim', waitedOn, dirName);
+        return { file: null };
+      }
+      return claim;
+    }
+    const holder = yield* holderOf(io, file);
+    if (holder === null) continue; // released meanwhile: claim again at once
+    if (holder === processTag()) return { file: null };
+    const now = Date.now();
+    const tag = parseTag(holder);
+    const alive = holderAlive(holder);
+    const chars = alive === true && tag !== null ? processIoChars(tag.pid) : null;
+    if (watched !== holder || (chars !== null && chars !== watchedChars)) {
+      watched = holder;
+      watchedChars = chars;
+      quietSince = now;
+    }
+    if (alive === false || now - quietSince > CLAIM_STALL_MS) {
+      if (yield* removeClaim(io, file, holder)) debug('removed the extraction claim of %s on %s: %s', holder, dirName, alive === false ? 'it is gone' : `no I/O for ${now - quietSince} ms`);
+      watched = null;
+      waitedOn = null;
+      continue;
+    }
+    if (now - started > CLAIM_WAIT_MS) {
+      debug('waited %d ms for %s to extract %s: extracting without a claim', now - started, holder, dirName);
+      return { file: null };
+    }
+    waitedOn = holder;
+    yield* sleep(io, CLAIM_POLL_MS);
+    if (yield* published()) {
+      debug('waited %d ms for %s to extract %s', Date.now() - started, holder, dirName);
+      return null;
+    }
+  }
+}
+
+/**
+ * Gives back a claim of {@link claimExtraction}, if this process still holds
+ * it (a waiter that took it over from this process, stalled, holds it now).
+ *
+ * @example
+ * yield* releaseExtraction(io, claim);
+ */
+export function* releaseExtraction(io: Io, claim: ExtractionClaim): Step<void> {
+  if (claim.file === null) return;
+  if ((yield* io.readlink(claim.file)) === processTag()) yield* io.rm(claim.file);
+}
+
+/** 'made': this process holds the claim; 'held': another does; 'unavailable': none can be made here. */
+function* createClaim(io: Io, file: string): Step<'made' | 'held' | 'unavailable'> {
+  try {
+    yield* io.symlink(processTag(), file);
+    return 'made';
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return 'held';
+    // No lease directory (a root where the lease could not be written) or a
+    // read-only root: extract as without claims; the rename race decides.
+    if (code === 'ENOENT' || code === 'EROFS' || code === 'EACCES') return 'unavailable';
+    throw e;
+  }
+}
+
+/** The tag a claim or guard names; '' when it is not a symlink (no version writes that); null when it is gone. */
+function* holderOf(io: Io, file: string): Step<string | null> {
+  const target = yield* io.readlink(file);
+  if (target !== null) return target;
+  return (yield* io.lstat(file)) === null ? null : '';
+}
+
+/**
+ * Removes the claim `file` if `holder` still holds it; true when it did. Only the process that
+ * made the guard `.takeover-<holder>` (symlink(2), so one at a time) may,
+ * which keeps two waiters from both removing a claim, the second removing the
+ * first's new one. The one race left: a stalled holder that resumes and
+ * finishes, and a new claim made, between the readlink and the rm here, lose
+ * that new claim — one more writer, and the rename race still decides.
+ */
+function* removeClaim(io: Io, file: string, holder: string): Step<boolean> {
+  const guard = path.join(path.dirname(file), `${TAKEOVER}${parseTag(holder) === null ? 'invalid' : holder}`);
+  try {
+    yield* io.symlink(processTag(), guard);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return false;
+    if (code !== 'EEXIST') throw e;
+    // Another waiter is taking over; a guard whose maker died doing so goes.
+    yield* removeIfHolderGone(io, guard);
+    return false;
+  }
+  try {
+    if ((yield* holderOf(io, file)) !== holder) return false;
+    yield* io.rm(file);
+    return true;
+  } finally {
+    yield* io.rm(guard);
+  }
+}
+
+/** Removes the guard `file` when the process it names is gone. */
+function* removeIfHolderGone(io: Io, file: string): Step<void> {
+  const holder = yield* holderOf(io, file);
+  if (holder !== null && holderAlive(holder) === false) yield* io.rm(file);
+}
+
+/** Whether the process a claim or guard names is alive (null: another pid namespace); a target that is no tag names nobody. */
+function holderAlive(holder: string): boolean | null {
+  const tag = parseTag(holder);
+  return tag === null ? false : tagIsAlive(tag.namespace, tag.pid, tag.start);
+}
+
+/** Removes the claim and the takeover guards in lease directory `dir` whose processes are gone. */
+function* forgetDeadClaims(io: Io, dir: string): Step<void> {
+  for (const name of yield* entriesOf(io, dir)) {
+    if (name.startsWith(TAKEOVER)) yield* removeIfHolderGone(io, path.join(dir, name));
+  }
+  const file = path.join(dir, EXTRACTING);
+  const holder = yield* holderOf(io, file);
+  if (holder !== null && holderAlive(holder) === false) yield* removeClaim(io, file, holder);
 }
 
 /**

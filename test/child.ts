@@ -6,7 +6,7 @@
  * process-wide, so every test about what gets loaded (/proc/self/maps, one
  * load only, checks made before dlopen, laziness) runs in a child of its own.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { REPO, tempDir } from './fixtures';
 
@@ -102,9 +102,20 @@ export function spawnChild(body: string, options: ChildOptions = {}): ChildExit 
  * const [a, b] = await Promise.all([spawnChildAsync(body), spawnChildAsync(body)]);
  */
 export function spawnChildAsync(body: string, options: ChildOptions = {}): Promise<ChildExit> {
+  return startChild(body, options).exit;
+}
+
+/**
+ * {@link spawnChildAsync}, with the child process itself, to signal it
+ * (SIGSTOP, SIGKILL) while it runs.
+ *
+ * @example
+ * const { child, exit } = startChild(body); child.kill('SIGSTOP'); … const r = await exit;
+ */
+export function startChild(body: string, options: ChildOptions = {}): { child: ChildProcess; exit: Promise<ChildExit> } {
   const { command, args, env } = childInvocation(body, options);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  const child = spawn(command, args, { env, cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  const exit = new Promise<ChildExit>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -112,6 +123,7 @@ export function spawnChildAsync(body: string, options: ChildOptions = {}): Promi
     child.on('error', reject);
     child.on('close', (status, signal) => resolve(childExit(status, signal, stdout, stderr)));
   });
+  return { child, exit };
 }
 
 function childInvocation(body: string, options: ChildOptions): { command: string; args: string[]; env: NodeJS.ProcessEnv } {

@@ -8,8 +8,10 @@
  *   on the small demo bundle (libdemo_core, libdemo_codec, libdemo_app,
  *   libdemo_plugin; ~62 KB — not the 64 MiB one). The 16 children of a round
  *   wait on a file barrier after booting Node, so that they reach the cache
- *   together (15 of 16 then extract and lose the rename). Measured on the
- *   2-core build machine: 1.6–4.2 s per round, 37–54 s for the 20 rounds.
+ *   together (one claims the extraction and the others wait for its
+ *   rename: see concurrent-cold.test.ts; before claims, 15 of 16 extracted
+ *   and lost the rename). Measured on the 2-core build machine:
+ *   1.6–4.2 s per round, 37–54 s for the 20 rounds.
  * - in one process: 4 child processes (same bundle twice: ready() and a
  *   synchronous first touch in the same tick; the same with the touch made
  *   while ready() has its staging directory; three ready()s racing over two
