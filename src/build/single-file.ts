@@ -90,16 +90,42 @@ export async function buildSea(options: SeaOptions): Promise<void> {
     for (const b of bundles) Object.assign(assets, seaAssets(b.files));
     fs.writeFileSync(path.join(work, 'index.json'), JSON.stringify({ bundles: index }));
     assets[SEA_INDEX_ASSET] = path.join(work, 'index.json');
-    const blob = path.join(work, 'sea-prep.blob');
-    fs.writeFileSync(path.join(work, 'sea-config.json'), JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, assets }, null, 2));
-    execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { cwd: work, stdio: 'pipe' });
-    const out = path.resolve(options.out);
-    fs.copyFileSync(process.execPath, out);
-    fs.chmodSync(out, 0o755);
-    await postject.inject(out, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE });
+    await writeSeaExecutable({ main, assets, out: options.out, work }, postject);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** What {@link writeSeaExecutable} puts into the executable. */
+export interface SeaBlob {
+  /** The bundled main script (one CommonJS file). */
+  readonly main: string;
+  /** Asset key → absolute path. */
+  readonly assets: Readonly<Record<string, string>>;
+  /** The executable to write. */
+  readonly out: string;
+  /** A private scratch directory for the config and the blob. */
+  readonly work: string;
+}
+
+/**
+ * The last steps of {@link buildSea}, apart so that anything built to compare
+ * with it (the empty executable of `npm run bench:sea`) is built the same way:
+ * the sea-config, the blob prepared by the running node, and its injection
+ * into a copy of that node.
+ *
+ * @example
+ * await writeSeaExecutable({ main: 'main.cjs', assets: {}, out: 'empty-sea', work });
+ */
+export async function writeSeaExecutable(blob: SeaBlob, postject = requireOptional<PostjectLike>('postject', '`dlbundle sea`')): Promise<void> {
+  const prep = path.join(blob.work, 'sea-prep.blob');
+  const config = { main: blob.main, output: prep, disableExperimentalSEAWarning: true, assets: blob.assets };
+  fs.writeFileSync(path.join(blob.work, 'sea-config.json'), JSON.stringify(config, null, 2));
+  execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { cwd: blob.work, stdio: 'pipe' });
+  const out = path.resolve(blob.out);
+  fs.copyFileSync(process.execPath, out);
+  fs.chmodSync(out, 0o755);
+  await postject.inject(out, 'NODE_SEA_BLOB', fs.readFileSync(prep), { sentinelFuse: SEA_FUSE });
 }
 
 /**
