@@ -27,8 +27,10 @@ const NAMESPACE = 'dlbundle-koffi';
  * await esbuild.build({ entryPoints: ['app.js'], bundle: true, platform: 'node', outfile: 'app.cjs', plugins: [koffiPlugin()] });
  */
 export function koffiPlugin(): EsbuildPluginLike {
-  // The compiled koffi-native module beside this file's directory (dist/koffi-native.js).
-  const loader = path.join(__dirname, '..', 'koffi-native.js');
+  // dlbundle's run-time entry (dist/index.js), the file an application's
+  // require('dlbundle') resolves to: the bundle then holds one copy of the run
+  // time, which loads koffi.node and the application's libraries alike.
+  const loader = path.join(__dirname, '..', 'index.js');
   return {
     name: NAMESPACE,
     setup(build) {
