@@ -119,7 +119,7 @@ export interface SeaBlob {
  */
 export async function writeSeaExecutable(blob: SeaBlob, postject = requireOptional<PostjectLike>('postject', '`dlbundle sea`')): Promise<void> {
   const prep = path.join(blob.work, 'sea-prep.blob');
-  const config = { main: blob.main, output: prep, disableExperimentalSEAWarning: true, assets: blob.assets };
+  const config = { main: blob.main, output: prep, disableExperimentalSEAWarning: true, useCodeCache: true, assets: blob.assets };
   fs.writeFileSync(path.join(blob.work, 'sea-config.json'), JSON.stringify(config, null, 2));
   execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { cwd: blob.work, stdio: 'pipe' });
   const out = path.resolve(blob.out);
