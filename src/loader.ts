@@ -9,7 +9,6 @@
  * library whose handle is garbage-collected.
  */
 import path = require('node:path');
-import { performance } from 'node:perf_hooks';
 import { logger } from './log';
 import { DlbundleError } from './errors';
 import { koffi, type KoffiLibrary } from './koffi';
@@ -113,14 +112,16 @@ export function loadFile(file: ManifestFile, locate: () => LibraryLocation, opti
   }
   const { path: at, from } = locate();
   const ffi = koffi(); // loaded first, so that `ms` is the dlopen alone
-  const start = performance.now();
+  // process.hrtime, not perf_hooks: requiring perf_hooks loads eleven of
+  // Node's internal modules, a few ms of every start.
+  const start = process.hrtime.bigint();
   let handle: KoffiLibrary;
   try {
     handle = ffi.load(at, { global: options.global });
   } catch (e) {
     throw loadError(file.name, at, e);
   }
-  const loaded: LoadedLibrary = { name: file.name, path: at, from, ms: performance.now() - start, handle };
+  const loaded: LoadedLibrary = { name: file.name, path: at, from, ms: Number(process.hrtime.bigint() - start) / 1e6, handle };
   registry().libraries.set(registryKey(file), loaded);
   debug('loaded %s in %s ms', at, loaded.ms.toFixed(2));
   return loaded;
