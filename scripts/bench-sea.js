@@ -12,20 +12,35 @@
 // (the median of each round's difference, with its p25/p75) against the
 // targets of issue 10, and whether any run wrote to stderr (none may; the
 // process exits 1 if one did). A few untimed runs with DEBUG=dlbundle:* check
-// that no Node warning appears when debug is loaded either.
+// that no Node warning appears when debug is loaded either, and with
+// NODE_OPTIONS=--max-old-space-size (other V8 flags than the build's) that no
+// "Code cache data rejected" appears. Each run's CPU time (user + system, from
+// getrusage of the children) is reported beside the wall time: on a shared
+// machine it moves far less. BENCH_SEA_TMPDIR puts the work directory (and so
+// every cache) on another file system, e.g. a tmpfs, where fsync is free.
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
+const koffi = require('koffi');
+
 const repo = path.resolve(__dirname, '..');
-const { writeSeaExecutable } = require(path.join(repo, 'dist', 'build', 'single-file.js'));
 const runs = Math.max(21, Number(process.env.BENCH_RUNS ?? 21));
 const TARGET_WARM_OVER_EMPTY_MS = 10;
 const TARGET_COLD_OVER_WARM_MS = 60;
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-bench-sea-'));
+const work = fs.mkdtempSync(path.join(process.env.BENCH_SEA_TMPDIR ?? os.tmpdir(), 'dlbundle-bench-sea-'));
+
+// getrusage(RUSAGE_CHILDREN): user + system time of every child waited for, in ms.
+const getrusage = koffi.load('libc.so.6').func('int getrusage(int who, _Out_ uint8_t *usage)');
+function childrenCpuMs() {
+  const usage = Buffer.alloc(144); // struct rusage; ru_utime and ru_stime are its first two timevals
+  if (getrusage(-1, usage) !== 0) throw new Error('getrusage failed');
+  const tv = (at) => Number(usage.readBigInt64LE(at)) * 1e3 + Number(usage.readBigInt64LE(at + 8)) / 1e3;
+  return tv(0) + tv(16);
+}
 const app = path.join(work, 'app');
 fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true });
 fs.symlinkSync(repo, path.join(app, 'node_modules', 'dlbundle'));
@@ -52,11 +67,13 @@ const buildMs = performance.now() - buildStart;
 const emptyExe = path.join(work, 'empty-sea');
 
 function timed(argv, tmp, extraEnv = {}) {
+  const cpu = childrenCpuMs();
   const start = performance.now();
   const r = spawnSync(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, HOME: work, TMPDIR: tmp, ...extraEnv }, cwd: work, encoding: 'utf8' });
   const ms = performance.now() - start;
+  const cpuMs = childrenCpuMs() - cpu;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
-  return { ms, stderr: r.stderr };
+  return { ms, cpuMs, stderr: r.stderr };
 }
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -70,7 +87,8 @@ const spread = (xs) => ({ median: round(quantile(xs, 0.5)), p25: round(quantile(
 async function main() {
   const emptyWork = fs.mkdtempSync(path.join(work, 'empty-'));
   fs.writeFileSync(path.join(emptyWork, 'main.cjs'), '');
-  await writeSeaExecutable({ main: path.join(emptyWork, 'main.cjs'), assets: {}, out: emptyExe, work: emptyWork });
+  // In a child, as `dlbundle sea` does it: postject's notes on stdout stay out of this JSON.
+  execFileSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(repo, 'dist', 'build', 'single-file.js'))}).writeSeaExecutable(${JSON.stringify({ main: path.join(emptyWork, 'main.cjs'), assets: {}, out: emptyExe, work: emptyWork })})`], { stdio: 'pipe' });
 
   const warmTmp = path.join(work, 'warm-tmp');
   fs.mkdirSync(warmTmp);
@@ -92,6 +110,7 @@ async function main() {
   // Untimed: the cache in place, the page cache filled, each executable run once.
   for (const k of ['cold', 'warm', 'empty']) kinds[k]();
   const samples = { empty: [], warm: [], cold: [] };
+  const cpu = { empty: [], warm: [], cold: [] };
   const stderr = [];
   const order = Object.keys(kinds);
   for (let i = 0; i < runs; i++) {
@@ -99,6 +118,7 @@ async function main() {
       const k = order[(i + j) % order.length];
       const r = kinds[k]();
       samples[k].push(r.ms);
+      cpu[k].push(r.cpuMs);
       if (r.stderr !== '') stderr.push({ kind: k, run: i, stderr: r.stderr });
     }
   }
@@ -107,15 +127,22 @@ async function main() {
   const debugRuns = [cold(debugEnv), timed([exe], warmTmp, debugEnv), cold(debugEnv), timed([exe], warmTmp, debugEnv)];
   const debugWarnings = debugRuns.flatMap((r) => r.stderr.split('\n').filter((l) => /\(node:\d+\)|Warning:/.test(l)));
   const debugLogged = debugRuns.every((r) => /dlbundle:cache/.test(r.stderr));
+  // Other V8 flags than the build's: a code cache that V8 refuses must not make Node print anything.
+  const flagsEnv = { NODE_OPTIONS: '--max-old-space-size=300' };
+  for (const r of [cold(flagsEnv), timed([exe], warmTmp, flagsEnv)]) if (r.stderr !== '') stderr.push({ kind: 'NODE_OPTIONS', stderr: r.stderr });
 
-  const diff = (a, b) => samples[a].map((x, i) => x - samples[b][i]);
+  const diff = (a, b, of = samples) => of[a].map((x, i) => x - of[b][i]);
   const warmOverEmpty = spread(diff('warm', 'empty'));
   const coldOverWarm = spread(diff('cold', 'warm'));
+  const cpuOf = (a, b) => ({ cpu_median: round(quantile(diff(a, b, cpu), 0.5)), cpu_p25: round(quantile(diff(a, b, cpu), 0.25)), cpu_p75: round(quantile(diff(a, b, cpu), 0.75)) });
   console.log(JSON.stringify({ bench: 'machine', cpu: os.cpus()[0]?.model, cores: os.cpus().length, load1: round(os.loadavg()[0]), node: process.version, kernel: os.release() }));
   console.log(JSON.stringify({ bench: 'sea-build', ms: round(buildMs), MiB: round(fs.statSync(exe).size / 2 ** 20), empty_MiB: round(fs.statSync(emptyExe).size / 2 ** 20), libraries_MB: round(libraryBytes / 1e6) }));
-  for (const [name, xs] of Object.entries(samples)) console.log(JSON.stringify({ bench: `sea-run-${name}`, runs: xs.length, ...spread(xs) }));
-  console.log(JSON.stringify({ bench: 'sea-warm-over-empty-ms', ...warmOverEmpty, target: TARGET_WARM_OVER_EMPTY_MS, pass: warmOverEmpty.median <= TARGET_WARM_OVER_EMPTY_MS }));
-  console.log(JSON.stringify({ bench: 'sea-cold-over-warm-ms', ...coldOverWarm, target: TARGET_COLD_OVER_WARM_MS, pass: coldOverWarm.median <= TARGET_COLD_OVER_WARM_MS }));
+  for (const [name, xs] of Object.entries(samples)) {
+    const c = spread(cpu[name]);
+    console.log(JSON.stringify({ bench: `sea-run-${name}`, runs: xs.length, ...spread(xs), cpu_median: c.median, cpu_p25: c.p25, cpu_p75: c.p75 }));
+  }
+  console.log(JSON.stringify({ bench: 'sea-warm-over-empty-ms', ...warmOverEmpty, target: TARGET_WARM_OVER_EMPTY_MS, pass: warmOverEmpty.median <= TARGET_WARM_OVER_EMPTY_MS, ...cpuOf('warm', 'empty') }));
+  console.log(JSON.stringify({ bench: 'sea-cold-over-warm-ms', ...coldOverWarm, target: TARGET_COLD_OVER_WARM_MS, pass: coldOverWarm.median <= TARGET_COLD_OVER_WARM_MS, ...cpuOf('cold', 'warm') }));
   console.log(JSON.stringify({ bench: 'sea-stderr', runs_with_stderr: stderr.length, debug_runs: debugRuns.length, debug_logged: debugLogged, debug_warnings: debugWarnings, pass: stderr.length === 0 && debugWarnings.length === 0 && debugLogged }));
   if (stderr.length > 0) console.error(`stderr of ${stderr.length} run(s), first: ${JSON.stringify(stderr[0])}`);
   fs.rmSync(work, { recursive: true, force: true });
