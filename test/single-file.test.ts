@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { requireOptional } from '../src/build/optional';
+import { writeSeaMain } from '../src/build/sea-main';
 import { autoSource } from '../src/sources/auto';
 import { runChild } from './child';
 import { DEMO_LIBS, expectCode, nativeFixture, REPO, tempDir } from './fixtures';
@@ -189,6 +190,26 @@ describe('single-file delivery', function () {
       assert.doesNotMatch(after.stderr, /damaged/);
       assert.ok((after.out.rchar ?? Infinity) < koffiSize);
     });
+  });
+
+  it("a SEA's main carries its bundle with a code cache of every function that a fresh node accepts", () => {
+    const work = tempDir();
+    const bundle = path.join(work, 'app.cjs');
+    fs.writeFileSync(bundle, 'function later(x) { return [x].map((y) => y * 2)[0]; }\nmodule.exports = later(21);\n');
+    const main = writeSeaMain(bundle, work);
+    assert.equal(main.cache, 'eager');
+    const [source, cache] = Object.values(main.assets) as [string, string];
+    const check = `const vm = require('node:vm'), fs = require('node:fs');
+      const script = new vm.Script(fs.readFileSync(${JSON.stringify(source)}, 'utf8'), { cachedData: fs.readFileSync(${JSON.stringify(cache)}) });
+      const module = { exports: {} };
+      script.runInThisContext()(module.exports, require, module, '', '');
+      console.log(JSON.stringify({ rejected: script.cachedDataRejected, value: module.exports }));`;
+    const r = spawnSync(process.execPath, ['-e', check], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { rejected: false, value: 42 });
+    // With every function compiled, the cache is larger than one of the top level alone would be.
+    const topLevel = spawnSync(process.execPath, ['-e', `process.stdout.write(String(new (require('node:vm').Script)(require('node:fs').readFileSync(${JSON.stringify(source)}, 'utf8')).createCachedData().length))`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    assert.ok(fs.statSync(cache).size > Number(topLevel.stdout), `${fs.statSync(cache).size} vs ${topLevel.stdout}`);
   });
 
   it('an esbuild single-file bundle with a generated module runs alone, decoding only the blobs it extracts', () => {
