@@ -9,6 +9,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { koffiPlugin } from '../src/build/koffi-plugin';
 import { requireOptional } from '../src/build/optional';
 import { writeSeaMain } from '../src/build/sea-main';
 import { autoSource } from '../src/sources/auto';
@@ -212,6 +213,26 @@ describe('single-file delivery', function () {
     // With every function compiled, the cache is larger than one of the top level alone would be.
     const topLevel = spawnSync(process.execPath, ['-e', `process.stdout.write(String(new (require('node:vm').Script)(require('node:fs').readFileSync(${JSON.stringify(source)}, 'utf8'), { filename: ${JSON.stringify(source)} }).createCachedData().length))`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
     assert.ok(fs.statSync(cache).size > Number(topLevel.stdout), `${fs.statSync(cache).size} bytes vs ${topLevel.stdout} for the top level alone`);
+  });
+
+  it("a single-file build where supports-color is not installed leaves no run-time require of it (a SEA would warn with DEBUG set)", async () => {
+    // debug and ms copied where no supports-color can be found from them.
+    const app = tempDir();
+    for (const pkg of ['debug', 'ms']) fs.cpSync(path.join(REPO, 'node_modules', pkg), path.join(app, 'node_modules', pkg), { recursive: true });
+    fs.writeFileSync(path.join(app, 'main.js'), "require('debug')('app')('hello');\n");
+    const esbuild = requireOptional<{ build(o: object): Promise<unknown> }>('esbuild', 'this test');
+    const build = async (plugins: unknown[]): Promise<string> => {
+      const out = path.join(app, `out-${plugins.length}.cjs`);
+      await esbuild.build({ entryPoints: [path.join(app, 'main.js')], bundle: true, platform: 'node', format: 'cjs', outfile: out, plugins, logLevel: 'silent' });
+      return fs.readFileSync(out, 'utf8');
+    };
+    assert.match(await build([]), /require\("supports-color"\)/, 'without the plugin the require stays for run time');
+    const bundled = await build([koffiPlugin()]);
+    assert.doesNotMatch(bundled, /require\("supports-color"\)/);
+    // The bundle still runs debug, which logs without colours.
+    const r = spawnSync(process.execPath, [path.join(app, 'out-1.cjs')], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', DEBUG: 'app' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /app hello/);
   });
 
   it('an esbuild single-file bundle with a generated module runs alone, decoding only the blobs it extracts', () => {
