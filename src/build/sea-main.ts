@@ -71,7 +71,10 @@ script.runInThisContext()(exports, require, module, __filename, __dirname);
 export function writeSeaMain(bundle: string, work: string): SeaMain {
   const source = path.join(work, 'main-source.js');
   // The CommonJS wrapper, parenthesized: V8 compiles it, the bundle's top level, eagerly.
-  fs.writeFileSync(source, `(function (exports, require, module, __filename, __dirname) {${fs.readFileSync(bundle, 'utf8')}\n})`);
+  // A hashbang (esbuild keeps an entry's `#!/usr/bin/env node`) is valid only
+  // at the very start of a script: inside the wrapper it becomes a comment.
+  const text = fs.readFileSync(bundle, 'utf8').replace(/^#!/, '//');
+  fs.writeFileSync(source, `(function (exports, require, module, __filename, __dirname) {${text}\n})`);
   const cache = path.join(work, 'main.cache');
   // Fresh processes with node's default flags, as the executable runs without NODE_OPTIONS.
   const env = { ...process.env };
