@@ -1,25 +1,54 @@
 #!/usr/bin/env node
 'use strict';
-// `npm run bench:sea`: builds the demo application as a single executable
-// with `dlbundle sea`, then times whole runs of it (spawn to exit) — cold,
-// with a fresh TMPDIR each time, and warm, reusing one — and, for scale, the
-// same program run by plain `node` from its directory. Medians over fresh
-// processes; one JSON object per line.
+// `npm run bench:sea`: whole runs of single executables, spawn to exit, in
+// fresh processes, rounds of three in rotating order:
+// - empty: a SEA whose main does nothing, built the same way (the same node
+//   binary, the same sea-config options, through the same writeSeaExecutable);
+// - warm:  the demo application built by `dlbundle sea` with the demo chain and
+//   the 64 MiB libdemo_big.so (≈ 67 MB of libraries, plus koffi.node), its cache
+//   already in place;
+// - cold:  the same executable with a fresh, empty TMPDIR each run.
+// Prints JSON lines: the medians with p25/p75, then warm − empty and cold − warm
+// (the median of each round's difference, with its p25/p75) against the
+// targets of issue 10, and whether any run wrote to stderr (none may; the
+// process exits 1 if one did). A few untimed runs with DEBUG=dlbundle:* check
+// that no Node warning appears when debug is loaded either, and with
+// NODE_OPTIONS=--max-old-space-size (other V8 flags than the build's) that no
+// "Code cache data rejected" appears. Each run's CPU time (user + system, from
+// getrusage of the children) is reported beside the wall time: on a shared
+// machine it moves far less. BENCH_SEA_TMPDIR puts the work directory (and so
+// every cache) on another file system, e.g. a tmpfs, where fsync is free.
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
+const koffi = require('koffi');
+
 const repo = path.resolve(__dirname, '..');
-const runs = Number(process.env.BENCH_RUNS ?? 21);
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-bench-sea-'));
+const runs = Math.max(21, Number(process.env.BENCH_RUNS ?? 21));
+const TARGET_WARM_OVER_EMPTY_MS = 10;
+const TARGET_COLD_OVER_WARM_MS = 60;
+
+const work = fs.mkdtempSync(path.join(process.env.BENCH_SEA_TMPDIR ?? os.tmpdir(), 'dlbundle-bench-sea-'));
+
+// getrusage(RUSAGE_CHILDREN): user + system time of every child waited for, in ms.
+const getrusage = koffi.load('libc.so.6').func('int getrusage(int who, _Out_ uint8_t *usage)');
+function childrenCpuMs() {
+  const usage = Buffer.alloc(144); // struct rusage; ru_utime and ru_stime are its first two timevals
+  if (getrusage(-1, usage) !== 0) throw new Error('getrusage failed');
+  const tv = (at) => Number(usage.readBigInt64LE(at)) * 1e3 + Number(usage.readBigInt64LE(at + 8)) / 1e3;
+  return tv(0) + tv(16);
+}
 const app = path.join(work, 'app');
 fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true });
 fs.symlinkSync(repo, path.join(app, 'node_modules', 'dlbundle'));
-const libs = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so'].map((n) => path.join(repo, 'build', 'Release', n));
+const built = path.join(repo, 'build', 'Release');
+const libs = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so', 'libdemo_big.so'].map((n) => path.join(built, n));
 const cli = path.join(repo, 'dist', 'cli.js');
 execFileSync(process.execPath, [cli, 'pack', ...libs, '--name', 'demo', '--out', path.join(app, 'native')]);
+const libraryBytes = libs.reduce((sum, f) => sum + fs.statSync(f).size, 0);
 fs.writeFileSync(
   path.join(app, 'main.js'),
   `const path = require('node:path');
@@ -28,38 +57,99 @@ const app = openBundle({ source: autoSource(path.join(__dirname, 'native')) }).l
 if (app.compute(5) !== 1011) process.exit(1);
 `,
 );
+
 const exe = path.join(work, 'demo-sea');
 const buildStart = performance.now();
 execFileSync(process.execPath, [cli, 'sea', path.join(app, 'main.js'), '--bundle', path.join(app, 'native'), '--out', exe], { stdio: 'pipe' });
 const buildMs = performance.now() - buildStart;
 
-function timed(argv, tmp) {
+// The empty executable: a main that does nothing, no assets, otherwise as `dlbundle sea` builds.
+const emptyExe = path.join(work, 'empty-sea');
+
+function timed(argv, tmp, extraEnv = {}) {
+  const cpu = childrenCpuMs();
   const start = performance.now();
-  const r = spawnSync(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, HOME: work, TMPDIR: tmp }, cwd: work });
+  const r = spawnSync(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, HOME: work, TMPDIR: tmp, ...extraEnv }, cwd: work, encoding: 'utf8' });
   const ms = performance.now() - start;
-  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
-  return ms;
+  const cpuMs = childrenCpuMs() - cpu;
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
+  return { ms, cpuMs, stderr: r.stderr };
 }
-const median = (xs) => {
+const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+  const i = (s.length - 1) * q;
+  const lo = Math.floor(i);
+  return s[lo] + (s[Math.ceil(i)] - s[lo]) * (i - lo);
 };
 const round = (x) => Math.round(x * 10) / 10;
+const spread = (xs) => ({ median: round(quantile(xs, 0.5)), p25: round(quantile(xs, 0.25)), p75: round(quantile(xs, 0.75)) });
 
-const warmTmp = path.join(work, 'warm-tmp');
-fs.mkdirSync(warmTmp);
-timed([exe], warmTmp);
-const samples = { cold: [], warm: [], plainNodeWarm: [] };
-for (let i = 0; i < runs; i++) {
-  const coldTmp = path.join(work, `cold-${i}`);
-  fs.mkdirSync(coldTmp);
-  samples.cold.push(timed([exe], coldTmp));
-  fs.rmSync(coldTmp, { recursive: true, force: true });
-  samples.warm.push(timed([exe], warmTmp));
-  samples.plainNodeWarm.push(timed([process.execPath, path.join(app, 'main.js')], warmTmp));
+async function main() {
+  const emptyWork = fs.mkdtempSync(path.join(work, 'empty-'));
+  fs.writeFileSync(path.join(emptyWork, 'main.cjs'), '');
+  // In a child, as `dlbundle sea` does it: postject's notes on stdout stay out of this JSON.
+  execFileSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(repo, 'dist', 'build', 'single-file.js'))}).writeSeaExecutable(${JSON.stringify({ main: path.join(emptyWork, 'main.cjs'), assets: {}, out: emptyExe, work: emptyWork })})`], { stdio: 'pipe' });
+
+  const warmTmp = path.join(work, 'warm-tmp');
+  fs.mkdirSync(warmTmp);
+  let coldCount = 0;
+  const cold = (extraEnv) => {
+    const tmp = path.join(work, `cold-${coldCount++}`);
+    fs.mkdirSync(tmp);
+    try {
+      return timed([exe], tmp, extraEnv);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  };
+  const kinds = {
+    empty: () => timed([emptyExe], warmTmp),
+    warm: () => timed([exe], warmTmp),
+    cold: () => cold(),
+  };
+  // Untimed: the cache in place, the page cache filled, each executable run once.
+  for (const k of ['cold', 'warm', 'empty']) kinds[k]();
+  const samples = { empty: [], warm: [], cold: [] };
+  const cpu = { empty: [], warm: [], cold: [] };
+  const stderr = [];
+  const order = Object.keys(kinds);
+  for (let i = 0; i < runs; i++) {
+    for (let j = 0; j < order.length; j++) {
+      const k = order[(i + j) % order.length];
+      const r = kinds[k]();
+      samples[k].push(r.ms);
+      cpu[k].push(r.cpuMs);
+      if (r.stderr !== '') stderr.push({ kind: k, run: i, stderr: r.stderr });
+    }
+  }
+  // With DEBUG naming dlbundle, debug is loaded and logs to stderr: no line of it may be a Node warning.
+  const debugEnv = { DEBUG: 'dlbundle:*' };
+  const debugRuns = [cold(debugEnv), timed([exe], warmTmp, debugEnv), cold(debugEnv), timed([exe], warmTmp, debugEnv)];
+  const debugWarnings = debugRuns.flatMap((r) => r.stderr.split('\n').filter((l) => /\(node:\d+\)|Warning:/.test(l)));
+  const debugLogged = debugRuns.every((r) => /dlbundle:cache/.test(r.stderr));
+  // Other V8 flags than the build's: a code cache that V8 refuses must not make Node print anything.
+  const flagsEnv = { NODE_OPTIONS: '--max-old-space-size=300' };
+  for (const r of [cold(flagsEnv), timed([exe], warmTmp, flagsEnv)]) if (r.stderr !== '') stderr.push({ kind: 'NODE_OPTIONS', stderr: r.stderr });
+
+  const diff = (a, b, of = samples) => of[a].map((x, i) => x - of[b][i]);
+  const warmOverEmpty = spread(diff('warm', 'empty'));
+  const coldOverWarm = spread(diff('cold', 'warm'));
+  const cpuOf = (a, b) => ({ cpu_median: round(quantile(diff(a, b, cpu), 0.5)), cpu_p25: round(quantile(diff(a, b, cpu), 0.25)), cpu_p75: round(quantile(diff(a, b, cpu), 0.75)) });
+  console.log(JSON.stringify({ bench: 'machine', cpu: os.cpus()[0]?.model, cores: os.cpus().length, load1: round(os.loadavg()[0]), node: process.version, kernel: os.release() }));
+  console.log(JSON.stringify({ bench: 'sea-build', ms: round(buildMs), MiB: round(fs.statSync(exe).size / 2 ** 20), empty_MiB: round(fs.statSync(emptyExe).size / 2 ** 20), libraries_MB: round(libraryBytes / 1e6) }));
+  for (const [name, xs] of Object.entries(samples)) {
+    const c = spread(cpu[name]);
+    console.log(JSON.stringify({ bench: `sea-run-${name}`, runs: xs.length, ...spread(xs), cpu_median: c.median, cpu_p25: c.p25, cpu_p75: c.p75 }));
+  }
+  console.log(JSON.stringify({ bench: 'sea-warm-over-empty-ms', ...warmOverEmpty, target: TARGET_WARM_OVER_EMPTY_MS, pass: warmOverEmpty.median <= TARGET_WARM_OVER_EMPTY_MS, ...cpuOf('warm', 'empty') }));
+  console.log(JSON.stringify({ bench: 'sea-cold-over-warm-ms', ...coldOverWarm, target: TARGET_COLD_OVER_WARM_MS, pass: coldOverWarm.median <= TARGET_COLD_OVER_WARM_MS, ...cpuOf('cold', 'warm') }));
+  console.log(JSON.stringify({ bench: 'sea-stderr', runs_with_stderr: stderr.length, debug_runs: debugRuns.length, debug_logged: debugLogged, debug_warnings: debugWarnings, pass: stderr.length === 0 && debugWarnings.length === 0 && debugLogged }));
+  if (stderr.length > 0) console.error(`stderr of ${stderr.length} run(s), first: ${JSON.stringify(stderr[0])}`);
+  fs.rmSync(work, { recursive: true, force: true });
+  if (stderr.length > 0 || debugWarnings.length > 0 || !debugLogged) process.exitCode = 1;
 }
-console.log(JSON.stringify({ bench: 'machine', cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, kernel: os.release() }));
-console.log(JSON.stringify({ bench: 'sea-build', ms: round(buildMs), bytes: fs.statSync(exe).size, MiB: round(fs.statSync(exe).size / 2 ** 20), node_binary_MiB: round(fs.statSync(process.execPath).size / 2 ** 20) }));
-for (const [name, xs] of Object.entries(samples)) console.log(JSON.stringify({ bench: `sea-run-${name}`, runs: xs.length, median_ms: round(median(xs)), min_ms: round(Math.min(...xs)), max_ms: round(Math.max(...xs)) }));
-fs.rmSync(work, { recursive: true, force: true });
+
+main().catch((e) => {
+  fs.rmSync(work, { recursive: true, force: true });
+  throw e;
+});

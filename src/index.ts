@@ -29,6 +29,8 @@ export const inPlaceDirectory = forward('inPlaceDirectory');
 export const fromBuffers = forward('fromBuffers');
 export const fromSea = forward('fromSea');
 export const fromAsar = forward('fromAsar');
+// koffi's own native module in single-file builds: what a bundler's replacement of koffi's loader calls.
+export const loadKoffiNative = forward('loadKoffiNative');
 
 // Which build fits this machine.
 export const hostTarget = forward('hostTarget');

@@ -112,7 +112,8 @@ export function loadFile(file: ManifestFile, locate: () => LibraryLocation, opti
   }
   const { path: at, from } = locate();
   const ffi = koffi(); // loaded first, so that `ms` is the dlopen alone
-  // process.hrtime: performance.now() would load perf_hooks (≈ 1.6 ms of a warm start).
+  // process.hrtime, not perf_hooks: requiring perf_hooks loads eleven of
+  // Node's internal modules, a few ms of every start.
   const start = process.hrtime.bigint();
   let handle: KoffiLibrary;
   try {

@@ -9,7 +9,7 @@
  * number reused for another library would make `/proc/self/fd/<n>` look
  * "already loaded". Dependencies are matched by soname, as on disk.
  */
-import { spawnSync } from 'node:child_process';
+import type * as childProcess from 'node:child_process';
 import fs = require('node:fs');
 import { logger } from './log';
 import { streamVerified, type CacheRequest } from './cache';
@@ -156,6 +156,10 @@ export function createMemoryFileWithoutKoffi(name: string): number {
   }
   const label = `${MEMORY_FILE_LABEL}${name}`;
   const tried: string[] = [];
+  // Required here: child_process loads net, stream and dgram (≈ 5 ms in a
+  // single executable), and only this rare fallback needs it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawnSync } = require('node:child_process') as typeof childProcess;
   for (const helper of HELPERS) {
     const args = helper.args(label);
     if (args === null) {

@@ -17,6 +17,8 @@ export { fromDirectory, inPlaceDirectory } from './sources/directory';
 export { fromBuffers, type BlobInput } from './sources/buffers';
 export { fromSea } from './sources/sea';
 export { fromAsar } from './sources/asar';
+// koffi's own native module in single-file builds: what a bundler's replacement of koffi's loader calls.
+export { loadKoffiNative } from './koffi-native';
 export type { Source, SourceKind, BlobReader } from './sources/source';
 
 // Which build fits this machine.

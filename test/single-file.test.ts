@@ -9,7 +9,9 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { koffiPlugin } from '../src/build/koffi-plugin';
 import { requireOptional } from '../src/build/optional';
+import { writeSeaMain } from '../src/build/sea-main';
 import { autoSource } from '../src/sources/auto';
 import { runChild } from './child';
 import { DEMO_LIBS, expectCode, nativeFixture, REPO, tempDir } from './fixtures';
@@ -17,6 +19,8 @@ import { DEMO_LIBS, expectCode, nativeFixture, REPO, tempDir } from './fixtures'
 const CLI = path.join(REPO, 'dist', 'cli.js');
 
 interface AppOutput {
+  /** Bytes this process read with read(2) and friends (/proc/self/io rchar) by the time it printed. */
+  rchar?: number;
   compute: number;
   plugin: number;
   addonAdd: number;
@@ -50,12 +54,19 @@ function makeApp(main: string): string {
   return app;
 }
 
-/** Runs `argv` in an otherwise empty directory with a fresh HOME and TMPDIR and no NODE_PATH. */
-function runAlone(argv: readonly string[], home: string, tmp: string, cwd: string): AppOutput {
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: tmp };
+/** Runs `argv` in an otherwise empty directory with a fresh HOME and TMPDIR and no NODE_PATH; `extraEnv` is added to that environment. */
+function runRaw(argv: readonly string[], home: string, tmp: string, cwd: string, extraEnv: NodeJS.ProcessEnv = {}): { out: AppOutput; stderr: string } {
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, TMPDIR: tmp, ...extraEnv };
   const r = spawnSync(argv[0] as string, argv.slice(1), { cwd, env, encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, `${argv.join(' ')} failed:\n${r.stderr}\n${r.stdout}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop() as string) as AppOutput;
+  return { out: JSON.parse(r.stdout.trim().split('\n').pop() as string) as AppOutput, stderr: r.stderr };
+}
+
+/** {@link runRaw}, which must print nothing on stderr: no warning of Node's, no log. */
+function runAlone(argv: readonly string[], home: string, tmp: string, cwd: string, extraEnv: NodeJS.ProcessEnv = {}): AppOutput {
+  const { out, stderr } = runRaw(argv, home, tmp, cwd, extraEnv);
+  assert.equal(stderr, '', `${argv.join(' ')} printed on stderr`);
+  return out;
 }
 
 function assertResults(out: AppOutput): void {
@@ -87,36 +98,142 @@ describe('single-file delivery', function () {
     for (const m of mounted.splice(0).reverse()) spawnSync('umount', [m]);
   });
 
-  it('a SEA built by `dlbundle sea` runs alone, extracts once into the fresh TMPDIR, and reuses it on the next start', () => {
-    const app = makeApp(`const path = require('node:path');\nconst { openBundle, autoSource } = require('dlbundle');\nconst SOURCE = autoSource(path.join(__dirname, 'native'));\n${APP_BODY}`);
-    const exe = path.join(tempDir(), 'demo-sea');
-    cli('sea', path.join(app, 'main.js'), '--bundle', path.join(app, 'native'), '--out', exe);
-    const alone = tempDir('dlbundle-empty-');
-    fs.copyFileSync(exe, path.join(alone, 'demo-sea'));
-    fs.chmodSync(path.join(alone, 'demo-sea'), 0o755);
-    assert.deepEqual(fs.readdirSync(alone), ['demo-sea'], 'nothing but the executable');
-    const home = tempDir();
-    const tmp = tempDir();
+  describe('a SEA built by `dlbundle sea`', () => {
+    let exe = '';
+    before(() => {
+      const app = makeApp(`const path = require('node:path');\nconst fs = require('node:fs');\nconst { openBundle, autoSource } = require('dlbundle');\nconst SOURCE = autoSource(path.join(__dirname, 'native'));\n${APP_BODY.replace('JSON.stringify({', "JSON.stringify({ rchar: Number(/^rchar: (\\d+)$/m.exec(fs.readFileSync('/proc/self/io', 'utf8'))[1]),")}`);
+      const built = path.join(tempDir(), 'demo-sea');
+      cli('sea', path.join(app, 'main.js'), '--bundle', path.join(app, 'native'), '--out', built);
+      const alone = tempDir('dlbundle-empty-');
+      exe = path.join(alone, 'demo-sea');
+      fs.copyFileSync(built, exe);
+      fs.chmodSync(exe, 0o755);
+    });
 
-    const cold = runAlone([path.join(alone, 'demo-sea')], home, tmp, alone);
-    assertResults(cold);
-    assert.equal(cold.report.source.kind, 'sea');
-    assert.match(cold.report.source.reason ?? '', /single executable/);
-    assert.equal(cold.report.reused, false);
-    const dir = cold.report.dir as string;
-    assert.equal(path.dirname(path.dirname(dir)), tmp, `extracted under the fresh TMPDIR: ${dir}`);
-    // koffi's own native module came out of the executable through the same cache.
-    const roots = fs.readdirSync(path.dirname(dir)).sort();
-    assert.ok(roots.some((d) => d.startsWith('koffi-native-')), JSON.stringify(roots));
-    const koffiDir = path.join(path.dirname(dir), roots.find((d) => d.startsWith('koffi-native-')) as string);
-    const before = { bundle: markerInode(dir), koffi: markerInode(koffiDir) };
+    /** The koffi-native bundle directory beside the demo bundle's `dir`. */
+    function koffiDirBeside(dir: string): string {
+      const found = fs.readdirSync(path.dirname(dir)).filter((d) => d.startsWith('koffi-native-'));
+      assert.equal(found.length, 1, JSON.stringify(found));
+      return path.join(path.dirname(dir), found[0] as string);
+    }
 
-    const warm = runAlone([path.join(alone, 'demo-sea')], home, tmp, alone);
-    assertResults(warm);
-    assert.equal(warm.report.reused, true);
-    assert.equal(warm.report.dir, dir);
-    assert.deepEqual({ bundle: markerInode(dir), koffi: markerInode(koffiDir) }, before, 'nothing was extracted again');
-    assert.deepEqual(fs.readdirSync(alone), ['demo-sea'], 'nothing written beside the executable');
+    it('runs alone, extracts once into the fresh TMPDIR, reuses it on the next start, and prints nothing on stderr either time', () => {
+      const alone = path.dirname(exe);
+      assert.deepEqual(fs.readdirSync(alone), ['demo-sea'], 'nothing but the executable');
+      const home = tempDir();
+      const tmp = tempDir();
+
+      const cold = runAlone([exe], home, tmp, alone);
+      assertResults(cold);
+      assert.equal(cold.report.source.kind, 'sea');
+      assert.match(cold.report.source.reason ?? '', /single executable/);
+      assert.equal(cold.report.reused, false);
+      const dir = cold.report.dir as string;
+      assert.equal(path.dirname(path.dirname(dir)), tmp, `extracted under the fresh TMPDIR: ${dir}`);
+      // koffi's own native module came out of the executable through the same cache.
+      const koffiDir = koffiDirBeside(dir);
+      const before = { bundle: markerInode(dir), koffi: markerInode(koffiDir) };
+
+      const warm = runAlone([exe], home, tmp, alone);
+      assertResults(warm);
+      assert.equal(warm.report.reused, true);
+      assert.equal(warm.report.dir, dir);
+      assert.deepEqual({ bundle: markerInode(dir), koffi: markerInode(koffiDir) }, before, 'nothing was extracted again');
+      assert.deepEqual(fs.readdirSync(alone), ['demo-sea'], 'nothing written beside the executable');
+    });
+
+    it('prints no warning of Node\'s with DEBUG set (debug loaded) or with other V8 flags in NODE_OPTIONS (code cache refused), cold or warm', () => {
+      const alone = path.dirname(exe);
+      const home = tempDir();
+      const tmp = tempDir();
+      const debugRuns = [runRaw([exe], home, tmp, alone, { DEBUG: 'dlbundle:*' }), runRaw([exe], home, tmp, alone, { DEBUG: 'dlbundle:*' })];
+      assert.deepEqual(debugRuns.map((r) => r.out.report.reused), [false, true]);
+      for (const r of debugRuns) {
+        assertResults(r.out);
+        assert.match(r.stderr, /dlbundle:cache (extracted|reused) linux-x64-gnu in .*koffi-native-/, 'the logs of debug');
+        assert.deepEqual(r.stderr.split('\n').filter((l) => /\(node:\d+\)|Warning/.test(l)), [], r.stderr);
+      }
+      // V8 flags other than the build's: the code cache is refused, silently.
+      const fresh = tempDir();
+      const flagged = { NODE_OPTIONS: '--max-old-space-size=300' };
+      assert.equal(runAlone([exe], home, fresh, alone, flagged).report.reused, false);
+      assert.equal(runAlone([exe], home, fresh, alone, flagged).report.reused, true);
+    });
+
+    it('a warm start reuses koffi.node without reading it; koffi.node changed in place is found on the next start and extracted again', () => {
+      const alone = path.dirname(exe);
+      const home = tempDir();
+      const tmp = tempDir();
+      const cold = runAlone([exe], home, tmp, alone);
+      const koffiFile = path.join(koffiDirBeside(cold.report.dir as string), 'koffi.node');
+      const original = fs.readFileSync(koffiFile);
+      const koffiSize = original.length;
+
+      // No hashing: the whole warm start reads less than koffi.node's size (its
+      // identity is compared with the marker's, one lstat; assets are memory).
+      const warm = runRaw([exe], home, tmp, alone, { DEBUG: 'dlbundle:cache' });
+      assertResults(warm.out);
+      assert.match(warm.stderr, /reused linux-x64-gnu in .*koffi-native-/);
+      assert.ok((warm.out.rchar ?? Infinity) < koffiSize, `a warm start read ${warm.out.rchar} bytes; koffi.node has ${koffiSize}`);
+
+      // One byte changed in place (same size, same inode; its ctime moves).
+      const fd = fs.openSync(koffiFile, 'r+');
+      fs.writeSync(fd, Buffer.from([(original[koffiSize >> 1] as number) ^ 0xff]), 0, 1, koffiSize >> 1);
+      fs.closeSync(fd);
+      const tampered = runRaw([exe], home, tmp, alone, { DEBUG: 'dlbundle:cache' });
+      assertResults(tampered.out);
+      assert.match(tampered.stderr, /koffi-native-\w+ is damaged \(koffi\.node was changed after it was published: it has xxh64 \w+ instead of \w+\); rebuilding it/);
+      assert.ok((tampered.out.rchar ?? 0) >= koffiSize, `the changed file was read to be hashed (${tampered.out.rchar} bytes read)`);
+      assert.ok(fs.readFileSync(koffiFile).equals(original), 'koffi.node holds its packed bytes again');
+
+      const after = runRaw([exe], home, tmp, alone, { DEBUG: 'dlbundle:cache' });
+      assert.match(after.stderr, /reused linux-x64-gnu in .*koffi-native-/);
+      assert.doesNotMatch(after.stderr, /damaged/);
+      assert.ok((after.out.rchar ?? Infinity) < koffiSize);
+    });
+  });
+
+  it("a SEA's main carries its bundle (hashbang and all) with a code cache of every function that a fresh node accepts", () => {
+    const work = tempDir();
+    const bundle = path.join(work, 'app.cjs');
+    // Functions that the top level never calls: V8 compiles them only when asked to compile everything.
+    const unused = Array.from({ length: 20 }, (_, i) => `function unused${i}(a) { let s = ${i}; for (let j = 0; j < a; j++) { s += j * 2; s ^= j; s -= j % 3; } return [s].map((y) => y + 1)[0]; }`);
+    // With the hashbang esbuild keeps from a command-line entry, which is valid only at the start of a script.
+    fs.writeFileSync(bundle, `#!/usr/bin/env node\n${unused.join('\n')}\nfunction later(x) { return [x].map((y) => y * 2)[0]; }\nmodule.exports = later(21);\n`);
+    const main = writeSeaMain(bundle, work);
+    assert.equal(main.cache, 'eager');
+    const [source, cache] = Object.values(main.assets) as [string, string];
+    const check = `const vm = require('node:vm'), fs = require('node:fs');
+      const script = new vm.Script(fs.readFileSync(${JSON.stringify(source)}, 'utf8'), { cachedData: fs.readFileSync(${JSON.stringify(cache)}) });
+      const module = { exports: {} };
+      script.runInThisContext()(module.exports, require, module, '', '');
+      console.log(JSON.stringify({ rejected: script.cachedDataRejected, value: module.exports }));`;
+    const r = spawnSync(process.execPath, ['-e', check], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { rejected: false, value: 42 });
+    // With every function compiled, the cache is larger than one of the top level alone would be.
+    const topLevel = spawnSync(process.execPath, ['-e', `process.stdout.write(String(new (require('node:vm').Script)(require('node:fs').readFileSync(${JSON.stringify(source)}, 'utf8'), { filename: ${JSON.stringify(source)} }).createCachedData().length))`], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    assert.ok(fs.statSync(cache).size > Number(topLevel.stdout), `${fs.statSync(cache).size} bytes vs ${topLevel.stdout} for the top level alone`);
+  });
+
+  it("a single-file build where supports-color is not installed leaves no run-time require of it (a SEA would warn with DEBUG set)", async () => {
+    // debug and ms copied where no supports-color can be found from them.
+    const app = tempDir();
+    for (const pkg of ['debug', 'ms']) fs.cpSync(path.join(REPO, 'node_modules', pkg), path.join(app, 'node_modules', pkg), { recursive: true });
+    fs.writeFileSync(path.join(app, 'main.js'), "require('debug')('app')('hello');\n");
+    const esbuild = requireOptional<{ build(o: object): Promise<unknown> }>('esbuild', 'this test');
+    const build = async (plugins: unknown[]): Promise<string> => {
+      const out = path.join(app, `out-${plugins.length}.cjs`);
+      await esbuild.build({ entryPoints: [path.join(app, 'main.js')], bundle: true, platform: 'node', format: 'cjs', outfile: out, plugins, logLevel: 'silent' });
+      return fs.readFileSync(out, 'utf8');
+    };
+    assert.match(await build([]), /require\("supports-color"\)/, 'without the plugin the require stays for run time');
+    const bundled = await build([koffiPlugin()]);
+    assert.doesNotMatch(bundled, /require\("supports-color"\)/);
+    // The bundle still runs debug, which logs without colours.
+    const r = spawnSync(process.execPath, [path.join(app, 'out-1.cjs')], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', DEBUG: 'app' } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /app hello/);
   });
 
   it('an esbuild single-file bundle with a generated module runs alone, decoding only the blobs it extracts', () => {

@@ -5,7 +5,8 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { pack } from '../pack';
-import { installedKoffiNative, KOFFI_NATIVE_BUNDLE } from '../koffi-native';
+import { DlbundleError } from '../errors';
+import { KOFFI_NATIVE_BUNDLE, KOFFI_NATIVE_FILE } from '../koffi-native';
 import { readBundleManifest } from '../inspect';
 import { MANIFEST_FILE, type Manifest } from '../manifest';
 
@@ -43,4 +44,39 @@ export function packKoffiNative(out: string): BundleFiles {
   fs.rmSync(out, { recursive: true, force: true });
   for (const [target, file] of Object.entries(files)) pack([file], { name: KOFFI_NATIVE_BUNDLE, out, target });
   return bundleFiles(out);
+}
+
+/** Where koffi's prebuilt native modules are installed, per target key. */
+export interface KoffiNativeFiles {
+  readonly version: string;
+  /** Target key (`linux-x64-gnu`, `linux-x64-musl`, …) → path of that koffi.node. */
+  readonly files: Readonly<Record<string, string>>;
+}
+
+/**
+ * Finds the prebuilt `koffi.node` files of the installed koffi for this
+ * platform and architecture (glibc and musl builds where koffi ships both).
+ *
+ * @example
+ * installedKoffiNative().files['linux-x64-gnu'] // '…/@koromix/koffi-linux-x64/linux_x64/koffi.node'
+ */
+export function installedKoffiNative(): KoffiNativeFiles {
+  // koffi's "exports" hide package.json; its main file sits at the package root.
+  const koffiDir = path.dirname(require.resolve('koffi'));
+  const version = (JSON.parse(fs.readFileSync(path.join(koffiDir, 'package.json'), 'utf8')) as { version: string }).version;
+  const pkg = `@koromix/koffi-${process.platform}-${process.arch}`;
+  let pkgDir: string;
+  try {
+    pkgDir = path.dirname(require.resolve(`${pkg}/package.json`, { paths: [koffiDir] }));
+  } catch (e) {
+    throw new DlbundleError('E_MISSING_BLOB', `koffi's prebuilt package ${pkg} is not installed.`, `Install koffi's dependencies for this platform (npm install), then build again.`, { cause: e });
+  }
+  const files: Record<string, string> = {};
+  // koffi's packages hold <platform>_<arch>/ (glibc) and musl_<arch>/ builds.
+  const gnu = path.join(pkgDir, `${process.platform}_${process.arch}`, KOFFI_NATIVE_FILE);
+  const musl = path.join(pkgDir, `musl_${process.arch}`, KOFFI_NATIVE_FILE);
+  const suffix = process.platform === 'linux' ? '-gnu' : '';
+  if (fs.existsSync(gnu)) files[`${process.platform}-${process.arch}${suffix}`] = gnu;
+  if (process.platform === 'linux' && fs.existsSync(musl)) files[`linux-${process.arch}-musl`] = musl;
+  return { version, files };
 }

@@ -12,6 +12,7 @@ import { SEA_INDEX_ASSET, seaAssetKey } from '../sources/sea';
 import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';
 import { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
 import { requireOptional } from './optional';
+import { writeSeaMain } from './sea-main';
 
 // The fuse string Node's SEA support looks for; postject flips it on injection.
 // Assembled at run time: postject refuses a binary in which the string occurs
@@ -68,7 +69,8 @@ export interface SeaOptions {
 }
 
 /**
- * Builds a single executable application: bundles the entry, adds every
+ * Builds a single executable application: bundles the entry (carried as an
+ * asset with its code cache, run by a small main: see sea-main.ts), adds every
  * bundle and koffi's native module as SEA assets, prepares the blob with the
  * running `node --experimental-sea-config`, and injects it into a copy of
  * that `node` with postject.
@@ -81,25 +83,54 @@ export async function buildSea(options: SeaOptions): Promise<void> {
   const postject = requireOptional<PostjectLike>('postject', '`dlbundle sea`');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-sea-'));
   try {
-    const main = path.join(work, 'main.cjs');
-    await bundleApplication(options.entry, main);
+    const app = path.join(work, 'app.cjs');
+    await bundleApplication(options.entry, app);
+    const main = writeSeaMain(app, work);
     const entryDir = path.dirname(path.resolve(options.entry));
     const bundles = options.bundles.map((dir) => ({ dir, files: bundleFiles(dir) }));
     const index = bundles.map((b) => ({ name: b.files.manifest.name, dir: path.relative(entryDir, path.resolve(b.dir)) }));
-    const assets: Record<string, string> = { ...seaAssets(packKoffiNative(path.join(work, 'koffi-native'))) };
+    const assets: Record<string, string> = { ...main.assets, ...seaAssets(packKoffiNative(path.join(work, 'koffi-native'))) };
     for (const b of bundles) Object.assign(assets, seaAssets(b.files));
     fs.writeFileSync(path.join(work, 'index.json'), JSON.stringify({ bundles: index }));
     assets[SEA_INDEX_ASSET] = path.join(work, 'index.json');
-    const blob = path.join(work, 'sea-prep.blob');
-    fs.writeFileSync(path.join(work, 'sea-config.json'), JSON.stringify({ main, output: blob, disableExperimentalSEAWarning: true, assets }, null, 2));
-    execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { cwd: work, stdio: 'pipe' });
-    const out = path.resolve(options.out);
-    fs.copyFileSync(process.execPath, out);
-    fs.chmodSync(out, 0o755);
-    await postject.inject(out, 'NODE_SEA_BLOB', fs.readFileSync(blob), { sentinelFuse: SEA_FUSE });
+    await writeSeaExecutable({ main: main.main, assets, out: options.out, work }, postject);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** What {@link writeSeaExecutable} puts into the executable. */
+export interface SeaBlob {
+  /** The bundled main script (one CommonJS file). */
+  readonly main: string;
+  /** Asset key → absolute path. */
+  readonly assets: Readonly<Record<string, string>>;
+  /** The executable to write. */
+  readonly out: string;
+  /** A private scratch directory for the config and the blob. */
+  readonly work: string;
+}
+
+/**
+ * The last steps of {@link buildSea}, apart so that anything built to compare
+ * with it (the empty executable of `npm run bench:sea`) is built the same way:
+ * the sea-config, the blob prepared by the running node, and its injection
+ * into a copy of that node.
+ *
+ * @example
+ * await writeSeaExecutable({ main: 'main.cjs', assets: {}, out: 'empty-sea', work });
+ */
+export async function writeSeaExecutable(blob: SeaBlob, postject = requireOptional<PostjectLike>('postject', '`dlbundle sea`')): Promise<void> {
+  const prep = path.join(blob.work, 'sea-prep.blob');
+  // No useCodeCache: the main's cache is made by writeSeaMain, because Node's
+  // prints a warning on every start whose V8 flags differ from the build's.
+  const config = { main: blob.main, output: prep, disableExperimentalSEAWarning: true, assets: blob.assets };
+  fs.writeFileSync(path.join(blob.work, 'sea-config.json'), JSON.stringify(config, null, 2));
+  execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { cwd: blob.work, stdio: 'pipe' });
+  const out = path.resolve(blob.out);
+  fs.copyFileSync(process.execPath, out);
+  fs.chmodSync(out, 0o755);
+  await postject.inject(out, 'NODE_SEA_BLOB', fs.readFileSync(prep), { sentinelFuse: SEA_FUSE });
 }
 
 /**
