@@ -72,7 +72,7 @@ export function loadKoffiNative(): unknown {
   const file = variant.files.find((f) => f.name === KOFFI_NATIVE_FILE);
   if (file === undefined) throw new DlbundleError('E_MISSING_BLOB', `The ${KOFFI_NATIVE_BUNDLE} bundle (${choice.key}) has no ${KOFFI_NATIVE_FILE}.`, 'Build the program again with `dlbundle sea` / `dlbundle bundle`.');
   const { roots, unavailable } = candidateRoots();
-  const placed = runSync(tryMaterialize(syncIo, { bundleName: manifest.name, variantKey: choice.key, variant, source, roots, unavailableRoots: unavailable, verify: 'size' }));
+  const placed = runSync(tryMaterialize(syncIo, { bundleName: manifest.name, variantKey: choice.key, variant, source, roots, unavailableRoots: unavailable, verify: 'size', durability: 'background' }));
   if ('dir' in placed) {
     try {
       return dlopenKoffi(file, path.join(placed.dir, KOFFI_NATIVE_FILE));
