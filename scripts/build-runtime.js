@@ -53,10 +53,13 @@ const errorsFromIndex = {
 };
 
 async function main() {
+  // xxhash-wasm's module, embedded so that a cold start does not load the package (src/hash.ts says why).
+  const wasm = Buffer.from(require(path.join(dist, 'hash.js')).xxhashWasmBytes()).toString('base64');
   const runtime = (await esbuild.build({
     ...common,
     entryPoints: [path.join(repo, 'src', 'runtime.ts')],
     outfile: path.join(dist, 'runtime.js'),
+    define: { DLBUNDLE_XXHASH_WASM: JSON.stringify(wasm) },
     plugins: [errorsFromIndex],
   })).outputFiles[0].text;
   const id = crypto.createHash('sha256').update(runtime).digest('hex').slice(0, 16);
