@@ -40,6 +40,9 @@ const SYNC_CHUNK_BYTES = 64 << 10;
 const ASYNC_CHUNK_BYTES = 1 << 20;
 const EXTRACT_CHUNK_BYTES = 1 << 20;
 
+/** How long after a first start its directory is flushed, if the process still runs ({@link sealLater}). */
+const SEAL_DELAY_MS = 1000;
+
 function scratchBuffer(io: Io): Buffer {
   return Buffer.allocUnsafe(io.mode === 'sync' ? SYNC_CHUNK_BYTES : ASYNC_CHUNK_BYTES);
 }
@@ -535,26 +538,30 @@ function* writeMarker(io: Io, dir: string, text: string, flush: boolean): Step<v
  * for the disk: its files are flushed, then the marker is replaced by one
  * valid in every boot, then the directory and the root are flushed. Until
  * then a crash can cost the files writes, and the marker says so: after a
- * restart its files are hashed before they are used (checkBundleDir). A
- * process that exits before the flush is done leaves that marker, with the
- * same effect; one that stays alive keeps its event loop busy until it is done.
+ * restart its files are hashed before they are used (checkBundleDir), and
+ * its marker made final once they match.
  */
 function sealLater(dir: string, req: CacheRequest, root: string, identities: ReadonlyMap<string, string>): void {
+  debug('published %s unflushed; its marker holds for this boot', dir);
   function* seal(): Step<void> {
     yield* flushFiles(asyncIo, dir, req);
     yield* replaceMarker(asyncIo, dir, root, markerText(req.variant, identities));
     yield* fsyncFile(asyncIo, dir);
     yield* fsyncFile(asyncIo, root);
   }
-  // Started once the current task is done: its first steps would otherwise
-  // run before the first call returns (fs.promises alone costs ≈ 3 ms to load).
-  setImmediate(() => {
+  // Started a while later, and only in a process still running then: the
+  // flush is not needed for correctness (the boot-bound marker covers a
+  // crash), it only spares the first start after a restart from hashing. A
+  // process that is about to exit does not wait for the disk because of it
+  // (an fsync in flight keeps Node's event loop alive); a command-line tool
+  // that exits at once leaves the boot-bound marker, and a later long-lived
+  // process or the first start after a restart makes it final.
+  setTimeout(() => {
     runAsync(seal()).then(
       () => debug('flushed %s', dir),
-      // The boot-bound marker stays: correct, and hashed once after a restart.
       (e: unknown) => debug('could not flush %s: %s', dir, (e as Error).message),
     );
-  });
+  }, SEAL_DELAY_MS).unref();
 }
 
 /**
