@@ -566,7 +566,8 @@ function sealLater(dir: string, req: CacheRequest, root: string, identities: Rea
 
 /**
  * Puts one blob at `to`, checked against the manifest as it is written
- * (`E_INTEGRITY` otherwise), and starts its flush.
+ * (`E_INTEGRITY` otherwise), and starts its flush when the directory is to be
+ * flushed before use.
  *
  * Read, hashed and written in one pass: the bytes hashed are the bytes
  * written. A kernel copy (copy_file_range) followed by reading the copy back
@@ -581,7 +582,9 @@ function* writeVerified(io: Io, req: CacheRequest, file: ManifestFile, to: strin
   } finally {
     if (fd !== undefined) yield* io.close(fd);
   }
-  yield* io.startFlush(to);
+  // Flushed later in the background otherwise; an early flush in flight would
+  // keep a short-lived process waiting for the disk at exit.
+  if (req.durability !== 'background') yield* io.startFlush(to);
 }
 
 /**

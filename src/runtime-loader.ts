@@ -28,8 +28,9 @@ const debug = logger('dlbundle:code-cache');
 /** The run time's exports. */
 export type RuntimeModule = typeof Runtime;
 
-// Set by scripts/build-runtime.js to the xxh64 of dist/runtime.js, whose first
-// line names it too; absent in tsc's output.
+// Set by scripts/build-runtime.js to the build id of dist/runtime.js (the first
+// 16 hex digits of its sha256), which its first line names too; absent in
+// tsc's output.
 declare const DLBUNDLE_RUNTIME_ID: string | undefined;
 
 let loaded: RuntimeModule | undefined;
