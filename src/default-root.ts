@@ -3,7 +3,6 @@
  * checks (roots.ts) and by the loader of dlbundle's own code (runtime-loader.ts),
  * which looks for V8's code cache there before the rest of dlbundle is compiled.
  */
-import os = require('node:os');
 import path = require('node:path');
 
 /**
@@ -13,7 +12,8 @@ import path = require('node:path');
  * effectiveUid() // 1000
  */
 export function effectiveUid(): number {
-  return process.geteuid?.() ?? os.userInfo().uid;
+  // node:os is loaded only where there is no geteuid: the front imports this module.
+  return process.geteuid?.() ?? (require('node:os') as typeof import('node:os')).userInfo().uid;
 }
 
 /**
@@ -25,5 +25,5 @@ export function effectiveUid(): number {
  */
 export function defaultRoot(): string {
   const env = process.env.DLBUNDLE_CACHE_DIR;
-  return env !== undefined && env !== '' ? env : path.join(os.tmpdir(), `dlbundle-${effectiveUid()}`);
+  return env !== undefined && env !== '' ? env : path.join((require('node:os') as typeof import('node:os')).tmpdir(), `dlbundle-${effectiveUid()}`);
 }

@@ -10,7 +10,7 @@ import { runtime, type RuntimeModule } from './runtime-loader';
 
 export type * from './runtime';
 export { DlbundleError, isDlbundleError, type DlbundleErrorCode, type DlbundleErrorDetails } from './errors';
-export { MANIFEST_FILE, MANIFEST_FORMAT } from './manifest';
+export { MANIFEST_FILE, MANIFEST_FORMAT } from './manifest-format';
 
 type Forwarded = { [K in keyof RuntimeModule]: RuntimeModule[K] extends (...args: never[]) => unknown ? K : never }[keyof RuntimeModule];
 

@@ -11,11 +11,9 @@ import { DlbundleError } from './errors';
 import { xxh64 } from './hash';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
 
-/** The manifest format this version reads and writes. */
-export const MANIFEST_FORMAT = 1;
+import { MANIFEST_FILE, MANIFEST_FORMAT } from './manifest-format';
 
-/** The manifest's file name inside a bundle directory. */
-export const MANIFEST_FILE = 'dlbundle.json';
+export { MANIFEST_FILE, MANIFEST_FORMAT };
 
 /** One bundled shared object. */
 export interface ManifestFile {

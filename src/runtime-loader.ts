@@ -16,8 +16,6 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
-import vm = require('node:vm');
-import Module = require('node:module');
 import type * as Runtime from './runtime';
 import { codeCacheKey, PENDING_CODE_CACHE, readCodeCache, type PendingCodeCache } from './code-cache-file';
 import { defaultRoot } from './default-root';
@@ -61,6 +59,8 @@ function compiled(): RuntimeModule | null {
   const key = codeCacheKey(id);
   const cachedData = readCodeCache(defaultRoot(), key);
   // The same wrapper as CommonJS modules get, so the run time sees what require would give it.
+  // Required here, not at the top: importing dlbundle loads nothing it does not use.
+  const vm = require('node:vm') as typeof import('node:vm');
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: file,
     ...(cachedData === null ? {} : { cachedData }),
@@ -71,6 +71,6 @@ function compiled(): RuntimeModule | null {
     (globalThis as Record<symbol, unknown>)[PENDING_CODE_CACHE] = pending;
   }
   const mod = { exports: {} as RuntimeModule };
-  (script.runInThisContext() as (e: object, r: NodeJS.Require, m: object, f: string, d: string) => void)(mod.exports, Module.createRequire(file), mod, file, __dirname);
+  (script.runInThisContext() as (e: object, r: NodeJS.Require, m: object, f: string, d: string) => void)(mod.exports, (require('node:module') as typeof import('node:module')).createRequire(file), mod, file, __dirname);
   return mod.exports;
 }
