@@ -62,4 +62,25 @@ function save(pending: PendingCodeCache): void {
     runSync(syncIo.rm(staging));
   }
   debug('saved %d bytes of code cache as %s', data.length, path.join(dir, pending.key));
+  removeStale(dir, pending.key);
 }
+
+/**
+ * Caches of other builds and V8 versions stay for the processes that still
+ * use them; one not written for {@link STALE_MS} is removed when another is
+ * saved (a cache in use is rewritten only when V8 refuses it, so an old one
+ * still in use costs one compile to come back).
+ */
+function removeStale(dir: string, keep: string): void {
+  const now = Date.now();
+  for (const name of runSync(syncIo.readdir(dir))) {
+    if (name === keep) continue;
+    const st = runSync(syncIo.lstat(path.join(dir, name)));
+    if (st !== null && now - st.mtimeMs > STALE_MS) {
+      runSync(syncIo.rm(path.join(dir, name)));
+      debug('removed the stale code cache %s', name);
+    }
+  }
+}
+
+const STALE_MS = 30 * 24 * 60 * 60 * 1000;

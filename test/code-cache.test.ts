@@ -132,6 +132,21 @@ describe('code cache of the run time', () => {
     assert.equal(start(root).compiled, 'from its code cache');
   });
 
+  it('saving a cache removes caches of other builds not written for 30 days, and keeps newer ones', () => {
+    const root = path.join(tempDir(), 'root');
+    const dir = path.join(root, CODE_CACHE_DIR);
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const old = path.join(dir, `0000000000000000${key.slice(16)}`);
+    const recent = path.join(dir, `1111111111111111${key.slice(16)}`);
+    for (const f of [old, recent]) fs.writeFileSync(f, 'another build', { mode: 0o600 });
+    const days = (n: number): Date => new Date(Date.now() - n * 24 * 60 * 60 * 1000);
+    fs.utimesSync(old, days(31), days(31));
+    fs.utimesSync(recent, days(29), days(29));
+    const r = start(root);
+    assert.match(r.stderr, /removed the stale code cache 0000000000000000/);
+    assert.deepEqual(fs.readdirSync(dir).sort(), [key, path.basename(recent)].sort());
+  });
+
   it('DLBUNDLE_CODE_CACHE=0: compiled by require, nothing read or written', () => {
     const root = path.join(tempDir(), 'root');
     const r = start(root, { DLBUNDLE_CODE_CACHE: '0' });
