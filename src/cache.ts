@@ -5,8 +5,12 @@
  *
  * - Nothing half-done is visible: files are written into a private staging
  *   directory in the same root, hashed while they are written, compared with
- *   the manifest, flushed, marked complete, and the whole directory is renamed
- *   into place. A process that loses the rename uses the winner's copy.
+ *   the manifest, marked complete, and the whole directory is renamed into
+ *   place. A process that loses the rename uses the winner's copy; processes
+ *   starting at once let one of them write (leases.ts's extraction claim).
+ * - A crash loses nothing that is trusted: the files are flushed before the
+ *   rename, or — on a bundle's start — after it, with a marker valid only in
+ *   the boot that wrote it until they are.
  * - Nobody else's files are loaded: a root must pass the root check of
  *   roots.ts (private, and nobody else can replace it or a directory above
  *   it), and bundle directories must be real directories owned by this user
@@ -64,11 +68,11 @@ export interface CacheRequest {
   /**
    * When a new directory is made durable. `'before-use'` (the default):
    * files, marker and directory are flushed before it is renamed into place.
-   * `'background'`: it is renamed into place as soon as every file is written
-   * and verified, and flushed afterwards on libuv's thread pool; the
-   * completion marker is written only once the files are on disk (see
-   * {@link sealLater}), so a power cut still never leaves a directory that
-   * looks complete.
+   * `'background'` (what a bundle's start uses): it is renamed into place as
+   * soon as every file is written and verified, with a completion marker
+   * valid only in this boot, and flushed later if the process still runs
+   * ({@link sealLater}); after a crash, a marker of another boot has the
+   * files hashed before they are trusted.
    */
   readonly durability?: 'before-use' | 'background';
 }
