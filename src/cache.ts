@@ -366,6 +366,9 @@ function* refreshMarker(io: Io, dir: string, req: CacheRequest, root: string): S
       if (st === null) return;
       identities.set(file.name, fileIdentity(st));
     }
+    // A marker valid in every boot only over files on disk: a directory
+    // copied whole in this boot may still be in the page cache alone.
+    yield* flushFiles(io, dir, req);
     yield* replaceMarker(io, dir, root, markerText(req.variant, identities));
   } catch (e) {
     debug('the marker of %s keeps its old identities: %s', dir, (e as Error).message);
