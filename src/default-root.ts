@@ -25,5 +25,16 @@ export function effectiveUid(): number {
  */
 export function defaultRoot(): string {
   const env = process.env.DLBUNDLE_CACHE_DIR;
-  return env !== undefined && env !== '' ? env : path.join((require('node:os') as typeof import('node:os')).tmpdir(), `dlbundle-${effectiveUid()}`);
+  return env !== undefined && env !== '' ? env : path.join(tmpdir(), `dlbundle-${effectiveUid()}`);
+}
+
+/**
+ * os.tmpdir(), without loading node:os on POSIX (≈ 0.4 ms of a start): the
+ * first of TMPDIR, TMP, TEMP that is set, else /tmp, without a trailing slash.
+ */
+function tmpdir(): string {
+  if (process.platform === 'win32') return (require('node:os') as typeof import('node:os')).tmpdir();
+  const env = process.env;
+  const dir = env.TMPDIR || env.TMP || env.TEMP || '/tmp';
+  return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;
 }
