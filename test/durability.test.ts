@@ -6,8 +6,8 @@ import { runSync, syncIo } from '../src/io';
 import type { ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
 import { fromDirectory } from '../src/sources/directory';
-import { runChild } from './child';
-import { nativeFixture, tempDir } from './fixtures';
+import { runChild, spawnChild } from './child';
+import { nativeFixture, REPO, tempDir } from './fixtures';
 
 // A first start publishes its directory before the files are flushed (the
 // disk is waited for on the thread pool, not by the first native call). What
@@ -76,6 +76,34 @@ describe('durability: a first start does not wait for the disk, and a crash befo
     assert.ok(first.endsWith(`\nunflushed in boot ${BOOT_ID}\n`), `the marker at the first call: ${first}`);
     assert.equal(last, first.replace(`unflushed in boot ${BOOT_ID}\n`, ''), 'the marker once the event loop ran');
     assert.equal(marker(dir), last);
+  });
+
+  it('a process that exits right after its first call flushes nothing and leaves the boot-bound marker (it never waits for the disk)', () => {
+    const root = path.join(tempDir(), 'root');
+    // strace -f: every thread, libuv's pool included, where an fsync would run.
+    const r = spawnChild(
+      `const b = dl.openBundle({ source: dl.fromDirectory(P.bundle), cacheDir: P.root });
+       return b.library('libdemo_app.so', { compute: 'int app_compute(int x)' }).compute(5);`,
+      { params: { bundle, root }, under: ['strace', '-f', '-qq', '-e', 'trace=fsync,fdatasync,sync_file_range', '-o', path.join(root + '-strace')] },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.result, 1011);
+    // Node's own fsync of stdout and stderr at exit fails on pipes (EINVAL): only flushes that did something count.
+    const flushes = fs.readFileSync(`${root}-strace`, 'utf8').split('\n').filter((l) => /\b(fsync|fdatasync|sync_file_range)\(.*= 0$/.test(l));
+    assert.deepEqual(flushes, [], 'no flush at all in a process that ends at once');
+    const dir = path.join(root, bundleDirName('durable', variant));
+    assert.ok(marker(dir).endsWith(`\nunflushed in boot ${BOOT_ID}\n`), marker(dir));
+
+    // Control: the same start with the directory flushed before use (what materialize does by default) does flush.
+    const root2 = path.join(tempDir(), 'root');
+    const r2 = spawnChild(
+      `const cache = require(P.cache); const io = require(P.io); const { fromDirectory } = require(P.dir);
+       const req = { bundleName: 'durable', variantKey: 'linux-x64-gnu', variant: P.variant, source: fromDirectory(P.bundle), roots: [P.root], verify: 'size' };
+       return io.runSync(cache.materialize(io.syncIo, req)).reused;`,
+      { params: { bundle, root: root2, variant, cache: path.join(REPO, 'dist', 'cache.js'), io: path.join(REPO, 'dist', 'io.js'), dir: path.join(REPO, 'dist', 'sources', 'directory.js') }, under: ['strace', '-f', '-qq', '-e', 'trace=fsync,fdatasync', '-o', `${root2}-strace`] },
+    );
+    assert.equal(r2.status, 0, r2.stderr);
+    assert.ok(fs.readFileSync(`${root2}-strace`, 'utf8').split('\n').some((l) => /\bf(data)?sync\(.*= 0$/.test(l)), 'the control flushed');
   });
 
   it('a directory whose marker is of another boot has its files hashed: lost writes are found and the directory is rebuilt', () => {
