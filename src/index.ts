@@ -10,10 +10,9 @@
  * exports: a bundler turns those into a getter per name (≈ 0.5 ms of every
  * start for thirty names).
  */
-import { runtime, type RuntimeModule } from './runtime-loader';
-
 import { DlbundleError, isDlbundleError } from './errors';
 import { MANIFEST_FILE, MANIFEST_FORMAT } from './manifest-format';
+import { runtime, type RuntimeModule } from './runtime-loader';
 
 type Forwarded = { [K in keyof RuntimeModule]: RuntimeModule[K] extends (...args: never[]) => unknown ? K : never }[keyof RuntimeModule];
 
