@@ -17,15 +17,17 @@ export function effectiveUid(): number {
 }
 
 /**
- * The first cache root when no `cacheDir` option is given: $DLBUNDLE_CACHE_DIR,
- * else `<tmpdir>/dlbundle-<uid>`. Read from the environment when called.
+ * The first cache root when no `cacheDir` option is given, as an absolute
+ * path: $DLBUNDLE_CACHE_DIR, else `<tmpdir>/dlbundle-<uid>`. Read from the
+ * environment when called.
  *
  * @example
  * defaultRoot() // '/tmp/dlbundle-1000'
  */
 export function defaultRoot(): string {
   const env = process.env.DLBUNDLE_CACHE_DIR;
-  return env !== undefined && env !== '' ? env : path.join(tmpdir(), `dlbundle-${effectiveUid()}`);
+  // Absolute: a relative DLBUNDLE_CACHE_DIR means the same directory to the root check and to the code cache.
+  return path.resolve(env !== undefined && env !== '' ? env : path.join(tmpdir(), `dlbundle-${effectiveUid()}`));
 }
 
 /**
