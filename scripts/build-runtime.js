@@ -57,7 +57,7 @@ async function main() {
   const wasm = Buffer.from(require(path.join(dist, 'hash.js')).xxhashWasmBytes()).toString('base64');
   const runtime = (await esbuild.build({
     ...common,
-    entryPoints: [path.join(repo, 'src', 'runtime-entry.ts')],
+    entryPoints: [path.join(repo, 'src', 'runtime.ts')],
     outfile: path.join(dist, 'runtime.js'),
     define: { DLBUNDLE_XXHASH_WASM: JSON.stringify(wasm) },
     plugins: [errorsFromIndex],
