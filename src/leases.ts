@@ -158,7 +158,7 @@ export function processStartTime(pid: number | 'self'): string | null {
 export function processIoChars(pid: number): number | null {
   let text: string;
   try {
-    text = fs.readFileSync(`/proc/${pid}/io`, 'latin1');
+    text = readSmallFile(`/proc/${pid}/io`).toString('latin1');
   } catch {
     return null;
   }
