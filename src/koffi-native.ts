@@ -17,6 +17,7 @@
 import path = require('node:path');
 import { logger } from './log';
 import { tryMaterialize } from './cache';
+import { EMBEDDED_KOFFI_KEY, koffiInUseOr } from './koffi';
 import { DlbundleError, isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { loadError } from './loader';
@@ -34,8 +35,7 @@ export const KOFFI_NATIVE_BUNDLE = 'koffi-native';
 /** The file name of koffi's native module inside that bundle. */
 export const KOFFI_NATIVE_FILE = 'koffi.node';
 
-/** The `Symbol.for` key under which a generated module registers koffi's native module. */
-export const EMBEDDED_KOFFI_KEY = 'dlbundle.koffi-native.v1';
+export { EMBEDDED_KOFFI_KEY };
 const EMBEDDED_KEY = Symbol.for(EMBEDDED_KOFFI_KEY);
 
 const debug = logger('dlbundle:load');
@@ -53,7 +53,8 @@ function embeddedKoffi(): EmbeddedBundle | undefined {
 /**
  * Materializes koffi's native module for this machine from the SEA assets or
  * the registered embedded bundle, loads it with `process.dlopen` and returns
- * its exports (what `require('…/koffi.node')` would). Called by the loader
+ * its exports (what `require('…/koffi.node')` would) — or returns the koffi
+ * this process already uses, so that there is one. Called by the loader
  * that dlbundle's build commands substitute for koffi's own; another bundler
  * does the same by replacing koffi's `src/static.cjs` with a module whose
  * `loadStatic` returns this.
@@ -63,6 +64,10 @@ function embeddedKoffi(): EmbeddedBundle | undefined {
  * module.exports = { loadStatic: () => require('dlbundle').loadKoffiNative() };
  */
 export function loadKoffiNative(): unknown {
+  return koffiInUseOr(placeKoffiNative);
+}
+
+function placeKoffiNative(): unknown {
   const source = koffiNativeSource();
   const manifest = source.manifest();
   // koffi.node must match the process itself, whatever DLBUNDLE_VARIANT says about the application's bundles.
