@@ -24,7 +24,6 @@
  * replaced by one that is not.
  */
 import fs = require('node:fs');
-import os = require('node:os');
 import path = require('node:path');
 import { DlbundleError, type DlbundleErrorCode } from './errors';
 import { ioError } from './file-io';
@@ -79,7 +78,8 @@ export function candidateRoots(cacheDir?: string): CandidateRoots {
 function homeDirectory(): string | { reason: string } {
   let home: string;
   try {
-    home = os.homedir();
+    // Required here: node:os costs ≈ 0.35 ms of a start that names its cacheDir and never gets here.
+    home = (require('node:os') as typeof import('node:os')).homedir();
   } catch (e) {
     const why = process.env.HOME === undefined || process.env.HOME === '' ? `HOME is not set and uid ${effectiveUid()} has no passwd entry` : (e as Error).message;
     return { reason: `no home directory: ${why}; set XDG_CACHE_HOME or HOME to use this fallback.` };
