@@ -21,11 +21,11 @@ import { EMBEDDED_KOFFI_KEY, koffiInUseOr } from './koffi';
 import { DlbundleError, isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { loadError } from './loader';
-import type { Manifest, ManifestFile } from './manifest';
+import { MANIFEST_FILE, type Manifest, type ManifestFile } from './manifest';
 import { createMemoryFileWithoutKoffi, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import { candidateRoots } from './roots';
 import { fromBuffers, type BlobInput } from './sources/buffers';
-import { fromSea, seaModule } from './sources/sea';
+import { fromSea, seaAssetKey, seaModule } from './sources/sea';
 import type { Source } from './sources/source';
 import { selectVariant } from './variant';
 
@@ -67,7 +67,28 @@ export function loadKoffiNative(): unknown {
   return koffiInUseOr(placeKoffiNative);
 }
 
-function placeKoffiNative(): unknown {
+/**
+ * Whether this program carries koffi's native module itself: a single
+ * executable with the `koffi-native` assets, or a bundle whose generated
+ * module registered it.
+ */
+export function carriesKoffiNative(): boolean {
+  if (embeddedKoffi() !== undefined) return true;
+  const sea = seaModule();
+  if (sea === null) return false;
+  const key = seaAssetKey(KOFFI_NATIVE_BUNDLE, MANIFEST_FILE);
+  try {
+    if (sea.getRawAsset !== undefined) sea.getRawAsset(key);
+    else sea.getAsset(key);
+    return true;
+  } catch {
+    // A single executable built another way: koffi finds its own.
+    return false;
+  }
+}
+
+/** koffi's native module carried by this program, placed through the cache and loaded: see {@link loadKoffiNative}. */
+export function placeKoffiNative(): unknown {
   const source = koffiNativeSource();
   const manifest = source.manifest();
   // koffi.node must match the process itself, whatever DLBUNDLE_VARIANT says about the application's bundles.

@@ -45,8 +45,20 @@ let cached: KoffiModule | undefined;
  */
 export function koffi(): KoffiModule {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  cached ??= koffiNativeModule() ?? (require('koffi') as KoffiModule);
+  cached ??= koffiNativeModule() ?? carriedKoffi() ?? (require('koffi') as KoffiModule);
   return cached;
+}
+
+/**
+ * In a single-file build, the koffi.node it carries, placed and loaded
+ * directly: koffi's own JavaScript, bundled into the program, would only
+ * end up asking dlbundle for it (koffi-native.ts), after ≈ 1–2 ms of its own.
+ */
+function carriedKoffi(): KoffiModule | null {
+  // Required here, not imported: koffi-native.ts imports this module.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const carried = require('./koffi-native') as typeof import('./koffi-native');
+  return carried.carriesKoffiNative() ? (carried.placeKoffiNative() as KoffiModule) : null;
 }
 
 /**
