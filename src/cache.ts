@@ -24,7 +24,7 @@ import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError, isDlbundleError } from './errors';
 import { ioError } from './file-io';
-import { createXxh64 } from './hash';
+import { createXxh64, hashScratch } from './hash';
 import { claimExtraction, dropLease, releaseExtraction, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOfPath } from './mounts';
 import { asyncIo, readSmallFile, runAsync, type Io, type Step } from './io';
@@ -252,19 +252,24 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
  */
 function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string): Step<{ dir: string; reused: boolean }> {
   const { staging, identities } = yield* extract(io, req, root);
+  // Renamed into place, the staging directory is gone: nothing to remove.
+  let moved = false;
   try {
     if (req.durability === 'background') {
       yield* writeMarker(io, staging, markerText(req.variant, identities, bootId()), false);
       const published = yield* publish(io, staging, dir, req, root, false);
-      if (!published.reused) sealLater(dir, req, root, identities);
+      moved = !published.reused;
+      if (moved) sealLater(dir, req, root, identities);
       return published;
     }
     yield* flushFiles(io, staging, req);
     yield* writeMarker(io, staging, markerText(req.variant, identities), true);
     yield* fsyncFile(io, staging);
-    return yield* publish(io, staging, dir, req, root, true);
+    const published = yield* publish(io, staging, dir, req, root, true);
+    moved = !published.reused;
+    return published;
   } finally {
-    yield* io.rm(staging);
+    if (!moved) yield* io.rm(staging);
   }
 }
 
@@ -497,7 +502,8 @@ function* extract(io: Io, req: CacheRequest, root: string): Step<{ staging: stri
   const staging = yield* io.mkdtemp(root, stagingPrefix(bundleDirName(req.bundleName, req.variant)));
   try {
     // 1 MiB: each chunk is read, hashed and written, and larger writes measured faster than 64 KiB ones.
-    const scratch = Buffer.allocUnsafe(EXTRACT_CHUNK_BYTES);
+    // Synchronously, chunks are read where the hash reads them (hashScratch says why only then).
+    const scratch = (io.mode === 'sync' ? hashScratch(EXTRACT_CHUNK_BYTES) : null) ?? Buffer.allocUnsafe(EXTRACT_CHUNK_BYTES);
     for (const file of req.variant.files) {
       yield* writeVerified(io, req, file, path.join(staging, file.name), scratch);
       if (file.soname !== null && file.soname !== file.name) {

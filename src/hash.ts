@@ -161,6 +161,12 @@ function wasmStream(xxh: XxhExports): Xxh64Stream {
     update(bytes) {
       const mem = heap();
       mem.set(state, 0);
+      if (bytes.buffer === mem.buffer && bytes.byteOffset === STATE_BYTES) {
+        // Already where the wasm code reads input: a buffer from {@link hashScratch}.
+        xxh.update64(0, STATE_BYTES, bytes.byteLength);
+        state.set(mem.subarray(0, STATE_BYTES));
+        return stream;
+      }
       for (let p = 0; p < bytes.byteLength; p += CHUNK_BYTES) {
         const chunk = bytes.subarray(p, p + CHUNK_BYTES);
         mem.set(chunk, STATE_BYTES);
@@ -175,6 +181,32 @@ function wasmStream(xxh: XxhExports): Xxh64Stream {
     },
   };
   return stream;
+}
+
+/**
+ * A buffer of `bytes` bytes inside the wasm memory, where the hash reads its
+ * input: a chunk read into it (from its start) is hashed where it lies,
+ * without the copy every other input takes (≈ 5% of extracting 64 MiB). Only
+ * for synchronous use — read, hash, write, with nothing in between — since
+ * every other hash's input passes through the same bytes, and only until the
+ * next call (which may grow the memory and so detach this buffer). Null
+ * where hashing is in JavaScript or the memory cannot grow.
+ *
+ * @example
+ * const scratch = hashScratch(1 << 20) ?? Buffer.allocUnsafe(1 << 20);
+ * const n = fs.readSync(fd, scratch); h.update(scratch.subarray(0, n)); fs.writeSync(out, scratch, 0, n);
+ */
+export function hashScratch(bytes: number): Buffer | null {
+  const xxh = exportsCache === undefined ? wasmExports() : exportsCache;
+  if (xxh === null) return null;
+  const needed = STATE_BYTES + bytes;
+  try {
+    if (xxh.mem.buffer.byteLength < needed) xxh.mem.grow(Math.ceil((needed - xxh.mem.buffer.byteLength) / 65536));
+  } catch (e) {
+    debug('the wasm memory cannot grow to %d bytes (%s); hashing from a copy', needed, (e as Error).message);
+    return null;
+  }
+  return Buffer.from(xxh.mem.buffer, STATE_BYTES, bytes);
 }
 
 /**

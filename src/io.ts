@@ -23,7 +23,10 @@ export interface Io {
   mkdir(path: string, mode: number): Step<void>;
   readdir(path: string): Step<string[]>;
   rename(from: string, to: string): Step<void>;
+  /** Removes a file or directory tree; nothing when it does not exist. */
   rm(path: string): Step<void>;
+  /** Removes a file or symbolic link; nothing when it does not exist. (No tree walk: `rm`'s costs ≈ 0.9 ms the first time, loading Node's rimraf.) */
+  unlink(path: string): Step<void>;
   symlink(target: string, path: string): Step<void>;
   /** The target of a symlink, or null when `path` is not one. */
   readlink(path: string): Step<string | null>;
@@ -114,6 +117,14 @@ function tempPrefix(parent: string, prefix: string): string {
   return path.join(parent, `${prefix}-${process.pid}-`);
 }
 
+function missingIsVoid(remove: () => void): void {
+  try {
+    remove();
+  } catch (e) {
+    missingIsNull(e);
+  }
+}
+
 function missingIsNull(e: unknown): null {
   if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
   throw e;
@@ -127,6 +138,7 @@ export const syncIo: Io = {
   readdir: (p) => value(() => fs.readdirSync(p)),
   rename: (a, b) => value(() => fs.renameSync(a, b)),
   rm: (p) => value(() => fs.rmSync(p, { recursive: true, force: true })),
+  unlink: (p) => value(() => missingIsVoid(() => fs.unlinkSync(p))),
   symlink: (t, p) => value(() => fs.symlinkSync(t, p)),
   readlink: (p) => value(() => notALinkIsNull(() => fs.readlinkSync(p))),
   mkdtemp: (parent, prefix) => value(() => fs.mkdtempSync(tempPrefix(parent, prefix))),
@@ -162,6 +174,7 @@ export const asyncIo: Io = {
   readdir: (p) => awaited(fs.promises.readdir(p)),
   rename: (a, b) => awaited(fs.promises.rename(a, b)),
   rm: (p) => awaited(fs.promises.rm(p, { recursive: true, force: true })),
+  unlink: (p) => awaited(fs.promises.unlink(p).catch(missingIsNull).then(() => undefined)),
   symlink: (t, p) => awaited(fs.promises.symlink(t, p)),
   readlink: (p) => awaited(fs.promises.readlink(p).catch((e: unknown) => notALinkIsNull(() => { throw e; }))),
   mkdtemp: (parent, prefix) => awaited(fs.promises.mkdtemp(tempPrefix(parent, prefix))),

@@ -486,7 +486,7 @@ export function* dropLease(io: Io, root: string, dirName: string): Step<void> {
   if (count > 1) holds().set(lease, count - 1);
   if (count !== 1) return;
   holds().delete(lease);
-  yield* io.rm(lease);
+  yield* io.unlink(lease);
 }
 
 /** What {@link claimExtraction} gives the process that is to extract. */
@@ -602,7 +602,7 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
  */
 export function* releaseExtraction(io: Io, claim: ExtractionClaim): Step<void> {
   if (claim.file === null) return;
-  if ((yield* io.readlink(claim.file)) === processTag()) yield* io.rm(claim.file);
+  if ((yield* io.readlink(claim.file)) === processTag()) yield* io.unlink(claim.file);
 }
 
 /** 'made': this process holds the claim; 'held': another does; 'unavailable': none can be made here. */

@@ -50,6 +50,9 @@ function compiled(): RuntimeModule | null {
   const id = typeof DLBUNDLE_RUNTIME_ID === 'string' ? DLBUNDLE_RUNTIME_ID : null;
   if (id === null || process.env.DLBUNDLE_CODE_CACHE === '0') return null;
   const file = path.join(__dirname, 'runtime.js');
+  // In a bundle or a single executable there is no runtime.js beside this
+  // code; a failed read would build an error and its stack (≈ 1 ms) to say so.
+  if (!fs.existsSync(file)) return null;
   let source: string;
   try {
     source = fs.readFileSync(file, 'utf8');
