@@ -13,8 +13,8 @@ import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { dropLease, sweepStaging } from './leases';
 import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
 import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
-import type { Manifest, ManifestFile, ManifestVariant } from './manifest';
-import { checkBeforeLoad, dependencyClosure, dependencyGraph, type DependencyGraph } from './plan';
+import { variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+import { checkBeforeLoad, dependencyClosure, type DependencyGraph } from './plan';
 import { candidateRoots, type RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
@@ -356,7 +356,7 @@ class LazyBundle implements Bundle {
     const choice = selectVariant(Object.keys(manifest.variants), JSON.stringify(manifest.name));
     const variant = manifest.variants[choice.key] as ManifestVariant;
     debug('bundle %s: variant %s (%s)', manifest.name, choice.key, choice.reason);
-    this.resolved = { manifest, key: choice.key, reason: choice.reason, variant, graph: dependencyGraph(variant.files) };
+    this.resolved = { manifest, key: choice.key, reason: choice.reason, variant, graph: variantGraph(variant) };
     return this.resolved;
   }
 
