@@ -47,6 +47,8 @@ process.stdout.write(`${JSON.stringify({ side: config.side, ms, cpuMs: (cpu.user
  * keeps (manifest read, root walk from /, lease with this process's start
  * time, prune intent, bundle directory listing, marker, each file's identity
  * against it, libc in ld.so.cache), written by hand in the fewest calls, then
+ * koffi's native module loaded as dlbundle loads it (src/koffi.ts: the file
+ * koffi's static loader would take, without koffi's JavaScript loader), then
  * the floor's loads and call. No validation, no variant choice, no errors
  * worth the name: how close to the floor any start that keeps the checks can
  * come on this machine.
@@ -77,7 +79,8 @@ function warmChecksByHand() {
     if (f.soname !== null && f.soname !== f.name) fs.readlinkSync(path.join(dir, f.soname));
   }
   if (fs.readFileSync('/etc/ld.so.cache').indexOf('libc.so.6') < 0) throw new Error('no libc.so.6 in ld.so.cache');
-  const koffi = require('koffi');
+  // Where this repository's npm install put it: by hand, the path is known.
+  const koffi = require(path.join(__dirname, '..', 'node_modules', '@koromix', `koffi-linux-${process.arch}`, `linux_${process.arch}`, 'koffi.node'));
   let top;
   for (const n of config.load) top = koffi.load(path.join(dir, n));
   return top.func(config.prototype)(config.arg);
