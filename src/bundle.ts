@@ -13,7 +13,7 @@ import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { dropLease, sweepStaging } from './leases';
 import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
 import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
-import { variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+import { entryPath, variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, type DependencyGraph } from './plan';
 import { candidateRoots, type RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
@@ -410,7 +410,7 @@ class LazyBundle implements Bundle {
    */
   private locate(file: ManifestFile): LibraryLocation {
     const p = this.placeSync();
-    if (p.kind === 'disk') return { path: path.join(p.result.dir, file.name), from: this.options.source.inPlaceDir !== undefined ? 'in-place' : 'disk' };
+    if (p.kind === 'disk') return { path: entryPath(p.result.dir, file.name), from: this.options.source.inPlaceDir !== undefined ? 'in-place' : 'disk' };
     const fd = sharedMemoryFile(file, () => fillMemoryFile(createMemoryFile(file.name), { source: this.options.source, variantKey: this.resolve().key }, file));
     return { path: memoryFilePath(fd), from: 'memory' };
   }

@@ -29,7 +29,7 @@ import { claimExtraction, dropLease, releaseExtraction, stagingPrefix, sweepStag
 import { mountOfPath } from './mounts';
 import { asyncIo, readSmallFile, runAsync, type Io, type Step } from './io';
 import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
-import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, type ManifestFile, type ManifestVariant } from './manifest';
+import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, entryPath, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
 
 const debug = logger('dlbundle:cache');
@@ -318,14 +318,15 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stat
 
   let scratch: Buffer | undefined;
   let moved = false;
+  const me = uid();
   for (const file of req.variant.files) {
-    const p = path.join(dir, file.name);
+    const p = entryPath(dir, file.name);
     const fst = yield* io.lstat(p);
     if (fst === null) return `${file.name} is missing`;
-    if (!fst.isFile() || fst.uid !== uid() || (fst.mode & 0o022) !== 0) return `${file.name} is not a private regular file of this user`;
+    if (!fst.isFile() || fst.uid !== me || (fst.mode & 0o022) !== 0) return `${file.name} is not a private regular file of this user`;
     if (fst.size !== file.size) return `${file.name} has ${fst.size} bytes instead of ${file.size}`;
     if (file.soname !== null && file.soname !== file.name) {
-      const target = yield* io.readlink(path.join(dir, file.soname));
+      const target = yield* io.readlink(entryPath(dir, file.soname));
       if (target !== file.name) return `the link ${file.soname} does not point to ${file.name}`;
     }
     // Any write to the file after it was published moves its ctime, which no

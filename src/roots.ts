@@ -78,8 +78,9 @@ export function candidateRoots(cacheDir?: string): CandidateRoots {
 function homeDirectory(): string | { reason: string } {
   let home: string;
   try {
-    // Required here: node:os costs ≈ 0.35 ms of a start that names its cacheDir and never gets here.
-    home = (require('node:os') as typeof import('node:os')).homedir();
+    // What os.homedir() answers first, without node:os (≈ 0.35 ms of a start; it is computed on every one).
+    const env = process.env.HOME;
+    home = env !== undefined && env !== '' ? env : (require('node:os') as typeof import('node:os')).homedir();
   } catch (e) {
     const why = process.env.HOME === undefined || process.env.HOME === '' ? `HOME is not set and uid ${effectiveUid()} has no passwd entry` : (e as Error).message;
     return { reason: `no home directory: ${why}; set XDG_CACHE_HOME or HOME to use this fallback.` };
