@@ -174,11 +174,12 @@ export function openBundle(options: OpenBundleOptions): Bundle {
 
 // A warm start does not extract, so it does not sweep on its way; staging
 // directories left by crashed processes are swept once the caller's
-// synchronous work is done, off the start-up path (one readdir; it keeps a
-// short script alive for that one turn of the event loop). Best effort: a
-// failure is only logged, since nothing depends on it.
+// synchronous work is done, off the start-up path (a microtask: unlike
+// setImmediate, which costs ≈ 0.3 ms the first time in a process, it needs
+// no turn of the event loop). Best effort: a failure is only logged, since
+// nothing depends on it.
 function sweepLater(root: string): void {
-  setImmediate(() => {
+  queueMicrotask(() => {
     try {
       runSync(sweepStaging(syncIo, root));
     } catch (e) {

@@ -10,6 +10,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
 import { readElfFile } from './elf-file';
+import { readSmallFile } from './io';
 import { hostTarget, targetFacts } from './variant';
 
 const debug = logger('dlbundle:plan');
@@ -150,7 +151,8 @@ let ldSoCacheBytes: Buffer | undefined;
 function ldSoCacheFile(): Buffer {
   if (ldSoCacheBytes === undefined) {
     try {
-      ldSoCacheBytes = fs.readFileSync(LD_SO_CACHE);
+      // Descriptor calls a start makes anyway: the first fs.readFileSync of a process costs ≈ 0.4 ms more.
+      ldSoCacheBytes = readSmallFile(LD_SO_CACHE);
     } catch {
       // No cache: the default directories remain.
       ldSoCacheBytes = Buffer.alloc(0);
