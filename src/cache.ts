@@ -253,23 +253,23 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
 function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string): Step<{ dir: string; reused: boolean }> {
   const { staging, identities } = yield* extract(io, req, root);
   // Renamed into place, the staging directory is gone: nothing to remove.
-  let moved = false;
+  let renamed = false;
   try {
     if (req.durability === 'background') {
       yield* writeMarker(io, staging, markerText(req.variant, identities, bootId()), false);
       const published = yield* publish(io, staging, dir, req, root, false);
-      moved = !published.reused;
-      if (moved) sealLater(dir, req, root, identities);
+      renamed = !published.reused;
+      if (renamed) sealLater(dir, req, root, identities);
       return published;
     }
     yield* flushFiles(io, staging, req);
     yield* writeMarker(io, staging, markerText(req.variant, identities), true);
     yield* fsyncFile(io, staging);
     const published = yield* publish(io, staging, dir, req, root, true);
-    moved = !published.reused;
+    renamed = !published.reused;
     return published;
   } finally {
-    if (!moved) yield* io.rm(staging);
+    if (!renamed) yield* io.rm(staging);
   }
 }
 

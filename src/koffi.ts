@@ -12,9 +12,10 @@
  * `require`, the module is cached by its real path, so an application that
  * also requires koffi, before or after, gets the very same native module
  * (koffi's loader then wraps it, as it always does): there is one koffi in
- * the process. Anything unusual — koffi not found beside dlbundle, another
- * layout, a version that differs from koffi's own, a single-file build —
- * falls back to `require('koffi')`.
+ * the process. A single-file build uses the koffi.node it carries
+ * (koffi-native.ts). Anything else unusual — koffi not found beside dlbundle,
+ * another layout, a version that differs from koffi's own, a koffi.node that
+ * does not load — falls back to `require('koffi')`.
  */
 import fs = require('node:fs');
 import path = require('node:path');
@@ -75,8 +76,15 @@ function koffiNativeModule(): KoffiModule | null {
   if (paths === null || Symbol.for(EMBEDDED_KOFFI_KEY) in globalThis) return null;
   const file = koffiNativeFile(paths);
   if (file === null) return null;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const native = require(file.path) as { version?: unknown };
+  let native: { version?: unknown };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    native = require(file.path) as { version?: unknown };
+  } catch (e) {
+    // koffi's own loader reports why (it tries this file too), in the words users search for.
+    debug('koffi.node at %s did not load (%s); asking koffi', file.path, (e as Error).message);
+    return null;
+  }
   // The package said koffi's version; its native module says otherwise. koffi's own loader will refuse it, with its own words.
   if (native.version !== file.version) return null;
   debug('koffi %s: native module %s', file.version, file.path);
