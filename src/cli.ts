@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 /**
- * The `dlbundle` command: `pack`, `inspect`, `bundle`, `sea`. Each command is
- * a thin layer over a library module; this file parses arguments and prints.
+ * The `dlbundle` command: `pack`, `inspect`, `doctor`, `bundle`, `sea`,
+ * `cache list|prune`. Each command is a thin layer over a library module,
+ * described once in the table below: its help, its options (checked before
+ * anything runs, with the nearest known one suggested), its required ones.
  */
 import fs = require('node:fs');
+import path = require('node:path');
 import { parseArgs } from 'node:util';
 import { DlbundleError, isDlbundleError } from './errors';
 import { formatBundle, formatFileReport, inspectFiles, readBundleManifest } from './inspect';
@@ -11,181 +14,396 @@ import { diagnose, formatDoctorReport } from './doctor';
 import { pack } from './pack';
 import { pruneCache, scanCache, type CacheEntry } from './prune';
 import type { RootFallback } from './roots';
+import { knownTargets, targetFacts } from './variant';
 import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
 
-const USAGE = `usage:
-  dlbundle pack <files|dirs…> --name N --out DIR [--target T] [--requires avx2,fma] [--optional FILE] [--module FILE.cjs] [--sea-config FILE]
-  dlbundle inspect <file.so…|bundle-dir> [--json]
-  dlbundle bundle <entry.js> --out FILE.cjs
-  dlbundle sea <entry.js> --bundle DIR [--bundle DIR…] --out FILE
-  dlbundle doctor [bundle-dir] [--json]
-  dlbundle cache list [--json]
-  dlbundle cache prune [--keep N] [--older-than DAYS] [--dry-run] [--json]`;
+/** An option of a command: how parseArgs reads it, and what its help says. */
+interface OptionSpec {
+  readonly type: 'string' | 'boolean';
+  readonly multiple?: boolean;
+  /** The value's placeholder in help (`N`, `DIR`); none for a flag. */
+  readonly value?: string;
+  readonly required?: boolean;
+  readonly help: string;
+}
 
-type Command = (args: string[], out: (text: string) => void, err: (text: string) => void) => number | Promise<number>;
+/** The parsed command line a command runs with. */
+interface Parsed {
+  readonly values: Readonly<Record<string, string | boolean | (string | boolean)[] | undefined>>;
+  readonly positionals: readonly string[];
+}
 
-const commands: Readonly<Record<string, Command>> = {
-  pack(args, out) {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { name: { type: 'string' }, out: { type: 'string' }, target: { type: 'string' }, requires: { type: 'string' }, optional: { type: 'string', multiple: true }, module: { type: 'string' }, 'sea-config': { type: 'string' } },
-    });
-    if (values.name === undefined || values.out === undefined || positionals.length === 0) {
-      throw usage('pack needs input files or directories, --name and --out.');
-    }
-    const result = pack(positionals, {
-      name: values.name,
-      out: values.out,
-      ...(values.target === undefined ? {} : { target: values.target }),
-      ...(values.requires === undefined ? {} : { requires: values.requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
-      ...(values.optional === undefined ? {} : { optional: values.optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
-    });
-    if (result.leftoversRemoved.length > 0) out(`removed what interrupted packs had left: ${result.leftoversRemoved.join(', ')}`);
-    out(`packed ${result.variant.files.length} files as ${result.target} into ${values.out} (digest ${result.variant.digest})`);
-    out(`load order: ${result.variant.order.join(' → ')}`);
-    if (values.module !== undefined) {
-      writeEmbeddedModule(values.out, values.module);
-      out(`wrote ${values.module}: use fromBuffers(require(${JSON.stringify(values.module)}).manifest, …blobs)`);
-    }
-    if (values['sea-config'] !== undefined) {
-      addToSeaConfig(values.out, values['sea-config']);
-      out(`added the bundle's assets to ${values['sea-config']}`);
-    }
-    return 0;
+interface CommandSpec {
+  /** What it does, in one line. */
+  readonly summary: string;
+  /** The positional arguments, as help shows them (`<entry.js>`), and what they are. */
+  readonly args: string;
+  readonly argsHelp: string;
+  readonly options: Readonly<Record<string, OptionSpec>>;
+  run(p: Parsed, out: (text: string) => void, err: (text: string) => void): number | Promise<number>;
+}
+
+const JSON_OPTION: OptionSpec = { type: 'boolean', help: 'print the result as JSON (errors too, on stderr)' };
+
+const commands: Readonly<Record<string, CommandSpec>> = {
+  pack: {
+    summary: 'pack shared objects into a bundle directory (dlbundle.json and one folder per target)',
+    args: '<files|dirs…>',
+    argsHelp: 'shared objects, or directories whose *.so, *.so.* and *.node files are packed',
+    options: {
+      name: { type: 'string', value: 'NAME', required: true, help: "the bundle's name; its cache directories are <NAME>-<digest>" },
+      out: { type: 'string', value: 'DIR', required: true, help: 'the bundle directory to write (another target already in it is kept)' },
+      target: { type: 'string', value: 'KEY', help: `the target the files are for when it is not this machine's, e.g. linux-arm64-gnu (ELF targets: ${elfTargets().join(', ')})` },
+      requires: { type: 'string', value: 'F,F…', help: 'CPU features this build needs (e.g. avx2,fma): it is chosen only on CPUs that have them, as the variant <target>+avx2+fma' },
+      optional: { type: 'string', multiple: true, value: 'FILE', help: 'a packed file that may not load on every machine (repeat, or separate with commas): doctor does not count it as a failure' },
+      module: { type: 'string', value: 'FILE.cjs', help: 'also write a CommonJS module carrying the bundle and koffi.node, for single-file builds: fromBuffers(require(FILE).manifest, require(FILE).blobs)' },
+      'sea-config': { type: 'string', value: 'FILE', help: "add the bundle's files and koffi.node as assets to this Node sea-config JSON, for a single executable built by hand" },
+    },
+    run({ values, positionals }, out) {
+      const name = values.name as string;
+      const outDir = values.out as string;
+      const requires = values.requires as string | undefined;
+      const optional = values.optional as string[] | undefined;
+      if (positionals.length === 0) throw usage('pack needs the files to pack: shared objects or directories of them.', 'pack');
+      const result = pack(positionals, {
+        name,
+        out: outDir,
+        ...(values.target === undefined ? {} : { target: values.target as string }),
+        ...(requires === undefined ? {} : { requires: requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
+        ...(optional === undefined ? {} : { optional: optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
+      });
+      if (result.leftoversRemoved.length > 0) out(`removed what interrupted packs had left: ${result.leftoversRemoved.join(', ')}`);
+      const n = result.variant.files.length;
+      out(`packed ${n} ${n === 1 ? 'file' : 'files'} as ${result.target} into ${outDir} (digest ${result.variant.digest})`);
+      out(`load order: ${result.variant.order.join(' → ')}`);
+      if (values.module !== undefined) {
+        writeEmbeddedModule(outDir, values.module as string);
+        out(`wrote ${values.module as string}: use fromBuffers(require(${JSON.stringify(values.module)}).manifest, …blobs)`);
+      }
+      if (values['sea-config'] !== undefined) {
+        addToSeaConfig(outDir, values['sea-config'] as string);
+        out(`added the bundle's assets to ${values['sea-config'] as string}`);
+      }
+      return 0;
+    },
   },
 
-  async bundle(args, out) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' } } });
-    const entry = positionals[0];
-    if (entry === undefined || positionals.length > 1 || values.out === undefined) throw usage('bundle needs one entry script and --out.');
-    await bundleApplication(entry, values.out);
-    out(`wrote ${values.out}`);
-    return 0;
+  inspect: {
+    summary: 'show the ELF facts of shared objects, or what a bundle directory holds',
+    args: '<file.so…|bundle-dir>',
+    argsHelp: 'shared objects (class, machine, soname, needed, runpath, rpath, interp), or one bundle directory (per target: load order, needs, external dependencies)',
+    options: { json: JSON_OPTION },
+    run({ values, positionals }, out) {
+      if (positionals.length === 0) throw usage('inspect needs shared objects or a bundle directory.', 'inspect');
+      const first = positionals[0] as string;
+      if (positionals.length === 1 && isDirectory(first)) {
+        const manifest = readBundleManifest(first);
+        out(values.json === true ? JSON.stringify(manifest, null, 2) : formatBundle(manifest, first));
+        return 0;
+      }
+      const reports = inspectFiles(positionals);
+      out(values.json === true ? JSON.stringify(reports, null, 2) : reports.map(formatFileReport).join('\n\n'));
+      return 0;
+    },
   },
 
-  doctor(args, out) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
-    if (positionals.length > 1) throw usage('doctor takes at most one bundle directory.');
-    const report = diagnose(positionals[0] ?? '.');
-    out(values.json === true ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
-    return report.loads ? 0 : 1;
+  doctor: {
+    summary: 'will this bundle load on this machine, and if not, why',
+    args: '[bundle-dir]',
+    argsHelp: 'the bundle directory dlbundle pack wrote (default: the current directory)',
+    options: { json: JSON_OPTION },
+    run({ values, positionals }, out) {
+      if (positionals.length > 1) throw usage(`doctor takes one bundle directory, not ${positionals.length} arguments.`, 'doctor');
+      const dir = positionals[0] ?? '.';
+      const kind = pathKind(dir);
+      if (kind === 'missing') throw usage(`${JSON.stringify(dir)} does not exist.`, 'doctor', `Pass the bundle directory that \`dlbundle pack --out\` wrote: dlbundle doctor <bundle-dir>.`);
+      if (kind === 'file') {
+        throw usage(`${JSON.stringify(dir)} is a file; doctor checks a bundle directory (what \`dlbundle pack --out\` wrote).`, 'doctor', `For a library's ELF facts: dlbundle inspect ${dir}. To check it as a bundle: pack it first (dlbundle pack ${dir} --name NAME --out DIR), then dlbundle doctor DIR.`);
+      }
+      const report = diagnose(dir);
+      out(values.json === true ? JSON.stringify(report, null, 2) : formatDoctorReport(report));
+      return report.loads ? 0 : 1;
+    },
   },
 
-  cache(args, out, err) {
-    const [action, ...rest] = args;
-    const { values } = parseArgs({
-      args: rest,
-      options: { json: { type: 'boolean' }, keep: { type: 'string' }, 'older-than': { type: 'string' }, 'dry-run': { type: 'boolean' } },
-    });
-    // Refused roots go to stderr, so that --json output stays one document.
-    const reportSkipped = (skipped: readonly RootFallback[]): void => {
-      for (const s of skipped) err(`dlbundle: skipped ${s.root}: ${s.reason}`);
-    };
-    if (action === 'list') {
+  bundle: {
+    summary: 'bundle an application into one CommonJS file with esbuild (koffi.node from a module made by pack --module)',
+    args: '<entry.js>',
+    argsHelp: "the application's entry script",
+    options: { out: { type: 'string', value: 'FILE.cjs', required: true, help: 'the file to write' } },
+    async run({ values, positionals }, out) {
+      const entry = onePositional(positionals, 'bundle', 'the entry script');
+      await bundleApplication(entry, values.out as string);
+      out(`wrote ${values.out as string}`);
+      return 0;
+    },
+  },
+
+  sea: {
+    summary: 'build a single executable (Node SEA) carrying the application, its bundles and koffi.node',
+    args: '<entry.js>',
+    argsHelp: "the application's entry script",
+    options: {
+      bundle: { type: 'string', multiple: true, value: 'DIR', required: true, help: 'a bundle directory to carry (repeat for several)' },
+      out: { type: 'string', value: 'FILE', required: true, help: 'the executable to write' },
+    },
+    async run({ values, positionals }, out) {
+      const entry = onePositional(positionals, 'sea', 'the entry script');
+      const outFile = values.out as string;
+      await buildSea({ entry, bundles: values.bundle as string[], out: outFile });
+      out(`wrote ${outFile} (${(fs.statSync(outFile).size / 2 ** 20).toFixed(1)} MiB)`);
+      return 0;
+    },
+  },
+
+  'cache list': {
+    summary: 'list the bundle directories in the cache roots: size, last use, users',
+    args: '',
+    argsHelp: '',
+    options: { json: JSON_OPTION },
+    run({ values, positionals }, out, err) {
+      if (positionals.length > 0) throw usage(`cache list takes no arguments, not ${JSON.stringify(positionals[0])}.`, 'cache list');
       const { entries, skipped } = scanCache();
-      reportSkipped(skipped);
+      reportSkipped(skipped, err);
       out(values.json === true ? JSON.stringify(entries, null, 2) : entries.length === 0 ? 'no bundle directories' : entries.map(formatEntry).join('\n'));
       return 0;
-    }
-    if (action === 'prune') {
-      const keep = values.keep === undefined ? undefined : wholeNumber(values.keep, '--keep');
-      const days = values['older-than'] === undefined ? undefined : wholeNumber(values['older-than'], '--older-than');
-      const result = pruneCache({ ...(keep === undefined ? {} : { keep }), ...(days === undefined ? {} : { olderThanDays: days }), dryRun: values['dry-run'] === true });
-      reportSkipped(result.skipped);
+    },
+  },
+
+  'cache prune': {
+    summary: 'remove bundle directories no live process uses',
+    args: '',
+    argsHelp: '',
+    options: {
+      keep: { type: 'string', value: 'N', help: 'keep the N most recently used directories of each bundle name' },
+      'older-than': { type: 'string', value: 'DAYS', help: 'remove only directories unused for more than DAYS days' },
+      'dry-run': { type: 'boolean', help: 'say what would be removed, remove nothing' },
+      json: JSON_OPTION,
+    },
+    run({ values, positionals }, out, err) {
+      if (positionals.length > 0) throw usage(`cache prune takes no arguments, not ${JSON.stringify(positionals[0])}.`, 'cache prune');
+      const keep = values.keep === undefined ? undefined : wholeNumber(values.keep as string, '--keep', 'cache prune');
+      const days = values['older-than'] === undefined ? undefined : wholeNumber(values['older-than'] as string, '--older-than', 'cache prune');
+      const dryRun = values['dry-run'] === true;
+      const result = pruneCache({ ...(keep === undefined ? {} : { keep }), ...(days === undefined ? {} : { olderThanDays: days }), dryRun });
+      reportSkipped(result.skipped, err);
       if (values.json === true) out(JSON.stringify(result, null, 2));
       else {
-        const verb = values['dry-run'] === true ? 'would remove' : 'removed';
+        const verb = dryRun ? 'would remove' : 'removed';
         for (const e of result.removed) out(`${verb} ${formatEntry(e)}`);
         for (const e of result.inUse) out(`in use, kept ${formatEntry(e)}`);
         out(`${verb} ${result.removed.length}, kept ${result.kept.length + result.inUse.length} (${result.inUse.length} in use)`);
       }
       return 0;
-    }
-    throw usage('cache needs `list` or `prune`.');
-  },
-
-  async sea(args, out) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: 'string' }, bundle: { type: 'string', multiple: true } } });
-    const entry = positionals[0];
-    if (entry === undefined || positionals.length > 1 || values.out === undefined || values.bundle === undefined) {
-      throw usage('sea needs one entry script, --bundle DIR and --out FILE.');
-    }
-    await buildSea({ entry, bundles: values.bundle, out: values.out });
-    out(`wrote ${values.out} (${(fs.statSync(values.out).size / 2 ** 20).toFixed(1)} MiB)`);
-    return 0;
-  },
-
-  inspect(args, out) {
-    const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean' } } });
-    if (positionals.length === 0) throw usage('inspect needs files or a bundle directory.');
-    const first = positionals[0] as string;
-    if (positionals.length === 1 && isDirectory(first)) {
-      const manifest = readBundleManifest(first);
-      out(values.json === true ? JSON.stringify(manifest, null, 2) : formatBundle(manifest, first));
-      return 0;
-    }
-    const reports = inspectFiles(positionals);
-    out(values.json === true ? JSON.stringify(reports, null, 2) : reports.map(formatFileReport).join('\n\n'));
-    return 0;
+    },
   },
 };
+
+// Refused roots go to stderr, so that --json output stays one document.
+function reportSkipped(skipped: readonly RootFallback[], err: (text: string) => void): void {
+  for (const s of skipped) err(`dlbundle: skipped ${s.root}: ${s.reason}`);
+}
+
+function elfTargets(): string[] {
+  return knownTargets().filter((k) => targetFacts(k).elf !== null);
+}
+
+/** The synopsis of a command: `dlbundle pack <files|dirs…> --name NAME --out DIR [--target KEY] …`. */
+function synopsis(name: string, spec: CommandSpec): string {
+  const opts = Object.entries(spec.options).map(([o, s]) => {
+    const text = `--${o}${s.value === undefined ? '' : ` ${s.value}`}`;
+    return s.required === true ? text : `[${text}]`;
+  });
+  return ['dlbundle', name, spec.args, ...opts].filter((x) => x !== '').join(' ');
+}
+
+/** What `dlbundle --help` prints. */
+function generalUsage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return [
+    'usage: dlbundle <command> [options]',
+    '',
+    'commands:',
+    ...Object.entries(commands).map(([name, spec]) => `  ${name.padEnd(width)}  ${spec.summary}`),
+    '',
+    'dlbundle <command> --help   the command\'s arguments and options',
+    'dlbundle --version          the version',
+  ].join('\n');
+}
+
+/** What `dlbundle <command> --help` prints. */
+function commandHelp(name: string): string {
+  const spec = commands[name] as CommandSpec;
+  const rows = Object.entries(spec.options).map(([o, s]) => [`--${o}${s.value === undefined ? '' : ` ${s.value}`}`, `${s.help}${s.required === true ? ' (required)' : ''}`] as const);
+  rows.push(['--help, -h', 'this help']);
+  const width = Math.max(...rows.map(([o]) => o.length), spec.args.length);
+  return [
+    `usage: ${synopsis(name, spec)}`,
+    '',
+    spec.summary.charAt(0).toUpperCase() + spec.summary.slice(1) + '.',
+    '',
+    ...(spec.args === '' ? [] : [`  ${spec.args.padEnd(width)}  ${spec.argsHelp}`]),
+    ...rows.map(([o, h]) => `  ${o.padEnd(width)}  ${h}`),
+  ].join('\n');
+}
+
+/** The candidate nearest to `word` by edit distance, if it is near enough to be a typo of it. */
+export function nearest(word: string, candidates: readonly string[]): string | null {
+  let best: string | null = null;
+  let bestDistance = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDistance) [best, bestDistance] = [c, d];
+  }
+  return best !== null && bestDistance <= Math.max(1, Math.floor(Math.max(word.length, best.length) / 3)) ? best : null;
+}
+
+// Edits to turn a into b, a swap of two neighbours counting as one ("pakc" → "pack").
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const row = d[i] as number[];
+      const up = d[i - 1] as number[];
+      row[j] = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
+    }
+  }
+  return (d[a.length] as number[])[b.length] as number;
+}
+
+/** Options named in `args` that `spec` does not know, refused with the nearest known one. */
+function checkOptions(name: string, spec: CommandSpec, args: readonly string[]): void {
+  for (const arg of args) {
+    if (arg === '--') return;
+    if (!arg.startsWith('-') || arg === '-') continue;
+    const option = arg.startsWith('--') ? arg.slice(2).split('=')[0] as string : null;
+    if (option !== null && option in spec.options) continue;
+    const known = Object.keys(spec.options).map((o) => `--${o}`);
+    const guess = nearest(option === null ? arg : `--${option}`, known);
+    throw usage(`Unknown option ${option === null ? arg : `--${option}`} for dlbundle ${name}.${guess === null ? '' : ` Did you mean ${guess}?`}`, name);
+  }
+}
+
+function parse(name: string, spec: CommandSpec, args: readonly string[]): Parsed {
+  checkOptions(name, spec, args);
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const [o, s] of Object.entries(spec.options)) options[o] = { type: s.type, ...(s.multiple === true ? { multiple: true } : {}) };
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs({ args: [...args], allowPositionals: true, strict: true, options });
+  } catch (e) {
+    // Node's wording ("Option '--name <value>' argument missing") is not ours: say which option needs a value.
+    const option = /'(--[\w-]+)/.exec((e as Error).message)?.[1];
+    const s = option === undefined ? undefined : spec.options[option.slice(2)];
+    if (s !== undefined && s.type === 'string') throw usage(`${option as string} needs a value: ${option as string} ${s.value ?? 'VALUE'} (${s.help}).`, name);
+    throw usage(`${(e as Error).message.replace(/'/g, '')}.`, name);
+  }
+  for (const [o, s] of Object.entries(spec.options)) {
+    if (s.required === true && parsed.values[o] === undefined) throw usage(`dlbundle ${name} needs --${o} ${s.value ?? ''}: ${s.help}.`.replace(' :', ':'), name);
+  }
+  return parsed;
+}
+
+function onePositional(positionals: readonly string[], name: string, what: string): string {
+  if (positionals.length === 0) throw usage(`dlbundle ${name} needs ${what}.`, name);
+  if (positionals.length > 1) throw usage(`dlbundle ${name} takes one entry script, not ${positionals.length} arguments (${positionals.map((p) => JSON.stringify(p)).join(', ')}).`, name);
+  return positionals[0] as string;
+}
 
 function formatEntry(e: CacheEntry): string {
   const users = e.users.length === 0 ? 'unused' : `used by pid ${e.users.join(', ')}`;
   return `${e.dir}  ${(e.bytes / 2 ** 20).toFixed(1)} MiB  last used ${new Date(e.lastUse).toISOString()}  ${users}`;
 }
 
-function wholeNumber(text: string, option: string): number {
+function wholeNumber(text: string, option: string, command: string): number {
   const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0) throw usage(`${option} takes a whole number, not ${JSON.stringify(text)}.`);
+  if (!Number.isSafeInteger(n) || n < 0 || text.trim() === '') throw usage(`${option} takes a whole number, not ${JSON.stringify(text)}.`, command);
   return n;
 }
 
 function isDirectory(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    // A missing path is reported by the file reader with its own error.
-    return false;
-  }
+  return pathKind(p) === 'directory';
 }
 
-function usage(what: string): DlbundleError {
-  return new DlbundleError('E_USAGE', what, USAGE);
+function pathKind(p: string): 'directory' | 'file' | 'missing' {
+  const st = fs.statSync(p, { throwIfNoEntry: false });
+  return st === undefined ? 'missing' : st.isDirectory() ? 'directory' : 'file';
+}
+
+/** `E_USAGE`: what was wrong, then what to run (by default, where the command's help is). */
+function usage(what: string, command: string | null, next?: string): DlbundleError {
+  return new DlbundleError('E_USAGE', what, next ?? (command === null ? 'Run dlbundle --help for the commands.' : `Run dlbundle ${command} --help for its arguments and options.`));
+}
+
+function version(): string {
+  // dist/cli.js → the package's own package.json.
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 }
 
 /**
- * Runs the CLI with `argv` (without `node` and the script) and resolves to the exit status.
+ * Runs the CLI with `argv` (without `node` and the script) and resolves to
+ * the exit status: 0 done (and `--help`, `--version`), 1 a failure, 2 a usage
+ * error. A bare `dlbundle` prints its usage on stderr and exits 1. Errors go
+ * to stderr as `dlbundle: CODE: what` and the next step — or, with `--json`,
+ * as `{ "error": { "code", "message", "hint" } }`.
  *
  * @example
  * process.exitCode = await main(['inspect', 'dist/native']);
  */
 export async function main(argv: readonly string[], out: (text: string) => void = (t) => process.stdout.write(`${t}\n`), err: (text: string) => void = (t) => process.stderr.write(`${t}\n`)): Promise<number> {
-  const [name, ...rest] = argv;
-  const command = name === undefined ? undefined : commands[name];
+  const json = argv.includes('--json');
   try {
-    if (command === undefined) {
-      if (name === undefined || name === '--help' || name === 'help') {
-        out(USAGE);
-        return name === undefined ? 2 : 0;
-      }
-      throw usage(`Unknown command ${JSON.stringify(name)}.`);
+    const [first, ...rest] = argv;
+    if (first === undefined) {
+      err(generalUsage());
+      return 1;
     }
-    return await command(rest, out, err);
+    if (first === '--help' || first === '-h' || (first === 'help' && rest.length === 0)) {
+      out(generalUsage());
+      return 0;
+    }
+    if (first === '--version' || first === '-v') {
+      out(version());
+      return 0;
+    }
+    const asked = first === 'help' ? rest : argv;
+    const [name, args] = commandOf(asked);
+    if (first === 'help' || args.includes('--help') || args.includes('-h')) {
+      out(commandHelp(name));
+      return 0;
+    }
+    const spec = commands[name] as CommandSpec;
+    return await spec.run(parse(name, spec, args), out, err);
   } catch (e) {
     if (isDlbundleError(e)) {
-      err(`dlbundle: ${e.code}: ${e.message}`);
+      const [what, ...next] = e.message.split('\n');
+      if (json) err(JSON.stringify({ error: { code: e.code, message: what, hint: next.join('\n') } }));
+      else err(`dlbundle: ${e.code}: ${e.message}`);
       return e.code === 'E_USAGE' ? 2 : 1;
-    }
-    // parseArgs reports unknown options with its own error type.
-    if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') === true) {
-      err(`dlbundle: E_USAGE: ${(e as Error).message}\n${USAGE}`);
-      return 2;
     }
     throw e;
   }
+}
+
+/** The command `argv` names (`cache list` takes two words), and its arguments; `E_USAGE` with the nearest command otherwise. */
+function commandOf(argv: readonly string[]): [string, string[]] {
+  const [first = '', second, ...rest] = argv;
+  if (first === 'cache') {
+    const sub = second === undefined || second.startsWith('-') ? undefined : `cache ${second}`;
+    if (sub !== undefined && sub in commands) return [sub, rest];
+    if (second === '--help' || second === '-h') return ['cache list', ['--help']];
+    const guess = second === undefined ? null : nearest(second, ['list', 'prune']);
+    throw usage(
+      second === undefined || second.startsWith('-') ? 'dlbundle cache needs list or prune.' : `Unknown cache command ${JSON.stringify(second)}.${guess === null ? '' : ` Did you mean "cache ${guess}"?`}`,
+      null,
+      'Run dlbundle cache list --help or dlbundle cache prune --help.',
+    );
+  }
+  if (first in commands && !first.includes(' ')) return [first, argv.slice(1)];
+  const guess = nearest(first, [...Object.keys(commands).filter((c) => !c.startsWith('cache ')), 'cache']);
+  throw usage(`${first.startsWith('-') ? `Unknown option ${first}` : `Unknown command ${JSON.stringify(first)}`}.${guess === null ? '' : ` Did you mean "${guess}"?`}`, null);
 }
 
 if (require.main === module) {
