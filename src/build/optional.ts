@@ -1,7 +1,12 @@
 /**
  * The build commands' optional dependencies (esbuild, postject): loaded when
- * a command needs them, with an install hint when they are absent.
+ * a command needs them, with an install hint when they are absent. They are
+ * optional peer dependencies, not dependencies: an application that only
+ * loads bundles at run time (and Electron's app.asar) does not carry 11 MB of
+ * esbuild; a project that builds single files installs them beside dlbundle.
  */
+import fs = require('node:fs');
+import path = require('node:path');
 import { DlbundleError } from '../errors';
 
 /**
@@ -17,8 +22,20 @@ export function requireOptional<T>(name: string, purpose: string): T {
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'MODULE_NOT_FOUND' && err.message.includes(`'${name}'`)) {
-      throw new DlbundleError('E_USAGE', `${purpose} needs the package ${JSON.stringify(name)}, which is not installed.`, `Install it next to dlbundle: npm install --save-dev ${name}`, { cause: e });
+      const range = peerRange(name);
+      throw new DlbundleError('E_USAGE', `${purpose} needs the package ${JSON.stringify(name)}, which is not installed.`, `Install it next to dlbundle: npm install --save-dev ${range === null ? name : `"${name}@${range}"`}`, { cause: e });
     }
     throw e;
+  }
+}
+
+/** The version range of `name` in dlbundle's peerDependencies, or null. */
+function peerRange(name: string): string | null {
+  try {
+    // dist/build/optional.js → the package's own package.json.
+    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { peerDependencies?: Record<string, string> };
+    return pkg.peerDependencies?.[name] ?? null;
+  } catch {
+    return null;
   }
 }
