@@ -1,3 +1,6 @@
+/// <reference types="node" preserve="true" />
+// The declarations use Node's types (Buffer, fs.Stats): a consumer's compiler gets
+// them from @types/node, a dependency, whatever its `types` option says.
 /**
  * dlbundle's run time: everything `require('dlbundle')` offers, as index.ts
  * forwards it. This file only re-exports; importing it does no work.

@@ -1,3 +1,6 @@
+/// <reference types="node" preserve="true" />
+// The declarations use Node's types (Buffer, fs.Stats): a consumer's compiler gets
+// them from @types/node, a dependency, whatever its `types` option says.
 /**
  * dlbundle's build-time surface (`dlbundle/build`): packing and single-file
  * builds. Kept apart from the run-time entry point so that an application
