@@ -15,6 +15,7 @@ import { pack } from './pack';
 import { pruneCache, scanCache, type CacheEntry } from './prune';
 import type { RootFallback } from './roots';
 import { knownTargets, targetFacts } from './variant';
+import { nearest } from './nearest';
 import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
 
@@ -60,7 +61,7 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       module: { type: 'string', value: 'FILE.cjs', help: 'also write a CommonJS module carrying the bundle and koffi.node, for single-file builds: fromBuffers(require(FILE).manifest, require(FILE).blobs)' },
       'sea-config': { type: 'string', value: 'FILE', help: "add the bundle's files and koffi.node as assets to this Node sea-config JSON, for a single executable built by hand" },
     },
-    run({ values, positionals }, out) {
+    run({ values, positionals }, out, err) {
       const name = values.name as string;
       const outDir = values.out as string;
       const requires = values.requires as string | undefined;
@@ -76,6 +77,7 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       if (result.leftoversRemoved.length > 0) out(`removed what interrupted packs had left: ${result.leftoversRemoved.join(', ')}`);
       const n = result.variant.files.length;
       out(`packed ${n} ${n === 1 ? 'file' : 'files'} as ${result.target} into ${outDir} (digest ${result.variant.digest})`);
+      for (const m of result.missing) err(`dlbundle: warning: ${missingMessage(m, positionals)}`);
       out(`load order: ${result.variant.order.join(' → ')}`);
       if (values.module !== undefined) {
         writeEmbeddedModule(outDir, values.module as string);
@@ -200,6 +202,15 @@ const commands: Readonly<Record<string, CommandSpec>> = {
   },
 };
 
+/** Why a packed file will not load: a library it needs that is neither packed nor on this system, and the file that may provide it. */
+function missingMessage(m: { file: string; dependency: string }, inputs: readonly string[]): string {
+  // libfoo.so.1 is most often libfoo.so.1.2.3 beside the inputs, left out by a *.so glob.
+  const dirs = new Set(inputs.map((i) => (isDirectory(i) ? i : path.dirname(i))));
+  const candidates = [...dirs].flatMap((d) => (fs.readdirSync(d).filter((f) => f.startsWith(`${m.dependency}.`) || f === m.dependency).map((f) => path.join(d, f))));
+  const hint = candidates.length > 0 ? `pack ${candidates.join(' or ')} too` : 'pack the file that provides it too';
+  return `${m.file} needs ${m.dependency}, which is neither packed nor on this system: ${hint}, or mark ${m.file} --optional if it may be missing.`;
+}
+
 // Refused roots go to stderr, so that --json output stays one document.
 function reportSkipped(skipped: readonly RootFallback[], err: (text: string) => void): void {
   for (const s of skipped) err(`dlbundle: skipped ${s.root}: ${s.reason}`);
@@ -246,31 +257,6 @@ function commandHelp(name: string): string {
     ...(spec.args === '' ? [] : [`  ${spec.args.padEnd(width)}  ${spec.argsHelp}`]),
     ...rows.map(([o, h]) => `  ${o.padEnd(width)}  ${h}`),
   ].join('\n');
-}
-
-/** The candidate nearest to `word` by edit distance, if it is near enough to be a typo of it. */
-export function nearest(word: string, candidates: readonly string[]): string | null {
-  let best: string | null = null;
-  let bestDistance = Infinity;
-  for (const c of candidates) {
-    const d = editDistance(word, c);
-    if (d < bestDistance) [best, bestDistance] = [c, d];
-  }
-  return best !== null && bestDistance <= Math.max(1, Math.floor(Math.max(word.length, best.length) / 3)) ? best : null;
-}
-
-// Edits to turn a into b, a swap of two neighbours counting as one ("pakc" → "pack").
-function editDistance(a: string, b: string): number {
-  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const row = d[i] as number[];
-      const up = d[i - 1] as number[];
-      row[j] = Math.min((up[j] as number) + 1, (row[j - 1] as number) + 1, (up[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) row[j] = Math.min(row[j] as number, ((d[i - 2] as number[])[j - 2] as number) + 1);
-    }
-  }
-  return (d[a.length] as number[])[b.length] as number;
 }
 
 /** Options named in `args` that `spec` does not know, refused with the nearest known one. */

@@ -34,7 +34,9 @@ import {
 } from './manifest';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
 import { generationDirName, parseGenerationDirName, readManifestFile } from './sources/directory';
-import { hostTarget, parseVariantKey, targetFacts, variantKey } from './variant';
+import { hostTarget, knownFeatures, knownTargets, parseVariantKey, targetFacts, variantKey } from './variant';
+import { nearest } from './nearest';
+import { resolveSystemLibrary } from './system-libs';
 
 const debug = logger('dlbundle:pack');
 
@@ -64,6 +66,14 @@ export interface PackResult {
   readonly manifest: Manifest;
   /** What packs killed earlier had left in `out` and this one removed or finished (staging and generation directories). */
   readonly leftoversRemoved: readonly string[];
+  /**
+   * Libraries a packed file needs that are neither packed nor on this system
+   * (looked up as the dynamic linker would, from where the file was packed);
+   * checked only when packing for this machine's target, and not for files
+   * marked optional. Most often a forgotten file: `libfoo.so.1.2.3` beside
+   * `libfoo.so` when only `*.so` was given.
+   */
+  readonly missing: readonly { readonly file: string; readonly dependency: string }[];
 }
 
 // Names that look like shared objects: libfoo.so, libfoo.so.1.2, addon.node.
@@ -83,13 +93,28 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
     throw new DlbundleError('E_USAGE', `Bundle name ${JSON.stringify(options.name)} is not usable as a directory name${nameProblem === null ? '' : `: it ${nameProblem}`}.`, `Use at most ${BUNDLE_NAME_MAX_BYTES} letters, digits, ".", "_", "+" and "-", starting with a letter or digit.`);
   }
   const base = options.target ?? hostTarget();
-  const facts = targetFacts(base);
-  const target = variantKey(base, options.requires ?? []);
-  parseVariantKey(target);
-  if (facts.elf === null) {
-    throw new DlbundleError('E_USAGE', `Target ${JSON.stringify(base)} does not use ELF shared objects.`, 'dlbundle packs ELF libraries (Linux, FreeBSD); choose an ELF target.');
+  const elfTargets = knownTargets().filter((k) => targetFacts(k).elf !== null);
+  if (!elfTargets.includes(base)) {
+    const guess = nearest(base, elfTargets);
+    throw new DlbundleError(
+      'E_USAGE',
+      `${knownTargets().includes(base) ? `Target ${JSON.stringify(base)} does not use ELF shared objects; dlbundle packs ELF libraries.` : `Unknown target ${JSON.stringify(base)}.`}${guess === null ? '' : ` Did you mean ${JSON.stringify(guess)}?`}`,
+      `Use one of: ${elfTargets.join(', ')}.`,
+    );
   }
-  const expected = facts.elf;
+  const target = variantKey(base, options.requires ?? []);
+  const { features } = parseVariantKey(target);
+  const known = knownFeatures(base);
+  for (const f of known === null ? [] : features) {
+    if (known?.includes(f) === true) continue;
+    const guess = nearest(f, known ?? []);
+    throw new DlbundleError(
+      'E_USAGE',
+      `${JSON.stringify(f)} is not a CPU feature of ${base}'s architecture${guess === null ? '' : `; did you mean ${JSON.stringify(guess)}?`} A variant that requires it would never be chosen.`,
+      `Use the flag names Linux shows in /proc/cpuinfo: ${(known ?? []).slice(0, 12).join(', ')}, …`,
+    );
+  }
+  const expected = targetFacts(base).elf as NonNullable<ReturnType<typeof targetFacts>['elf']>;
   const sources = collectInputs(inputs);
   for (const name of options.optional ?? []) {
     if (!sources.has(name)) throw new DlbundleError('E_USAGE', `--optional names ${JSON.stringify(name)}, which is not among the files packed.`, `Use one of: ${[...sources.keys()].join(', ')}.`);
@@ -103,6 +128,11 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
     const elf = readElfFile(from);
     if (elf.type !== 'dyn') {
       throw new DlbundleError('E_NOT_SHARED_OBJECT', `${JSON.stringify(from)} is an ELF ${elf.type} file, not a shared object.`, 'Pack shared libraries (linked with -shared) and .node addons only.', { file: from });
+    }
+    // A position-independent executable is ET_DYN too: it names a program
+    // interpreter and no soname. (libc names both, and is a library.)
+    if (elf.interp !== null && elf.soname === null) {
+      throw new DlbundleError('E_NOT_SHARED_OBJECT', `${JSON.stringify(from)} is an executable (position-independent: it names the program interpreter ${elf.interp} and has no soname), not a shared object.`, 'Pack shared libraries (linked with -shared) and .node addons only.', { file: from });
     }
     if (elf.machine !== expected.machine || elf.class !== expected.class) {
       throw new DlbundleError(
@@ -124,14 +154,33 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
   }
   const unlock = lockOutput(options.out);
   try {
-    return packLocked(options, target, sources, elves, manifestPath);
+    return { ...packLocked(options, target, sources, elves, manifestPath), missing: base === hostTarget() ? missingDependencies(sources, elves, options.optional ?? []) : [] };
   } finally {
     unlock();
   }
 }
 
 /** {@link pack}'s writing part, with the output directory locked: from reading the old manifest to the switch. */
-function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<string, string>, elves: ReadonlyMap<string, { elf: ElfInfo; seen: fs.Stats }>, manifestPath: string): PackResult {
+/** What each packed file needs that neither the bundle nor this system provides (see {@link PackResult.missing}). */
+function missingDependencies(sources: ReadonlyMap<string, string>, elves: ReadonlyMap<string, { elf: ElfInfo }>, optional: readonly string[]): PackResult['missing'] {
+  const provided = new Set<string>();
+  for (const [name, { elf }] of elves) {
+    provided.add(name);
+    if (elf.soname !== null) provided.add(elf.soname);
+  }
+  const missing: { file: string; dependency: string }[] = [];
+  for (const [name, { elf }] of elves) {
+    if (optional.includes(name)) continue;
+    const origin = path.dirname(path.resolve(sources.get(name) as string));
+    for (const dep of elf.needed) {
+      if (provided.has(dep)) continue;
+      if (resolveSystemLibrary(dep, { runpath: elf.runpath, rpath: elf.rpath, origin }) === null) missing.push({ file: name, dependency: dep });
+    }
+  }
+  return missing;
+}
+
+function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<string, string>, elves: ReadonlyMap<string, { elf: ElfInfo; seen: fs.Stats }>, manifestPath: string): Omit<PackResult, 'missing'> {
   const previous = readExistingManifest(manifestPath, options.name);
   const leftovers = finishInterruptedPacks(options.out, previous);
   const staging = runSync(syncIo.mkdtemp(options.out, stagingPrefix(`pack-${target}`)));

@@ -120,6 +120,38 @@ export function hostTarget(): string {
   return `${process.platform}-${process.arch}${libc === null ? '' : `-${libc}`}`;
 }
 
+// CPU feature flags a variant may require, by architecture: the names Linux
+// gives them in /proc/cpuinfo ("flags" on x86, "Features" on Arm), the ones a
+// build can be specialised for. A name outside the table is refused at pack
+// time (a typo would make a variant no CPU ever chooses).
+const X86_FEATURES = [
+  'sse', 'sse2', 'sse3', 'pni', 'ssse3', 'sse4_1', 'sse4_2', 'sse4a', 'popcnt', 'abm', 'lzcnt', 'bmi1', 'bmi2', 'adx', 'movbe', 'cx16', 'cx8', 'cmov',
+  'fma', 'fma4', 'f16c', 'avx', 'avx2', 'avx_vnni', 'avx_vnni_int8', 'avx_ne_convert', 'avx_ifma',
+  'avx512f', 'avx512cd', 'avx512bw', 'avx512dq', 'avx512vl', 'avx512ifma', 'avx512vbmi', 'avx512_vbmi2', 'avx512_vnni', 'avx512_bitalg', 'avx512_vpopcntdq', 'avx512_bf16', 'avx512_fp16', 'avx512_vp2intersect', 'avx512er', 'avx512pf', 'avx512_4vnniw', 'avx512_4fmaps',
+  'aes', 'vaes', 'pclmulqdq', 'vpclmulqdq', 'sha_ni', 'gfni', 'rdrand', 'rdseed', 'xsave', 'xsaveopt', 'xsavec', 'osxsave', 'fxsr', 'mmx',
+  'amx_tile', 'amx_int8', 'amx_bf16', 'amx_fp16', 'amx_complex', 'movdiri', 'movdir64b', 'serialize', 'clflushopt', 'clwb', 'erms', 'fsrm', 'rtm', 'hle', 'tsc', 'invpcid',
+];
+const ARM_FEATURES = [
+  'fp', 'asimd', 'evtstrm', 'aes', 'pmull', 'sha1', 'sha2', 'crc32', 'atomics', 'fphp', 'asimdhp', 'cpuid', 'asimdrdm', 'jscvt', 'fcma', 'lrcpc', 'dcpop', 'sha3', 'sm3', 'sm4', 'asimddp', 'sha512',
+  'sve', 'asimdfhm', 'dit', 'uscat', 'ilrcpc', 'flagm', 'ssbs', 'sb', 'paca', 'pacg', 'dcpodp', 'sve2', 'sveaes', 'svepmull', 'svebitperm', 'svesha3', 'svesm4', 'flagm2', 'frint',
+  'svei8mm', 'svef32mm', 'svef64mm', 'svebf16', 'i8mm', 'bf16', 'dgh', 'rng', 'bti', 'mte', 'ecv', 'afp', 'rpres', 'mte3', 'sme', 'smei16i64', 'smef64f64', 'smei8i32', 'smef16f32', 'smeb16f32', 'smef32f32', 'smefa64', 'wfxt', 'ebf16', 'sveebf16', 'cssc', 'rprfm', 'sve2p1', 'sme2', 'sme2p1',
+  // 32-bit Arm's names.
+  'half', 'thumb', 'fastmult', 'vfp', 'edsp', 'neon', 'vfpv3', 'vfpv3d16', 'tls', 'vfpv4', 'idiva', 'idivt', 'vfpd32', 'lpae', 'evtstrm',
+];
+const FEATURES_BY_ARCH: Readonly<Record<string, readonly string[]>> = { x64: X86_FEATURES, ia32: X86_FEATURES, arm64: ARM_FEATURES, arm: ARM_FEATURES };
+
+/**
+ * The CPU feature flags a variant of `target` may require, or null when
+ * dlbundle keeps no list for its architecture (then any well-formed flag is
+ * taken).
+ *
+ * @example
+ * knownFeatures('linux-x64-gnu')?.includes('avx2') // true
+ */
+export function knownFeatures(target: string): readonly string[] | null {
+  return FEATURES_BY_ARCH[targetFacts(target).arch] ?? null;
+}
+
 /** A variant key taken apart: the target and the CPU features the build requires. */
 export interface VariantKey {
   /** `<platform>-<arch>[-<libc>]`, a key of the target table. */
