@@ -171,13 +171,19 @@
       'cflags': ['-mno-avx2'],
       'sources': ['native/demo_simd.c'],
     },
+    # gyp copies every loadable module to <(PRODUCT_DIR)/<product> as well:
+    # two products of one name would make two rules for one file (make's
+    # "overriding recipe"). So this one is built as libdemo_simd_avx2.so with
+    # the soname libdemo_simd.so (the last -soname wins), and
+    # scripts/build-native.js renames it to simd-avx2/libdemo_simd.so.
     {
       'target_name': 'demo_simd_avx2',
-      'product_name': 'libdemo_simd',
+      'product_name': 'libdemo_simd_avx2',
       'product_dir': '<(PRODUCT_DIR)/simd-avx2',
       'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
       'cflags': ['-mavx2'],
       'sources': ['native/demo_simd.c'],
+      'libraries': ['-Wl,-soname,libdemo_simd.so'],
     },
     {
       'target_name': 'demo',

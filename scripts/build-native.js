@@ -27,3 +27,7 @@ nodeGypRun(['clean']);
 fs.mkdirSync(path.join(repo, 'build'), { recursive: true });
 fs.writeFileSync(path.join(repo, 'build', 'chain.gypi'), chainGypi());
 nodeGypRun(['configure', 'build', ...nodedir]);
+// The avx2 build of libdemo_simd.so has a name of its own in gyp (binding.gyp says why).
+const release = path.join(repo, 'build', 'Release');
+fs.renameSync(path.join(release, 'simd-avx2', 'libdemo_simd_avx2.so'), path.join(release, 'simd-avx2', 'libdemo_simd.so'));
+fs.rmSync(path.join(release, 'libdemo_simd_avx2.so'), { force: true });

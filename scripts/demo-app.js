@@ -24,6 +24,9 @@ console.log(`  app_compute(5)      = ${compute}   (2·5 + 1001, through codec an
 console.log(`  app_call_plugin(2)  = ${app.callPlugin(2)}     (libdemo_plugin.so found beside libdemo_app.so${app.pluginError() === null ? '' : `: ${app.pluginError()}`})`);
 console.log(`  codec_encode(1)     = ${codec.encode(1)}   (${codec.name()})`);
 console.log(`  add(2, 3)           = ${core.add(2, 3)}      (${core.version()})`);
+// The accelerator needs a GPU runtime that this demo deliberately does not ship: optional() answers instead of throwing.
+const accel = bundle.optional('libdemo_accel.so', { run: 'int accel_run(int x)' });
+console.log(accel.ok ? `  accel_run(3)        = ${accel.lib.run(3)}     (the optional accelerator is available here)` : `  accelerator         absent, as intended: it is optional and needs ${accel.missing.join(', ')}, which no machine of the demo has; the app runs without it`);
 
 const report = bundle.explain();
 console.log(`  ${report.reused ? 'reused' : 'extracted into'} ${report.dir}`);

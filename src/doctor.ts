@@ -128,7 +128,8 @@ export function formatDoctorReport(report: DoctorReport): string {
   if (report.trial.length > 0) {
     lines.push('', 'trial load (in a child process):');
     for (const t of report.trial) {
-      lines.push(`  ${t.ok ? 'ok  ' : 'FAIL'}  ${t.name}${t.optional ? ' (optional)' : ''}${t.ok ? '' : `: ${t.code ?? ''} ${t.reason ?? ''}`}`);
+      // An optional library that does not load here is what --optional announced: "absent", not a failure.
+      lines.push(`  ${t.ok ? 'ok  ' : t.optional ? 'absent' : 'FAIL'}  ${t.name}${t.optional ? ' (optional)' : ''}${t.ok ? '' : `: ${t.code ?? ''} ${t.reason ?? ''}`}`);
     }
   }
   const unavailable = report.trial.filter((t) => !t.ok && t.optional).length;

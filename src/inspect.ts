@@ -150,7 +150,8 @@ export function formatDependencyTree(libraries: readonly LibraryDependencies[]):
   const needed = new Set(libraries.flatMap((l) => l.needs.filter((n) => n.kind === 'bundled').map((n) => n.path as string)));
   const shown = new Set<string>();
   const lines: string[] = [];
-  const walk = (lib: LibraryDependencies, prefix: string): void => {
+  // Under an optional library, a missing dependency is the expected case on machines without it, not a fault.
+  const walk = (lib: LibraryDependencies, prefix: string, optional: boolean): void => {
     lib.needs.forEach((dep, i) => {
       const last = i === lib.needs.length - 1;
       const branch = `${prefix}${last ? '└─ ' : '├─ '}`;
@@ -163,10 +164,10 @@ export function formatDependencyTree(libraries: readonly LibraryDependencies[]):
         } else {
           shown.add(target.name);
           lines.push(`${branch}${dep.name}  ${label}`);
-          walk(target, child);
+          walk(target, child, optional);
         }
       } else if (dep.kind === 'system') lines.push(`${branch}${dep.name}  system: ${dep.path} (${dep.via})`);
-      else if (dep.kind === 'missing') lines.push(`${branch}${dep.name}  MISSING: not bundled, not on this system`);
+      else if (dep.kind === 'missing') lines.push(`${branch}${dep.name}  ${optional ? 'not on this system: fine, the library needing it is optional and is left out here' : 'MISSING: not bundled, not on this system'}`);
       else lines.push(`${branch}${dep.name}  external (not looked up: another machine's variant)`);
     });
   };
@@ -175,7 +176,7 @@ export function formatDependencyTree(libraries: readonly LibraryDependencies[]):
     if (shown.has(lib.name)) continue;
     shown.add(lib.name);
     lines.push(`${lib.name}${lib.optional ? '  (optional)' : ''}`);
-    walk(lib, '  ');
+    walk(lib, '  ', lib.optional);
   }
   return lines.join('\n');
 }

@@ -255,9 +255,10 @@ describe('variants', function () {
       assert.match(r.stdout, /^machine {5}linux-x64-gnu \(C library: gnu\)/m);
       assert.match(r.stdout, /^variant {5}linux-x64-gnu: this machine is linux-x64-gnu/m);
       assert.match(r.stdout, /^cache root {2}.*\/cache: would be used — would be created \(mode 0700\)/m);
-      assert.match(r.stdout, /libdemo_gpu_runtime\.so\.1 {2}MISSING/);
+      assert.match(r.stdout, /libdemo_gpu_runtime\.so\.1 {2}not on this system: fine, the library needing it is optional/);
       assert.match(r.stdout, /libc\.so\.6 {2}system: \/\S+\/libc\.so\.6 \(ld\.so\.cache\)/);
-      assert.match(r.stdout, /FAIL {2}libdemo_accel\.so \(optional\): E_MISSING_DEP/);
+      assert.match(r.stdout, /absent {2}libdemo_accel\.so \(optional\): E_MISSING_DEP/);
+      assert.doesNotMatch(r.stdout, /MISSING: |FAIL  /);
       for (const name of ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'demo.node']) assert.match(r.stdout, new RegExp(`ok {4}${name.replace(/\./g, '\\.')}`));
       assert.match(r.stdout, /result: the bundle loads here \(1 optional library is unavailable\)/);
       const json = JSON.parse(run('doctor', out, '--json').stdout) as { loads: boolean; variant: { key: string }; trial: { name: string; ok: boolean }[] };
@@ -286,6 +287,12 @@ describe('variants', function () {
       assert.match(tree, /libdemo_app\.so\n {6}├─ libdemo_codec\.so\.1 {2}bundled: libdemo_codec\.so\.1\.2\.3\n/);
       assert.match(tree, /libdemo_accel\.so\n {6}└─ libdemo_gpu_runtime\.so\.1 {2}MISSING: not bundled, not on this system/);
       assert.match(tree, /└─ libc\.so\.6 {2}system: \/\S+\/libc\.so\.6 \(ld\.so\.cache\)/);
+      // Packed as optional, the same absence is what is expected here, and reads so.
+      const optional = path.join(tempDir(), 'demo');
+      pack(DEMO.map(nativeFixture), { name: 'demo', out: optional, optional: ['libdemo_accel.so'] });
+      const quiet = run('inspect', optional).stdout;
+      assert.match(quiet, /libdemo_accel\.so {2}\(optional\)\n {6}└─ libdemo_gpu_runtime\.so\.1 {2}not on this system: fine, the library needing it is optional and is left out here/);
+      assert.doesNotMatch(quiet, /MISSING: /);
     });
   });
 });
