@@ -130,13 +130,16 @@ const commands: Readonly<Record<string, CommandSpec>> = {
   },
 
   bundle: {
-    summary: 'bundle an application into one CommonJS file with esbuild (koffi.node from a module made by pack --module)',
+    summary: 'bundle an application into one CommonJS file with esbuild, optionally with its bundles inside',
     args: '<entry.js>',
     argsHelp: "the application's entry script",
-    options: { out: { type: 'string', value: 'FILE.cjs', required: true, help: 'the file to write' } },
+    options: {
+      out: { type: 'string', value: 'FILE.cjs', required: true, help: 'the file to write' },
+      bundle: { type: 'string', multiple: true, value: 'DIR', help: "a bundle directory to carry inside the file, with koffi.node (repeat for several); autoSource(<DIR relative to the entry>) finds it. Without it, the application requires a module made by pack --module itself" },
+    },
     async run({ values, positionals }, out) {
       const entry = onePositional(positionals, 'bundle', 'the entry script');
-      await bundleApplication(entry, values.out as string);
+      await bundleApplication(entry, values.out as string, { bundles: (values.bundle as string[] | undefined) ?? [] });
       out(`wrote ${values.out as string}`);
       return 0;
     },

@@ -22,7 +22,7 @@ const COMMANDS: Readonly<Record<string, readonly string[]>> = {
   pack: ['--name', '--out', '--target', '--requires', '--optional', '--module', '--sea-config'],
   inspect: ['--json'],
   doctor: ['--json'],
-  bundle: ['--out'],
+  bundle: ['--out', '--bundle'],
   sea: ['--bundle', '--out'],
   'cache list': ['--json'],
   'cache prune': ['--keep', '--older-than', '--dry-run', '--json'],

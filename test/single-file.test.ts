@@ -311,6 +311,32 @@ ${APP_BODY}`,
     return { alone, env: { PATH: process.env.PATH ?? '', HOME: home as string, TMPDIR: tmp as string }, tmp: tmp as string, home: home as string };
   }
 
+  it('`dlbundle bundle --bundle native`: the file carries the bundle and autoSource finds it, run alone, cold then warm', () => {
+    const app = makeApp(`const path = require('node:path');
+const { openBundle, autoSource } = require('dlbundle');
+const SOURCE = autoSource(path.join(__dirname, 'native'));
+${APP_BODY}`);
+    const out = path.join(tempDir(), 'dist', 'app.cjs');
+    cli('bundle', path.join(app, 'main.js'), '--bundle', path.join(app, 'native'), '--out', out);
+    const alone = tempDir('dlbundle-empty-');
+    fs.copyFileSync(out, path.join(alone, 'app.cjs'));
+    const home = tempDir();
+    const tmp = tempDir();
+    for (const reused of [false, true]) {
+      const r = runAlone([process.execPath, 'app.cjs'], home, tmp, alone);
+      assertResults(r);
+      assert.equal(r.report.source.kind, 'buffers');
+      assert.equal(r.report.source.reason, 'this program carries its libraries in its JavaScript (dlbundle bundle --bundle native): bundle "demo"');
+      assert.equal(r.report.reused, reused);
+    }
+    // The same program without --bundle looks for the directory, and says it is not there.
+    cli('bundle', path.join(app, 'main.js'), '--out', out);
+    fs.copyFileSync(out, path.join(alone, 'app.cjs'));
+    const missing = spawnSync(process.execPath, ['app.cjs'], { cwd: alone, env: { PATH: process.env.PATH ?? '', HOME: home, TMPDIR: tmp }, encoding: 'utf8' });
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /dlbundle\.json/);
+  });
+
   it("a single-file bundle with every cache root on a noexec tmpfs loads koffi.node and every library from memory files", function () {
     const { alone, env, tmp, home } = singleFileOnNoexec(this);
     const r = spawnSync(process.execPath, ['app.cjs'], { cwd: alone, env, encoding: 'utf8', timeout: 60_000 });

@@ -9,6 +9,8 @@ import os = require('node:os');
 import path = require('node:path');
 import { DlbundleError } from '../errors';
 import { SEA_INDEX_ASSET, seaAssetKey } from '../sources/sea';
+import { EMBEDDED_BUNDLES_KEY } from '../sources/embedded';
+import { writeEmbeddedModule } from './embed';
 import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';
 import { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
 import { requireOptional } from './optional';
@@ -28,6 +30,7 @@ interface EsbuildLike {
     target: string;
     outfile: string;
     plugins: EsbuildPluginLike[];
+    inject?: string[];
     logLevel: 'warning' | 'error';
   }): Promise<unknown>;
 }
@@ -44,18 +47,43 @@ interface PostjectLike {
  * @example
  * await bundleApplication('app.js', 'dist/app.cjs');
  */
-export async function bundleApplication(entry: string, outfile: string): Promise<void> {
+export async function bundleApplication(entry: string, outfile: string, options: { readonly bundles?: readonly string[] } = {}): Promise<void> {
   const esbuild = requireOptional<EsbuildLike>('esbuild', 'Bundling into one file');
-  await esbuild.build({
-    entryPoints: [path.resolve(entry)],
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: `node${process.versions.node.split('.')[0] ?? '20'}`,
-    outfile,
-    plugins: [koffiPlugin()],
-    logLevel: 'error',
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-bundle-'));
+  try {
+    await esbuild.build({
+      entryPoints: [path.resolve(entry)],
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: `node${process.versions.node.split('.')[0] ?? '20'}`,
+      outfile,
+      plugins: [koffiPlugin()],
+      inject: (options.bundles ?? []).length === 0 ? [] : [writeCarriedBundles(entry, options.bundles ?? [], work)],
+      logLevel: 'error',
+    });
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes, in `work`, the generated module of each bundle directory and a
+ * module that registers them for autoSource (sources/embedded.ts) with their
+ * directory relative to the entry script; returns that module, which esbuild
+ * runs before the entry.
+ */
+function writeCarriedBundles(entry: string, bundles: readonly string[], work: string): string {
+  const lines = ["'use strict';", `const carried = (globalThis[Symbol.for(${JSON.stringify(EMBEDDED_BUNDLES_KEY)})] ??= []);`];
+  bundles.forEach((dir, i) => {
+    const module = path.join(work, `bundle-${i}.cjs`);
+    writeEmbeddedModule(dir, module);
+    const relative = path.relative(path.dirname(path.resolve(entry)), path.resolve(dir));
+    lines.push(`{ const m = require(${JSON.stringify(module)}); carried.push({ dir: ${JSON.stringify(relative)}, manifest: m.manifest, blobs: m.blobs }); }`);
   });
+  const index = path.join(work, 'carried-bundles.cjs');
+  fs.writeFileSync(index, `${lines.join('\n')}\n`);
+  return index;
 }
 
 /** Options of {@link buildSea}. */

@@ -1,20 +1,25 @@
 /**
  * `autoSource(dir)`: the one call an application makes to find its bundle
- * wherever it was shipped — inside a single executable, inside an Electron
- * asar archive (with or without an unpacked copy), or in a plain directory.
+ * wherever it was shipped — inside a single executable, inside a single-file
+ * program's JavaScript (`dlbundle bundle --bundle`), inside an Electron asar
+ * archive (with or without an unpacked copy), or in a plain directory.
  * The choice and its reason appear in `explain().source`.
  */
 import fs = require('node:fs');
 import path = require('node:path');
 import { DlbundleError } from '../errors';
 import { asarLocation, fromAsar, unpackedTwin } from './asar';
+import { fromBuffers } from './buffers';
 import { fromDirectory, inPlaceDirectory } from './directory';
+import { embeddedBundle } from './embedded';
 import { fromSea, seaModule, SEA_INDEX_ASSET } from './sea';
 import type { Source } from './source';
 
 /**
  * The right source for the bundle that lives in `dir` during development:
  * - in a single executable application: its assets (`fromSea`);
+ * - in a program built by `dlbundle bundle --bundle`: the bundle it carries
+ *   (`fromBuffers` over the generated module);
  * - `dir` inside `….asar/` whose `….asar.unpacked/` twin holds the bundle:
  *   those files, loaded in place (no copy, no cache directory);
  * - `dir` inside an asar archive without that twin: the archive (`fromAsar`),
@@ -28,6 +33,11 @@ export function autoSource(dir: string): Source {
   if (seaModule() !== null) {
     const name = seaBundleName(dir);
     return { ...fromSea(name), reason: `this process is a single executable application: bundle ${JSON.stringify(name)} from its assets` };
+  }
+  const carried = embeddedBundle(dir);
+  if (carried !== null) {
+    const name = typeof carried.manifest === 'string' ? '' : ` ${JSON.stringify(carried.manifest.name)}`;
+    return { ...fromBuffers(carried.manifest, carried.blobs), reason: `this program carries its libraries in its JavaScript (dlbundle bundle --bundle ${carried.dir}): bundle${name}` };
   }
   const inArchive = asarLocation(dir);
   if (inArchive !== null) {
