@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "demo_export.h"
@@ -40,3 +41,36 @@ DEMO_EXPORT int core_sum_bytes(const uint8_t *buf, size_t len) {
   for (size_t i = 0; i < len; i++) sum += buf[i];
   return sum;
 }
+
+/* A struct returned by value: core_point(3, 4) == { x = 3, y = 4, len2 = 25 }. */
+typedef struct {
+  int x;
+  int y;
+  int len2;
+} demo_point;
+DEMO_EXPORT demo_point core_point(int x, int y) {
+  demo_point p = {x, y, x * x + y * y};
+  return p;
+}
+
+/* Out parameters: core_divmod(17, 5, &q, &r) sets q = 3, r = 2 and returns 0;
+ * it returns -1 and writes nothing when b == 0. */
+DEMO_EXPORT int core_divmod(int a, int b, int *quot, int *rem) {
+  if (b == 0) return -1;
+  *quot = a / b;
+  *rem = a % b;
+  return 0;
+}
+
+/* A pointer that C hands out and takes back: a counter C owns.
+ * c = core_counter_new(10); core_counter_next(c) == 10, then 11; core_counter_free(c). */
+typedef struct {
+  int next;
+} demo_counter;
+DEMO_EXPORT demo_counter *core_counter_new(int start) {
+  demo_counter *c = malloc(sizeof *c);
+  if (c != NULL) c->next = start;
+  return c;
+}
+DEMO_EXPORT int core_counter_next(demo_counter *c) { return c->next++; }
+DEMO_EXPORT void core_counter_free(demo_counter *c) { free(c); }

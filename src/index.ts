@@ -29,6 +29,8 @@ module.exports = {
 
   // Opening a bundle.
   openBundle: forward('openBundle'),
+  // The koffi instance that binds the symbols (structs, callbacks, koffi's own types).
+  koffi: forward('koffi'),
 
   // Where a bundle comes from.
   autoSource: forward('autoSource'),

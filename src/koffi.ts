@@ -34,10 +34,15 @@ const debug = logger('dlbundle:load');
 let cached: KoffiModule | undefined;
 
 /**
- * koffi, loaded on the first call.
+ * The koffi instance dlbundle loads and binds libraries with, loaded on the
+ * first call — the same module an application's own `require('koffi')` gets
+ * where koffi is installed the usual way. Declare structs, unions, callbacks
+ * and other types on it: symbols that name them are bound by this instance.
  *
  * @example
- * const lib = koffi().load('/path/libfoo.so');
+ * const koffi = dlbundle.koffi();
+ * koffi.struct('demo_point', { x: 'int', y: 'int', len2: 'int' });
+ * bundle.library('libdemo_core.so', { point: 'demo_point core_point(int x, int y)' }).point(3, 4); // { x: 3, y: 4, len2: 25 }
  */
 export function koffi(): KoffiModule {
   // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -8,6 +8,10 @@
  * `dlbundle/build`.
  */
 
+// The koffi instance dlbundle loads libraries with: for structs, callbacks and
+// other types of koffi's, declared on the instance that binds the symbols.
+export { koffi, type KoffiModule } from './koffi';
+
 // Opening a bundle, typed symbols, what happened.
 export { openBundle, type Bundle, type OpenBundleOptions, type BundleReport, type LibraryReport, type OptionalLibrary } from './bundle';
 export type { Pointer, PointerArgument, FunctionFromPrototype, SymbolDeclarations, BoundLibrary } from './symbols';

@@ -68,6 +68,12 @@ describe('examples: the README code, run', () => {
     });
   }
 
+  for (const file of ['koffi-types.cjs', 'koffi-types.mjs']) {
+    it(`${file}: a struct returned by value, out-parameters, a buffer, a pointer handed back to C — real results`, () => {
+      for (const out of run(file)) assert.deepEqual(out, ['{ x: 3, y: 4, len2: 25 }', '0 3 2', '256', '10 11']);
+    });
+  }
+
   it('from-buffers.cjs: the generated module (pack --module) loads without the bundle directory', () => {
     fs.rmSync(path.join(app, 'native-module'), { recursive: true, force: true });
     for (const out of run('from-buffers.cjs')) assert.deepEqual(out, ['5']);
