@@ -176,9 +176,23 @@ type WithoutName<W extends string[]> =
     ? Type extends [] ? W : Last extends '*' | BaseKeyword ? W : Type
     : W;
 
+/**
+ * What an `_Out_` / `_Inout_` parameter takes: C writes through the pointer
+ * into a one-element array for a number, a string or a pointer (`[0]`,
+ * `[null]`), or into an object for a struct (or any type dlbundle cannot
+ * name); `null` passes NULL. A direction on anything but a pointer is no
+ * prototype koffi takes.
+ */
+type OutArgument<W extends string[]> =
+  W extends [...infer Pointee extends string[], '*']
+    ? KindOf<Pointee> extends infer K extends keyof ResultTypes
+      ? K extends 'unknown' | 'void' ? Record<string, unknown> | null : [ResultTypes[K]] | null
+      : never
+    : never;
+
 type ArgumentOf<Param extends string> =
   Words<Param> extends infer W extends string[]
-    ? [Extract<W[number], Direction>] extends [never] ? ArgumentTypes[KindOf<WithoutName<W>>] : unknown
+    ? [Extract<W[number], Direction>] extends [never] ? ArgumentTypes[KindOf<WithoutName<W>>] : OutArgument<Without<WithoutName<W>, Direction>>
     : never;
 
 type ArgumentsOf<Params extends string[], Args extends unknown[] = []> =
@@ -344,11 +358,14 @@ function bindAll(libraryName: string, entries: Array<[string, string]>, lib: Kof
   const started = process.hrtime.bigint();
   const functions: Record<string, KoffiFunctionLike> = Object.create(null);
   for (const [name, prototype] of entries) {
+    let fn: KoffiFunctionLike;
     try {
-      functions[name] = lib.func(toKoffiPrototype(prototype));
+      fn = lib.func(toKoffiPrototype(prototype));
     } catch (cause) {
       throw bindingError(libraryName, name, prototype, cause);
     }
+    const outs = outParameters(prototype);
+    functions[name] = outs.length === 0 ? fn : checkingOutParameters(libraryName, name, fn, outs);
   }
   debug('bound %d symbols of %s in %d µs', entries.length, libraryName, Number((process.hrtime.bigint() - started) / 1000n));
   return functions;
@@ -392,4 +409,45 @@ function bindingError(libraryName: string, name: string, prototype: string, caus
       'a struct or named type must be declared with koffi.struct() or koffi.alias() before the first call.',
     symbol === undefined ? { file: libraryName, cause } : { file: libraryName, symbol, cause },
   );
+}
+
+/** An `_Out_` / `_Inout_` parameter: where it is, and how the prototype writes it. */
+interface OutParameter {
+  readonly index: number;
+  readonly text: string;
+}
+
+/** The `_Out_` / `_Inout_` pointer parameters of a prototype, read at run time (the types say the same at compile time). */
+function outParameters(prototype: string): OutParameter[] {
+  const open = prototype.indexOf('(');
+  const close = prototype.lastIndexOf(')');
+  if (open < 0 || close < open) return [];
+  return prototype
+    .slice(open + 1, close)
+    .split(',')
+    .map((text, index) => ({ index, text: text.trim() }))
+    .filter(({ text }) => /(^|[\s*])_(Out|Inout)_([\s*]|$)/.test(text) && text.includes('*'));
+}
+
+/**
+ * `fn`, refusing before C runs an out-parameter that C cannot write into: a
+ * number or bigint would be taken as an address (a crash, or worse: a write
+ * anywhere), and an empty array has no room (the value is lost).
+ */
+function checkingOutParameters(libraryName: string, name: string, fn: KoffiFunctionLike, outs: readonly OutParameter[]): KoffiFunctionLike {
+  const checked = (...args: never[]): unknown => {
+    for (const { index, text } of outs) {
+      const arg: unknown = args[index];
+      const empty = (Array.isArray(arg) || ArrayBuffer.isView(arg)) && (arg as { length?: number }).length === 0;
+      if (arg === null || (typeof arg === 'object' && !empty)) continue;
+      throw new DlbundleError(
+        'E_USAGE',
+        `${name}() of ${JSON.stringify(libraryName)}: argument ${index + 1} (${text}) is where C writes its result, but it is ${empty ? 'an empty array' : `${typeof arg} ${String(arg)}`}.`,
+        'Pass a one-element array that C writes into, e.g. const out = [0]; then read out[0] (an object for a struct; null for NULL).',
+        { file: libraryName, symbol: name },
+      );
+    }
+    return fn(...args);
+  };
+  return checked;
 }

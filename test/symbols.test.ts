@@ -1,6 +1,9 @@
 import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
+import { pack } from '../src/pack';
 import { bindLibrary, type KoffiLibLike } from '../src/symbols';
-import { expectCode, nativeFixture } from './fixtures';
+import { runChild, type Caught } from './child';
+import { expectCode, nativeFixture, tempDir } from './fixtures';
 
 // koffi's package.json maps `require` to index.cjs with no .d.cts beside it, so
 // TypeScript (node16 resolution) finds its types in import mode only.
@@ -247,5 +250,29 @@ describe('symbols: typed symbol loaders', () => {
       expectCode('E_MISSING_SYMBOL', () => core.add);
       assert.equal(counter.calls(), 1);
     });
+  });
+});
+
+describe('symbols: out-parameters are checked before C writes through them', () => {
+  // In a child: without the check, a number passed as an out-parameter is taken as an address and C writes there.
+  const BODY = `
+    const bundle = dl.openBundle({ source: dl.fromDirectory(P.bundle), cacheDir: P.cache });
+    const core = bundle.library('libdemo_core.so', { divmod: 'int core_divmod(int a, int b, _Out_ int *quot, _Out_ int *rem)' });
+    const quot = [0], rem = [0];
+    const ok = core.divmod(17, 5, quot, rem);
+    return { ok, quot: quot[0], rem: rem[0], number: caught(() => core.divmod(17, 5, 5, [0])), empty: caught(() => core.divmod(17, 5, [0], [])), typed: core.divmod(9, 4, new Int32Array(1), [0]) };`;
+
+  it('an array C writes into works; a number (an address to C) or an empty array is E_USAGE before the call', () => {
+    const bundle = path.join(tempDir(), 'bundle');
+    pack([nativeFixture('libdemo_core.so')], { name: 'core', out: bundle });
+    const r = runChild<{ ok: number; quot: number; rem: number; typed: number; number: Caught<unknown>; empty: Caught<unknown> }>(BODY, { params: { bundle, cache: path.join(tempDir(), 'cache') } });
+    assert.deepEqual([r.ok, r.quot, r.rem, r.typed], [0, 3, 2, 0]);
+    for (const [c, what] of [[r.number, /argument 3 \(_Out_ int \*quot\) is where C writes its result, but it is number 5/], [r.empty, /argument 4 \(_Out_ int \*rem\) is where C writes its result, but it is an empty array/]] as const) {
+      assert.equal(c.ok, false);
+      if (c.ok) continue;
+      assert.equal(c.error.code, 'E_USAGE');
+      assert.match(c.error.message, what);
+      assert.match(c.error.message, /Pass a one-element array that C writes into/);
+    }
   });
 });

@@ -92,12 +92,23 @@ export type Pointers = [
   Expect<Equal<bigint extends Pointer ? true : false, false>>,
 ];
 
+// --- out-parameters: C writes into what is passed ---------------------------
+export type OutParameters = [
+  Expect<Equal<FunctionFromPrototype<'int f(_Out_ int *x)'>, (x: [number] | null) => number>>,
+  Expect<Equal<FunctionFromPrototype<'int f(int a, int b, _Out_ int *quot, _Out_ int *rem)'>, (a: number, b: number, quot: [number] | null, rem: [number] | null) => number>>,
+  Expect<Equal<FunctionFromPrototype<'void f(_Inout_ uint64_t *n)'>, (n: [number | bigint] | null) => void>>,
+  Expect<Equal<FunctionFromPrototype<'void f(_Out_ bool *ok)'>, (ok: [boolean] | null) => void>>,
+  Expect<Equal<FunctionFromPrototype<'void f(_Out_ void **p)'>, (p: [Pointer | null] | null) => void>>,
+  Expect<Equal<FunctionFromPrototype<'void f(_Out_ const char **s)'>, (s: [string | null] | null) => void>>,
+  // A struct (or any type the parser cannot name): koffi fills an object.
+  Expect<Equal<FunctionFromPrototype<'void f(_Out_ Point *p)'>, (p: Record<string, unknown> | null) => void>>,
+];
+
 // --- what the parser does not know is unknown, never any -------------------
 type Unknown = (...args: unknown[]) => unknown;
 export type Unrecognised = [
   Expect<Equal<FunctionFromPrototype<'Point f(Point p)'>, (p: unknown) => unknown>>,
   Expect<Equal<FunctionFromPrototype<'int f(frob x, int y)'>, (x: unknown, y: number) => number>>,
-  Expect<Equal<FunctionFromPrototype<'int f(_Out_ int *x)'>, (x: unknown) => number>>,
   Expect<Equal<FunctionFromPrototype<'int printf(const char *fmt, ...)'>, (fmt: string | null, ...rest: unknown[]) => number>>,
   Expect<Equal<FunctionFromPrototype<'int add(int a, int b'>, Unknown>>,
   Expect<Equal<FunctionFromPrototype<'int (int a)'>, Unknown>>,
@@ -162,6 +173,18 @@ export function calls(): void {
   core.sumBytes(5n, 1);
   // @ts-expect-error a boolean where an int is wanted
   core.isEven(true);
+
+  // Out-parameters: what C writes into, or NULL; a number would be a pointer C writes through (a crash).
+  const divmod = bindLibrary('libdemo_core.so', { f: 'int core_divmod(int a, int b, _Out_ int *quot, _Out_ int *rem)' }, open).f;
+  const quot: [number] = [0];
+  divmod(17, 5, quot, [0]);
+  divmod(17, 0, null, null);
+  // @ts-expect-error a number where C writes an int
+  divmod(17, 5, 0, [0]);
+  // @ts-expect-error an empty array has nowhere to write
+  divmod(17, 5, [], [0]);
+  // @ts-expect-error a string where C writes an int
+  divmod(17, 5, ['0'], [0]);
   // @ts-expect-error the properties are read-only
   core.add = (a: number, b: number) => a - b;
   // @ts-expect-error a symbol that was not declared
