@@ -413,7 +413,12 @@ console.log(JSON.stringify([...new Set(fs.readFileSync('/proc/self/maps', 'utf8'
     const fresh = path.join(dir, 'fresh.json');
     cli('pack', nativeFixture('libdemo_core.so'), '--name', 'demo', '--out', path.join(dir, 'native'), '--sea-config', fresh);
     const created = JSON.parse(fs.readFileSync(fresh, 'utf8')) as { assets: Record<string, string> };
-    assert.deepEqual(created.assets, { 'dlbundle/demo/dlbundle.json': 'native/dlbundle.json', 'dlbundle/demo/linux-x64-gnu/libdemo_core.so': 'native/linux-x64-gnu/libdemo_core.so' });
+    // The bundle, koffi's native module (packed beside the config) and the index autoSource reads.
+    assert.equal(created.assets['dlbundle/demo/dlbundle.json'], 'native/dlbundle.json');
+    assert.equal(created.assets['dlbundle/demo/linux-x64-gnu/libdemo_core.so'], 'native/linux-x64-gnu/libdemo_core.so');
+    assert.equal(created.assets['dlbundle/koffi-native/linux-x64-gnu/koffi.node'], 'koffi-native/linux-x64-gnu/koffi.node');
+    assert.equal(created.assets['dlbundle/index.json'], 'dlbundle-index.json');
+    assert.deepEqual(JSON.parse(fs.readFileSync(path.join(dir, 'dlbundle-index.json'), 'utf8')), { bundles: [{ name: 'demo', dir: 'native' }] });
 
     const existing = path.join(dir, 'existing.json');
     fs.writeFileSync(existing, JSON.stringify({ main: 'app.js', output: 'prep.blob', assets: { 'logo.png': 'img/logo.png' } }));
@@ -423,6 +428,38 @@ console.log(JSON.stringify([...new Set(fs.readFileSync('/proc/self/maps', 'utf8'
     assert.equal(merged.output, 'prep.blob');
     assert.equal(merged.assets['logo.png'], 'img/logo.png');
     assert.equal(merged.assets['dlbundle/demo/linux-x64-gnu/libdemo_core.so'], 'native/linux-x64-gnu/libdemo_core.so');
+  });
+
+  it("the README's manual SEA route (pack --sea-config, dlbundle bundle, node --experimental-sea-config, postject) runs alone, cold then warm", function () {
+    this.timeout(180_000);
+    const app = makeApp(`const path = require('node:path');
+const { openBundle, autoSource } = require('dlbundle');
+const SOURCE = autoSource(path.join(__dirname, 'native'));
+${APP_BODY}`);
+    const run = (cmd: string, args: string[]): void => {
+      const r = spawnSync(cmd, args, { cwd: app, encoding: 'utf8' });
+      assert.equal(r.status, 0, `${cmd} ${args.join(' ')}:\n${r.stderr}${r.stdout}`);
+    };
+    // The README's steps, as commands in the application's directory.
+    run(process.execPath, [CLI, 'pack', ...DEMO_LIBS.map(nativeFixture), '--name', 'demo', '--out', 'native', '--sea-config', 'sea-config.json']);
+    run(process.execPath, [CLI, 'bundle', 'main.js', '--out', 'app.cjs']);
+    const config = JSON.parse(fs.readFileSync(path.join(app, 'sea-config.json'), 'utf8')) as Record<string, unknown>;
+    fs.writeFileSync(path.join(app, 'sea-config.json'), JSON.stringify({ main: 'app.cjs', output: 'sea-prep.blob', disableExperimentalSEAWarning: true, ...config }));
+    run(process.execPath, ['--experimental-sea-config', 'sea-config.json']);
+    fs.copyFileSync(process.execPath, path.join(app, 'my-app'));
+    run(process.execPath, [require.resolve('postject/dist/cli.js'), 'my-app', 'NODE_SEA_BLOB', 'sea-prep.blob', '--sentinel-fuse', 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2']);
+
+    const alone = tempDir('dlbundle-empty-');
+    fs.copyFileSync(path.join(app, 'my-app'), path.join(alone, 'my-app'));
+    fs.chmodSync(path.join(alone, 'my-app'), 0o755);
+    const home = tempDir();
+    const tmp = tempDir();
+    for (const reused of [false, true]) {
+      const out = runAlone([path.join(alone, 'my-app')], home, tmp, alone);
+      assertResults(out);
+      assert.equal(out.report.source.kind, 'sea');
+      assert.equal(out.report.reused, reused);
+    }
   });
 
   it('a build that needs a package that is not installed says which and how to install it', () => {

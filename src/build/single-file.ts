@@ -175,9 +175,13 @@ export function seaAssets(bundle: BundleFiles): Record<string, string> {
 
 /**
  * Adds the bundle in `bundleDir` to the sea-config.json `configFile`
- * (created when absent; everything already in it is kept). Asset paths are
- * written relative to the config file's directory: run
- * `node --experimental-sea-config` from there.
+ * (created when absent; everything already in it is kept), with what a single
+ * executable needs beside it: koffi's native module (the `koffi-native`
+ * bundle, packed into `koffi-native/` beside the config) and the index that
+ * lets `autoSource` tell bundles apart (`dlbundle-index.json` beside the
+ * config; a bundle's directory is recorded relative to the config's, where
+ * the entry script is expected). Asset paths are written relative to the
+ * config file's directory: run `node --experimental-sea-config` from there.
  *
  * @example
  * addToSeaConfig('native', 'sea-config.json');
@@ -193,7 +197,22 @@ export function addToSeaConfig(bundleDir: string, configFile: string): void {
   }
   const base = path.dirname(path.resolve(configFile));
   const assets = { ...(typeof config.assets === 'object' && config.assets !== null ? (config.assets as Record<string, string>) : {}) };
-  for (const [key, file] of Object.entries(seaAssets(bundleFiles(bundleDir)))) assets[key] = path.relative(base, file);
+  const bundle = bundleFiles(bundleDir);
+  const koffi = packKoffiNative(path.join(base, 'koffi-native'));
+  for (const [key, file] of Object.entries({ ...seaAssets(bundle), ...seaAssets(koffi) })) assets[key] = path.relative(base, file);
+
+  const indexFile = path.join(base, 'dlbundle-index.json');
+  let index: { bundles: { name: string; dir: string }[] } = { bundles: [] };
+  try {
+    index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as typeof index;
+  } catch {
+    // None yet (or not ours): this bundle starts it.
+  }
+  const dir = path.relative(base, path.resolve(bundleDir));
+  index.bundles = [...index.bundles.filter((b) => b.name !== bundle.manifest.name), { name: bundle.manifest.name, dir }];
+  fs.writeFileSync(indexFile, `${JSON.stringify(index, null, 2)}\n`);
+  assets[SEA_INDEX_ASSET] = path.relative(base, indexFile);
+
   config.assets = assets;
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
 }
