@@ -16,6 +16,7 @@ import { pruneCache, scanCache, type CacheEntry } from './prune';
 import type { RootFallback } from './roots';
 import { knownTargets, targetFacts } from './variant';
 import { nearest } from './nearest';
+import { progressLine } from './progress';
 import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
 
@@ -67,20 +68,25 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       const requires = values.requires as string | undefined;
       const optional = values.optional as string[] | undefined;
       if (positionals.length === 0) throw usage('pack needs the files to pack: shared objects or directories of them.', 'pack');
+      const progress = progressLine(`packing ${name}`);
       const result = pack(positionals, {
         name,
         out: outDir,
+        onProgress: (done, total) => progress.update(done, total),
         ...(values.target === undefined ? {} : { target: values.target as string }),
         ...(requires === undefined ? {} : { requires: requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
         ...(optional === undefined ? {} : { optional: optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
       });
+      progress.done();
       if (result.leftoversRemoved.length > 0) out(`removed what interrupted packs had left: ${result.leftoversRemoved.join(', ')}`);
       const n = result.variant.files.length;
       out(`packed ${n} ${n === 1 ? 'file' : 'files'} as ${result.target} into ${outDir} (digest ${result.variant.digest})`);
       for (const m of result.missing) err(`dlbundle: warning: ${missingMessage(m, positionals)}`);
       out(`load order: ${result.variant.order.join(' → ')}`);
       if (values.module !== undefined) {
-        writeEmbeddedModule(outDir, values.module as string);
+        const writing = progressLine(`writing ${values.module as string}`);
+        writeEmbeddedModule(outDir, values.module as string, (done, total) => writing.update(done, total));
+        writing.done();
         out(`wrote ${values.module as string}: use fromBuffers(require(${JSON.stringify(values.module)}).manifest, …blobs)`);
       }
       if (values['sea-config'] !== undefined) {
@@ -156,7 +162,12 @@ const commands: Readonly<Record<string, CommandSpec>> = {
     async run({ values, positionals }, out) {
       const entry = onePositional(positionals, 'sea', 'the entry script');
       const outFile = values.out as string;
-      await buildSea({ entry, bundles: values.bundle as string[], out: outFile });
+      const progress = progressLine(`building ${outFile}`);
+      try {
+        await buildSea({ entry, bundles: values.bundle as string[], out: outFile, onStep: (text) => progress.step(text) });
+      } finally {
+        progress.done();
+      }
       out(`wrote ${outFile} (${(fs.statSync(outFile).size / 2 ** 20).toFixed(1)} MiB)`);
       return 0;
     },

@@ -52,6 +52,8 @@ export interface PackOptions {
   readonly requires?: readonly string[];
   /** File names of libraries the application loads with `bundle.optional()`; marked so in the manifest. */
   readonly optional?: readonly string[];
+  /** Called as the inputs are read: bytes done so far, of the inputs' total. */
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 /** What {@link pack} wrote. */
@@ -188,9 +190,15 @@ function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<s
     const blobs = path.join(staging, 'files');
     fs.mkdirSync(blobs, { mode: 0o777 });
     const files: ManifestFile[] = [];
+    const total = [...elves.values()].reduce((n, e) => n + e.seen.size, 0);
+    let done = 0;
+    const progress = (n: number): void => {
+      done += n;
+      options.onProgress?.(done, total);
+    };
     for (const [name, from] of sources) {
       const { elf, seen } = elves.get(name) as { elf: ElfInfo; seen: fs.Stats };
-      const { size, xxh64 } = stageBlob(from, seen, path.join(blobs, name));
+      const { size, xxh64 } = stageBlob(from, seen, path.join(blobs, name), progress);
       files.push({
         name,
         size,
@@ -285,7 +293,7 @@ let zeros: Buffer | undefined;
  * Copies `from` to the new file `to` in chunks, hashing as it goes, and
  * flushes it. Returns the size and the xxh64 of the bytes copied.
  */
-function stageBlob(from: string, seen: fs.Stats, to: string): { size: number; xxh64: string } {
+function stageBlob(from: string, seen: fs.Stats, to: string, progress: (bytes: number) => void): { size: number; xxh64: string } {
   const input = open(from, 'r');
   try {
     // The ELF facts were read from what `seen` describes; a file rebuilt since
@@ -320,6 +328,7 @@ function stageBlob(from: string, seen: fs.Stats, to: string): { size: number; xx
         // Runs of zeros are left as holes: a sparse input stays sparse.
         if (!chunk.equals(zeros.subarray(0, n))) writeAt(output, to, chunk, size);
         size += n;
+        progress(n);
       }
       fs.ftruncateSync(output, size);
       fs.fsyncSync(output);

@@ -94,6 +94,8 @@ export interface SeaOptions {
   readonly bundles: readonly string[];
   /** The executable to write. */
   readonly out: string;
+  /** Called as each step starts (the whole build takes tens of seconds). */
+  readonly onStep?: (text: string) => void;
 }
 
 /**
@@ -111,16 +113,21 @@ export async function buildSea(options: SeaOptions): Promise<void> {
   const postject = requireOptional<PostjectLike>('postject', '`dlbundle sea`');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-sea-'));
   try {
+    const step = options.onStep ?? ((): void => undefined);
     const app = path.join(work, 'app.cjs');
+    step('bundling the application with esbuild');
     await bundleApplication(options.entry, app);
+    step("compiling it for V8's code cache");
     const main = writeSeaMain(app, work);
     const entryDir = path.dirname(path.resolve(options.entry));
     const bundles = options.bundles.map((dir) => ({ dir, files: bundleFiles(dir) }));
     const index = bundles.map((b) => ({ name: b.files.manifest.name, dir: path.relative(entryDir, path.resolve(b.dir)) }));
+    step("packing koffi's native module");
     const assets: Record<string, string> = { ...main.assets, ...seaAssets(packKoffiNative(path.join(work, 'koffi-native'))) };
     for (const b of bundles) Object.assign(assets, seaAssets(b.files));
     fs.writeFileSync(path.join(work, 'index.json'), JSON.stringify({ bundles: index }));
     assets[SEA_INDEX_ASSET] = path.join(work, 'index.json');
+    step('preparing the blob and injecting it into a copy of node (postject)');
     await writeSeaExecutable({ main: main.main, assets, out: options.out, work }, postject);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
