@@ -69,15 +69,20 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       const optional = values.optional as string[] | undefined;
       if (positionals.length === 0) throw usage('pack needs the files to pack: shared objects or directories of them.', 'pack');
       const progress = progressLine(`packing ${name}`);
-      const result = pack(positionals, {
-        name,
-        out: outDir,
-        onProgress: (done, total) => progress.update(done, total),
-        ...(values.target === undefined ? {} : { target: values.target as string }),
-        ...(requires === undefined ? {} : { requires: requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
-        ...(optional === undefined ? {} : { optional: optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
-      });
-      progress.done();
+      let result: ReturnType<typeof pack>;
+      try {
+        result = pack(positionals, {
+          name,
+          out: outDir,
+          onProgress: (done, total) => progress.update(done, total),
+          ...(values.target === undefined ? {} : { target: values.target as string }),
+          ...(requires === undefined ? {} : { requires: requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
+          ...(optional === undefined ? {} : { optional: optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
+        });
+      } finally {
+        // An error is then printed on a line of its own.
+        progress.done();
+      }
       if (result.leftoversRemoved.length > 0) out(`removed what interrupted packs had left: ${result.leftoversRemoved.join(', ')}`);
       const n = result.variant.files.length;
       out(`packed ${n} ${n === 1 ? 'file' : 'files'} as ${result.target} into ${outDir} (digest ${result.variant.digest})`);
@@ -85,8 +90,11 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       out(`load order: ${result.variant.order.join(' → ')}`);
       if (values.module !== undefined) {
         const writing = progressLine(`writing ${values.module as string}`);
-        writeEmbeddedModule(outDir, values.module as string, (done, total) => writing.update(done, total));
-        writing.done();
+        try {
+          writeEmbeddedModule(outDir, values.module as string, (done, total) => writing.update(done, total));
+        } finally {
+          writing.done();
+        }
         out(`wrote ${values.module as string}: use fromBuffers(require(${JSON.stringify(values.module)}).manifest, …blobs)`);
       }
       if (values['sea-config'] !== undefined) {
