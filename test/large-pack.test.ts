@@ -49,7 +49,8 @@ describe('large packs: progress and --module', function () {
     const packed = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim().split('\n').pop() as string) as { status: number; maxRssMiB: number };
     console.log(`      pack --module of 400 MB: peak RSS ${packed.maxRssMiB.toFixed(0)} MiB`);
     assert.equal(packed.status, 0);
-    assert.ok(packed.maxRssMiB < 512, `peak RSS ${packed.maxRssMiB} MiB`);
+    // About 200 MiB here (node itself and koffi.node packed too): a 400 MB bundle is never held whole, nor its base64.
+    assert.ok(packed.maxRssMiB < 320, `peak RSS ${packed.maxRssMiB} MiB`);
     const files = fs.readdirSync(work).filter((f) => f.startsWith('native.cjs'));
     assert.ok(files.length >= 3, `the module and its parts: ${files.join(', ')}`);
     for (const f of files) assert.ok(fs.statSync(path.join(work, f)).size < V8_MAX_STRING, `${f} is larger than V8 reads as one string`);
