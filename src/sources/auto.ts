@@ -12,6 +12,7 @@ import { asarLocation, fromAsar, unpackedTwin } from './asar';
 import { fromBuffers } from './buffers';
 import { fromDirectory, inPlaceDirectory } from './directory';
 import { embeddedBundle } from './embedded';
+import { recordedBundle } from './recorded';
 import { fromSea, seaModule, SEA_INDEX_ASSET } from './sea';
 import type { Source } from './source';
 
@@ -54,8 +55,7 @@ interface SeaIndex {
   readonly bundles: readonly { readonly name: string; readonly dir: string }[];
 }
 
-// `dlbundle sea` records each bundle with its directory relative to the entry
-// script; in the executable, the entry's directory is the executable's.
+// The executable's directory is the entry script's (recorded.ts).
 function seaBundleName(dir: string): string {
   let index: SeaIndex;
   try {
@@ -65,9 +65,8 @@ function seaBundleName(dir: string): string {
     throw new DlbundleError('E_MISSING_BLOB', `This executable has no ${SEA_INDEX_ASSET}, so autoSource cannot tell which bundle ${JSON.stringify(dir)} was.`, 'Build it with `dlbundle sea`, or use fromSea(name) with the bundle name.', { cause: e });
   }
   // realpath(3) in one call: Node's own walk, not yet warmed up by a module loader in a single executable, costs ≈ 0.5 ms.
-  const wanted = path.relative(path.dirname(fs.realpathSync.native(process.execPath)), path.resolve(dir));
-  const match = index.bundles.find((b) => b.dir === wanted) ?? (index.bundles.length === 1 ? index.bundles[0] : undefined);
-  if (match === undefined) {
+  const { match, wanted } = recordedBundle(index.bundles, path.dirname(fs.realpathSync.native(process.execPath)), dir);
+  if (match === null) {
     throw new DlbundleError('E_USAGE', `No bundle of this executable was built from ${JSON.stringify(wanted)}; it has ${index.bundles.map((b) => `${b.name} (${b.dir})`).join(', ')}.`, 'Pass autoSource the directory given to `dlbundle sea --bundle`, relative to the entry script, or use fromSea(name).');
   }
   return match.name;

@@ -9,6 +9,7 @@ import path = require('node:path');
 import { DlbundleError } from '../errors';
 import type { Manifest } from '../manifest';
 import type { BlobInput } from './buffers';
+import { recordedBundle } from './recorded';
 
 /** The `Symbol.for` key of the list the program's injected module fills. */
 export const EMBEDDED_BUNDLES_KEY = 'dlbundle.embedded-bundles.v1';
@@ -32,9 +33,8 @@ export function embeddedBundle(dir: string): EmbeddedBundle | null {
   const carried = (globalThis as unknown as Record<symbol, readonly EmbeddedBundle[] | undefined>)[Symbol.for(EMBEDDED_BUNDLES_KEY)];
   if (carried === undefined || carried.length === 0) return null;
   const main = require.main?.filename ?? process.argv[1] ?? '';
-  const wanted = path.relative(path.dirname(path.resolve(main)), path.resolve(dir));
-  const match = carried.find((b) => b.dir === wanted) ?? (carried.length === 1 ? carried[0] : undefined);
-  if (match === undefined) {
+  const { match, wanted } = recordedBundle(carried, path.dirname(path.resolve(main)), dir);
+  if (match === null) {
     throw new DlbundleError(
       'E_USAGE',
       `This program carries no bundle built from ${JSON.stringify(wanted)}; it carries ${carried.map((b) => JSON.stringify(b.dir)).join(', ')}.`,
