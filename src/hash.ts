@@ -48,6 +48,12 @@ const MASK64 = (1n << 64n) - 1n;
 // memory never grows after instantiation (a grow can fail like instantiation).
 const CHUNK_BYTES = 1 << 16;
 
+/** Grows the wasm memory (in 64 KiB pages) to hold at least `bytes`; a RangeError where it cannot. */
+function growMemory(xxh: XxhExports, bytes: number): void {
+  const have = xxh.mem.buffer.byteLength;
+  if (have < bytes) xxh.mem.grow(Math.ceil((bytes - have) / 65536));
+}
+
 /** The wasm module's exports; null once it proved impossible to instantiate here. */
 let exportsCache: XxhExports | null | undefined;
 
@@ -58,8 +64,7 @@ function wasmExports(): XxhExports | null {
     const api = wasm();
     const instance = new api.Instance(new api.Module(wasmModuleBytes()));
     xxh = instance.exports as unknown as XxhExports;
-    const needed = STATE_BYTES + CHUNK_BYTES;
-    if (xxh.mem.buffer.byteLength < needed) xxh.mem.grow(Math.ceil((needed - xxh.mem.buffer.byteLength) / 65536));
+    growMemory(xxh, STATE_BYTES + CHUNK_BYTES);
   } catch (e) {
     // A RangeError (address space refused by `ulimit -v`) or a TypeError (no
     // WebAssembly global): a property of this process, not of the input.
@@ -201,7 +206,7 @@ export function hashScratch(bytes: number): Buffer | null {
   if (xxh === null) return null;
   const needed = STATE_BYTES + bytes;
   try {
-    if (xxh.mem.buffer.byteLength < needed) xxh.mem.grow(Math.ceil((needed - xxh.mem.buffer.byteLength) / 65536));
+    growMemory(xxh, needed);
   } catch (e) {
     debug('the wasm memory cannot grow to %d bytes (%s); hashing from a copy', needed, (e as Error).message);
     return null;
