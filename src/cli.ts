@@ -16,6 +16,7 @@ import { pruneCache, scanCache, type CacheEntry } from './prune';
 import type { RootFallback } from './roots';
 import { knownTargets, targetFacts } from './variant';
 import { nearest } from './nearest';
+import { ownPackage } from './own-package';
 import { progressLine } from './progress';
 import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
@@ -346,8 +347,7 @@ function usage(what: string, command: string | null, next?: string): DlbundleErr
 }
 
 function version(): string {
-  // dist/cli.js → the package's own package.json.
-  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  return ownPackage().version;
 }
 
 /**

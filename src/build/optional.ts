@@ -5,9 +5,8 @@
  * loads bundles at run time (and Electron's app.asar) does not carry 11 MB of
  * esbuild; a project that builds single files installs them beside dlbundle.
  */
-import fs = require('node:fs');
-import path = require('node:path');
 import { DlbundleError } from '../errors';
+import { ownPackage } from '../own-package';
 
 /**
  * `require(name)`, or `E_USAGE` saying which package `purpose` needs and how to install it.
@@ -32,9 +31,7 @@ export function requireOptional<T>(name: string, purpose: string): T {
 /** The version range of `name` in dlbundle's peerDependencies, or null. */
 function peerRange(name: string): string | null {
   try {
-    // dist/build/optional.js → the package's own package.json.
-    const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { peerDependencies?: Record<string, string> };
-    return pkg.peerDependencies?.[name] ?? null;
+    return ownPackage().peerDependencies?.[name] ?? null;
   } catch {
     return null;
   }
