@@ -14,7 +14,7 @@ import { diagnose, formatDoctorReport } from './doctor';
 import { pack } from './pack';
 import { pruneCache, scanCache, type CacheEntry } from './prune';
 import type { RootFallback } from './roots';
-import { knownTargets, targetFacts } from './variant';
+import { elfTargets } from './variant';
 import { nearest } from './nearest';
 import { ownPackage } from './own-package';
 import { progressLine } from './progress';
@@ -237,10 +237,6 @@ function missingMessage(m: { file: string; dependency: string }, inputs: readonl
 // Refused roots go to stderr, so that --json output stays one document.
 function reportSkipped(skipped: readonly RootFallback[], err: (text: string) => void): void {
   for (const s of skipped) err(`dlbundle: skipped ${s.root}: ${s.reason}`);
-}
-
-function elfTargets(): string[] {
-  return knownTargets().filter((k) => targetFacts(k).elf !== null);
 }
 
 /** The synopsis of a command: `dlbundle pack <files|dirs…> --name NAME --out DIR [--target KEY] …`. */

@@ -34,7 +34,7 @@ import {
 } from './manifest';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
 import { generationDirName, parseGenerationDirName, readManifestFile } from './sources/directory';
-import { hostTarget, knownFeatures, knownTargets, parseVariantKey, targetFacts, variantKey } from './variant';
+import { elfTargets, hostTarget, knownFeatures, knownTargets, parseVariantKey, targetFacts, variantKey } from './variant';
 import { nearest } from './nearest';
 import { resolveSystemLibrary } from './system-libs';
 
@@ -95,13 +95,13 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
     throw new DlbundleError('E_USAGE', `Bundle name ${JSON.stringify(options.name)} is not usable as a directory name${nameProblem === null ? '' : `: it ${nameProblem}`}.`, `Use at most ${BUNDLE_NAME_MAX_BYTES} letters, digits, ".", "_", "+" and "-", starting with a letter or digit.`);
   }
   const base = options.target ?? hostTarget();
-  const elfTargets = knownTargets().filter((k) => targetFacts(k).elf !== null);
-  if (!elfTargets.includes(base)) {
-    const guess = nearest(base, elfTargets);
+  const packable = elfTargets();
+  if (!packable.includes(base)) {
+    const guess = nearest(base, packable);
     throw new DlbundleError(
       'E_USAGE',
       `${knownTargets().includes(base) ? `Target ${JSON.stringify(base)} does not use ELF shared objects; dlbundle packs ELF libraries.` : `Unknown target ${JSON.stringify(base)}.`}${guess === null ? '' : ` Did you mean ${JSON.stringify(guess)}?`}`,
-      `Use one of: ${elfTargets.join(', ')}.`,
+      `Use one of: ${packable.join(', ')}.`,
     );
   }
   const target = variantKey(base, options.requires ?? []);

@@ -71,6 +71,11 @@ export function knownTargets(): string[] {
   return Object.keys(TARGETS);
 }
 
+/** The target keys whose libraries are ELF shared objects: those `pack` takes. */
+export function elfTargets(): string[] {
+  return knownTargets().filter((k) => (TARGETS[k] as TargetFacts).elf !== null);
+}
+
 let hostLibcCache: Libc | null | undefined;
 
 // Linkers put PT_INTERP right after the program headers, inside the first page.
