@@ -30,6 +30,7 @@ const { performance } = require('node:perf_hooks');
 const koffi = require('koffi');
 
 const repo = path.resolve(__dirname, '..');
+const { writeSeaExecutable } = require(path.join(repo, 'dist', 'build', 'single-file.js'));
 const runs = Math.max(21, Number(process.env.BENCH_RUNS ?? 21));
 const TARGET_WARM_OVER_EMPTY_MS = 10;
 const TARGET_COLD_OVER_WARM_MS = 60;
@@ -90,8 +91,7 @@ const spread = (xs) => ({ median: round(quantile(xs, 0.5)), p25: round(quantile(
 async function main() {
   const emptyWork = fs.mkdtempSync(path.join(work, 'empty-'));
   fs.writeFileSync(path.join(emptyWork, 'main.cjs'), '');
-  // In a child, as `dlbundle sea` does it: postject's notes on stdout stay out of this JSON.
-  execFileSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(repo, 'dist', 'build', 'single-file.js'))}).writeSeaExecutable(${JSON.stringify({ main: path.join(emptyWork, 'main.cjs'), assets: {}, out: emptyExe, work: emptyWork })})`], { stdio: 'pipe' });
+  writeSeaExecutable({ main: path.join(emptyWork, 'main.cjs'), assets: {}, out: emptyExe, work: emptyWork });
 
   const warmTmp = path.join(work, 'warm-tmp');
   fs.mkdirSync(warmTmp);
@@ -212,7 +212,7 @@ if (top.func('int app_compute(int x)')(5) !== 1011) process.exit(1);
 `;
   fs.writeFileSync(path.join(dir, 'main.cjs'), main);
   const out = path.join(work, 'by-hand-sea');
-  execFileSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(repo, 'dist', 'build', 'single-file.js'))}).writeSeaExecutable(${JSON.stringify({ main: path.join(dir, 'main.cjs'), assets: {}, out, work: dir })})`], { stdio: 'pipe' });
+  writeSeaExecutable({ main: path.join(dir, 'main.cjs'), assets: {}, out, work: dir });
   return out;
 }
 

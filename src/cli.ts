@@ -173,7 +173,7 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       const outFile = values.out as string;
       const progress = progressLine(`building ${outFile}`);
       try {
-        await buildSea({ entry, bundles: values.bundle as string[], out: outFile, onStep: (text) => progress.step(text) });
+        await buildSea({ entry, bundles: values.bundle as string[], out: outFile, onStep: (text) => progress.step(text), onProgress: (done, total) => progress.update(done, total) });
       } finally {
         progress.done();
       }

@@ -39,13 +39,19 @@ function withElfFile<T>(file: string, read: (src: ElfByteSource) => T): T {
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new DlbundleError('E_IO', `${JSON.stringify(file)} is not a regular file.`, 'Name shared object files, not directories or devices.', { file });
-    return read(
-      {
-        size: st.size,
-        read: (offset, length) => readRange(fd, file, offset, length),
-      },
-    );
+    return read(fdSource(fd, file, st.size));
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/**
+ * An {@link ElfByteSource} over an open file: positioned reads, so only the
+ * headers and tables asked for are read.
+ *
+ * @example
+ * readLayout(fdSource(fd, 'app', fs.fstatSync(fd).size))
+ */
+export function fdSource(fd: number, file: string, size: number): ElfByteSource {
+  return { size, read: (offset, length) => readRange(fd, file, offset, length) };
 }

@@ -141,6 +141,41 @@ export function readInterpreter(input: Uint8Array | ElfByteSource, file = '<buff
   return readInterp(r, readProgramHeaders(r, readHeader(r)));
 }
 
+/** The layout facts of an ELF file: what a tool that edits its segments needs. */
+export interface ElfLayout {
+  readonly class: 32 | 64;
+  readonly endian: 'little' | 'big';
+  readonly type: ElfType;
+  readonly machine: string;
+  /** e_phoff and the size of one entry (e_phentsize). */
+  readonly phoff: number;
+  readonly phentsize: number;
+  /** The program headers in table order, each checked to lie inside the file when it is loadable. */
+  readonly segments: readonly ProgramHeader[];
+}
+
+/**
+ * The ELF header's layout fields and every program header, validated like
+ * {@link readElf} (E_NOT_ELF, E_BAD_ELF with the byte offset).
+ *
+ * @example
+ * readLayout(exeSource).segments.filter((s) => s.type === 1) // the PT_LOADs
+ */
+export function readLayout(input: Uint8Array | ElfByteSource, file = '<buffer>'): ElfLayout {
+  const src = input instanceof Uint8Array ? bufferSource(input) : input;
+  const r = new Reader(src, file);
+  const header = readHeader(r);
+  return {
+    class: header.is64 ? 64 : 32,
+    endian: r.little ? 'little' : 'big',
+    type: TYPES[header.type] ?? 'other',
+    machine: machineName(header.machine),
+    phoff: header.phoff,
+    phentsize: header.phentsize,
+    segments: readProgramHeaders(r, header),
+  };
+}
+
 /**
  * Only the DT_NEEDED entries; an ELF file without a dynamic section has none.
  *
@@ -278,10 +313,13 @@ function extendedPhnum(r: Reader, h: DataView, is64: boolean): number {
   return r.u32(sh0, is64 ? 44 : 28);
 }
 
-interface ProgramHeader {
+/** One program header, every field (64-bit values past 2^53 read as Infinity). */
+export interface ProgramHeader {
   readonly type: number;
+  readonly flags: number;
   readonly offset: number;
   readonly vaddr: number;
+  readonly paddr: number;
   readonly filesz: number;
   readonly memsz: number;
   readonly align: number;
@@ -299,8 +337,8 @@ function readProgramHeaders(r: Reader, h: Header): ProgramHeader[] {
     const at = h.phoff + base;
     // ELF64 moves p_flags before p_offset; the field order differs, not just the widths.
     const ph = h.is64
-      ? { type: r.u32(table, base), offset: r.u64(table, base + 8), vaddr: r.u64(table, base + 16), filesz: r.u64(table, base + 32), memsz: r.u64(table, base + 40), align: r.u64(table, base + 48), index: i, at }
-      : { type: r.u32(table, base), offset: r.u32(table, base + 4), vaddr: r.u32(table, base + 8), filesz: r.u32(table, base + 16), memsz: r.u32(table, base + 20), align: r.u32(table, base + 28), index: i, at };
+      ? { type: r.u32(table, base), flags: r.u32(table, base + 4), offset: r.u64(table, base + 8), vaddr: r.u64(table, base + 16), paddr: r.u64(table, base + 24), filesz: r.u64(table, base + 32), memsz: r.u64(table, base + 40), align: r.u64(table, base + 48), index: i, at }
+      : { type: r.u32(table, base), offset: r.u32(table, base + 4), vaddr: r.u32(table, base + 8), paddr: r.u32(table, base + 12), filesz: r.u32(table, base + 16), memsz: r.u32(table, base + 20), flags: r.u32(table, base + 24), align: r.u32(table, base + 28), index: i, at };
     if (ph.type === PT_LOAD || ph.type === PT_DYNAMIC || ph.type === PT_INTERP) {
       if (ph.offset + ph.filesz > r.src.size) r.fail(at, `segment ${i} (file offset ${hex(ph.offset)}, ${hex(ph.filesz)} bytes) extends past the end of the file`);
     }

@@ -1,5 +1,5 @@
 /**
- * The build commands' optional dependencies (esbuild, postject): loaded when
+ * The build commands' optional dependency (esbuild): loaded when
  * a command needs them, with an install hint when they are absent. They are
  * optional peer dependencies, not dependencies: an application that only
  * loads bundles at run time (and Electron's app.asar) does not carry 11 MB of

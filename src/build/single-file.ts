@@ -15,11 +15,8 @@ import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';
 import { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
 import { requireOptional } from './optional';
 import { writeSeaMain } from './sea-main';
-
-// The fuse string Node's SEA support looks for; postject flips it on injection.
-// Assembled at run time: postject refuses a binary in which the string occurs
-// twice, and this file must not put a second copy into any program built here.
-const SEA_FUSE = ['NODE_SEA_FUSE', 'fce680ab2cc467b6e072b8b5df1996b2'].join('_');
+import { injectSeaBlob } from './sea-inject';
+import { ioError } from '../file-io';
 
 interface EsbuildLike {
   build(options: {
@@ -33,10 +30,6 @@ interface EsbuildLike {
     inject?: string[];
     logLevel: 'warning' | 'error';
   }): Promise<unknown>;
-}
-
-interface PostjectLike {
-  inject(file: string, resource: string, data: Buffer, options: { sentinelFuse: string }): Promise<void>;
 }
 
 /**
@@ -96,6 +89,8 @@ export interface SeaOptions {
   readonly out: string;
   /** Called as each step starts (the whole build takes tens of seconds). */
   readonly onStep?: (text: string) => void;
+  /** Called as the blob is written into the executable: bytes done of its size. */
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -103,14 +98,13 @@ export interface SeaOptions {
  * asset with its code cache, run by a small main: see sea-main.ts), adds every
  * bundle and koffi's native module as SEA assets, prepares the blob with the
  * running `node --experimental-sea-config`, and injects it into a copy of
- * that `node` with postject.
+ * that `node` (sea-inject.ts).
  *
  * @example
  * await buildSea({ entry: 'app.js', bundles: ['native'], out: 'app' });
  */
 export async function buildSea(options: SeaOptions): Promise<void> {
   requireSeaCapableNode();
-  const postject = requireOptional<PostjectLike>('postject', '`dlbundle sea`');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-sea-'));
   try {
     const step = options.onStep ?? ((): void => undefined);
@@ -127,8 +121,8 @@ export async function buildSea(options: SeaOptions): Promise<void> {
     for (const b of bundles) Object.assign(assets, seaAssets(b.files));
     fs.writeFileSync(path.join(work, 'index.json'), JSON.stringify({ bundles: index }));
     assets[SEA_INDEX_ASSET] = path.join(work, 'index.json');
-    step('preparing the blob and injecting it into a copy of node (postject)');
-    await writeSeaExecutable({ main: main.main, assets, out: options.out, work }, postject);
+    step('preparing the blob (node --experimental-sea-config)');
+    writeSeaExecutable({ main: main.main, assets, out: options.out, work, ...(options.onProgress && { onProgress: options.onProgress }) });
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -144,6 +138,8 @@ export interface SeaBlob {
   readonly out: string;
   /** A private scratch directory for the config and the blob. */
   readonly work: string;
+  /** Called as the blob is written into the executable: bytes done of its size. */
+  readonly onProgress?: (done: number, total: number) => void;
 }
 
 /**
@@ -153,9 +149,9 @@ export interface SeaBlob {
  * into a copy of that node.
  *
  * @example
- * await writeSeaExecutable({ main: 'main.cjs', assets: {}, out: 'empty-sea', work });
+ * writeSeaExecutable({ main: 'main.cjs', assets: {}, out: 'empty-sea', work });
  */
-export async function writeSeaExecutable(blob: SeaBlob, postject = requireOptional<PostjectLike>('postject', '`dlbundle sea`')): Promise<void> {
+export function writeSeaExecutable(blob: SeaBlob): void {
   const prep = path.join(blob.work, 'sea-prep.blob');
   // No useCodeCache: the main's cache is made by writeSeaMain, because Node's
   // prints a warning on every start whose V8 flags differ from the build's.
@@ -163,9 +159,18 @@ export async function writeSeaExecutable(blob: SeaBlob, postject = requireOption
   fs.writeFileSync(path.join(blob.work, 'sea-config.json'), JSON.stringify(config, null, 2));
   execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { cwd: blob.work, stdio: 'pipe' });
   const out = path.resolve(blob.out);
-  fs.copyFileSync(process.execPath, out);
-  fs.chmodSync(out, 0o755);
-  await postject.inject(out, 'NODE_SEA_BLOB', fs.readFileSync(prep), { sentinelFuse: SEA_FUSE });
+  // Built beside the destination and renamed over it: an interrupted build
+  // never leaves a half-injected executable under the name asked for.
+  const tmp = `${out}.tmp-${process.pid}`;
+  try {
+    fs.copyFileSync(process.execPath, tmp);
+    fs.chmodSync(tmp, 0o755);
+    injectSeaBlob(tmp, prep, blob.onProgress && { onProgress: blob.onProgress });
+    fs.renameSync(tmp, out);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e instanceof DlbundleError ? e : ioError(out, e, 'write');
+  }
 }
 
 /**
