@@ -1,6 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
-import { REPO } from './fixtures';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REPO, tempDir } from './fixtures';
 
 function node(args: string[]): string {
   return execFileSync(process.execPath, args, { cwd: REPO, encoding: 'utf8' });
@@ -40,5 +42,15 @@ describe('the package', () => {
     assert.ok(r.loaded.some((p) => p.endsWith('dist/index.js')));
     assert.deepEqual(r.loaded.filter((p) => /node_modules\/(koffi|xxhash-wasm|tmp)\/|\.node$/.test(p)), []);
     assert.deepEqual(r.opened, []);
+  });
+
+  it('npm publish stops until package.json names a repository URL (there is no public one yet, and none is invented)', () => {
+    const published = spawnSync('npm', ['publish', '--dry-run'], { cwd: REPO, encoding: 'utf8' });
+    assert.notEqual(published.status, 0);
+    assert.match(published.stderr, /has no repository URL, and a published package must say where its code lives/);
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as Record<string, unknown>;
+    const withUrl = path.join(tempDir(), 'package.json');
+    fs.writeFileSync(withUrl, JSON.stringify({ ...pkg, repository: { type: 'git', url: 'git+https://example.org/team/dlbundle.git' } }));
+    assert.equal(spawnSync(process.execPath, [path.join(REPO, 'scripts', 'check-publish.js'), withUrl]).status, 0);
   });
 });
