@@ -11,7 +11,8 @@ import { place, type CacheRequest, type CacheResult, type NoRoot, type VerifyMod
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { dropLease, sweepStaging } from './leases';
-import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
+import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedAddon, type LoadedLibrary } from './loader';
+import { provideAddons as installAddonHooks } from './provide-addons';
 import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import { entryPath, variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, type DependencyGraph } from './plan';
@@ -59,6 +60,8 @@ export interface LibraryReport {
   readonly from: 'disk' | 'in-place' | 'memory';
   /** Whether this process had already loaded the same library (same content and soname), through another bundle, and that copy was reused. */
   readonly shared: boolean;
+  /** Whether it is a Node addon (`.node`, loaded by `addon()` or a require served by `provideAddons()`) rather than a library opened through koffi. */
+  readonly addon: boolean;
 }
 
 /** What {@link Bundle.explain} returns: a plain object, safe to log as JSON. */
@@ -113,6 +116,21 @@ export interface Bundle {
    * const demo = bundle.addon<{ add(a: number, b: number): number }>('demo.node');
    */
   addon<T = unknown>(name: string): T;
+  /**
+   * From now on, a `require()` or `process.dlopen` of any path whose base
+   * name is one of the bundle's `.node` files returns that addon, loaded
+   * from the bundle after its libraries, once per process — whether or not
+   * the file exists at that path. Packages that find their own `.node` by a
+   * fixed relative path (sharp, onnxruntime-node, duckdb) then run unchanged
+   * with their native files only in the bundle. Works for CommonJS and for
+   * ES modules that use `createRequire`. Reads the manifest now (E_USAGE when
+   * the bundle has no `.node` file); returns the function that undoes it.
+   *
+   * @example
+   * const undo = bundle.provideAddons();
+   * const sharp = require('sharp'); // sharp-linux-x64-0.35.5.node and libvips come from the bundle
+   */
+  provideAddons(): () => void;
   /**
    * A library that may not work on this machine (an accelerator that needs a
    * GPU runtime, a CPU feature): loads and binds it now, and answers
@@ -201,6 +219,7 @@ class LazyBundle implements Bundle {
   /** Roots given up after dlopen could not map from them (noexec that the mount table did not show). */
   private readonly abandoned: RootFallback[] = [];
   private readonly loaded = new Map<string, LoadedLibrary>();
+  private readonly addons = new Map<string, LoadedAddon>();
   private readonly declared = new Set<string>();
 
   constructor(private readonly options: OpenBundleOptions) {}
@@ -222,7 +241,18 @@ class LazyBundle implements Bundle {
     // registration; only the libraries it needs go through koffi first.
     for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
     checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver());
-    return loadAddon(file, () => this.locate(file)) as T;
+    const loaded = this.addons.get(file.name) ?? loadAddon(file, () => this.locate(file));
+    this.addons.set(file.name, loaded);
+    return loaded.exports as T;
+  }
+
+  provideAddons(): () => void {
+    const r = this.resolve();
+    const names = new Set(r.variant.files.filter((f) => f.name.endsWith('.node')).map((f) => f.name));
+    if (names.size === 0) {
+      throw new DlbundleError('E_USAGE', `Bundle ${JSON.stringify(r.manifest.name)} (${r.key}) has no .node file to provide.`, 'Pack the package\'s addons into it (dlbundle pack --package), or call provideAddons() on the bundle that has them.');
+    }
+    return installAddonHooks({ addonNamed: (basename) => (names.has(basename) ? basename : undefined), addon: (name) => this.addon(name) });
   }
 
   optional<const D extends SymbolDeclarations>(name: string, symbols: D): OptionalLibrary<D> {
@@ -272,7 +302,13 @@ class LazyBundle implements Bundle {
       const neededBy = [...r.graph.bundledDeps].filter(([user, deps]) => deps.includes(lib.name) && this.loaded.has(user)).map(([user]) => user);
       // An entry made by an older copy of dlbundle does not say where it is; its path does.
       const from = lib.from ?? (lib.path.startsWith('/proc/self/fd/') ? 'memory' : 'disk');
-      libraries.push({ name: lib.name, path: lib.path, size: file.size, xxh64: file.xxh64, neededBy, ms: lib.ms, from, shared: lib.reused === true });
+      libraries.push({ name: lib.name, path: lib.path, size: file.size, xxh64: file.xxh64, neededBy, ms: lib.ms, from, shared: lib.reused === true, addon: false });
+    }
+    for (const [name, addon] of this.addons) {
+      const file = r?.graph.nodes.get(name);
+      if (file === undefined) continue;
+      const from = addon.from ?? (addon.path.startsWith('/proc/self/fd/') ? 'memory' : 'disk');
+      libraries.push({ name, path: addon.path, size: file.size, xxh64: file.xxh64, neededBy: [], ms: addon.ms, from, shared: addon.reused, addon: true });
     }
     const p = this.placement;
     const disk = p?.kind === 'disk' ? p.result : undefined;
@@ -480,8 +516,12 @@ function memoryLimitations(r: Resolved, loaded: ReadonlyMap<string, unknown>): {
   const needed = new Set([...r.graph.bundledDeps.values()].flat());
   const out: { name: string; reason: string }[] = [];
   for (const f of r.variant.files) {
-    if (f.runpath.some((d) => d.includes('$ORIGIN') || d.includes('${ORIGIN}'))) {
-      out.push({ name: f.name, reason: 'its RUNPATH uses $ORIGIN, which has no directory in memory mode' });
+    // $ORIGIN matters only for a bundled dependency the dynamic linker would
+    // look for there; dlbundle loads those first, so once they are loaded
+    // the RUNPATH is never consulted for them.
+    const unloaded = (r.graph.bundledDeps.get(f.name) ?? []).filter((d) => !loaded.has(d));
+    if (unloaded.length > 0 && f.runpath.some((d) => d.includes('$ORIGIN') || d.includes('${ORIGIN}'))) {
+      out.push({ name: f.name, reason: `its RUNPATH uses $ORIGIN, which has no directory in memory mode, to find ${unloaded.join(', ')}, not loaded yet` });
     } else if (!needed.has(f.name) && !loaded.has(f.name) && !f.name.endsWith('.node')) {
       out.push({ name: f.name, reason: 'no bundled library needs it, so it is probably opened by path from a directory at run time (a plugin): in memory mode it is not on disk' });
     }

@@ -43,12 +43,26 @@ export interface LoadedLibrary {
   readonly handle: KoffiLibrary;
 }
 
+/** One Node addon opened in this process (see {@link loadAddon}). */
+export interface LoadedAddon {
+  readonly exports: unknown;
+  /** The path it was opened from; empty when another copy of dlbundle opened it first. */
+  readonly path: string;
+  readonly from?: LoadedFrom;
+  /** Milliseconds `process.dlopen` took. */
+  readonly ms: number;
+  /** Whether an earlier load (by any bundle in this process) was reused. */
+  readonly reused: boolean;
+}
+
 interface Registry {
   readonly version: 1;
   /** By content (xxh64) and the name the loader matches (soname or file name). */
   readonly libraries: Map<string, LoadedLibrary>;
   /** Node addons' exports, keyed the same way. */
   addons?: Map<string, unknown>;
+  /** Where each addon in `addons` was opened from and how long it took (absent for entries of an older copy of dlbundle). */
+  addonLoads?: Map<string, Omit<LoadedAddon, 'exports' | 'reused'>>;
   /** Memory files (memfd descriptors) written for libraries, keyed the same way: one per library per process. */
   memoryFiles?: Map<string, number>;
 }
@@ -134,23 +148,27 @@ export function loadFile(file: ManifestFile, locate: () => LibraryLocation, opti
  * loaded first.
  *
  * @example
- * const demo = loadAddon(demoNodeFile, () => ({ path: path.join(dir, 'demo.node'), from: 'disk' })) as { add(a: number, b: number): number };
+ * const demo = loadAddon(demoNodeFile, () => ({ path: path.join(dir, 'demo.node'), from: 'disk' })).exports as { add(a: number, b: number): number };
  */
-export function loadAddon(file: ManifestFile, locate: () => LibraryLocation): unknown {
+export function loadAddon(file: ManifestFile, locate: () => LibraryLocation): LoadedAddon {
   const reg = registry();
   reg.addons ??= new Map();
+  reg.addonLoads ??= new Map();
   const key = registryKey(file);
-  if (reg.addons.has(key)) return reg.addons.get(key);
-  const at = locate().path;
+  if (reg.addons.has(key)) return { exports: reg.addons.get(key), ...(reg.addonLoads.get(key) ?? { path: '', ms: 0 }), reused: true };
+  const at = locate();
   const module = { exports: {} as unknown };
+  const start = process.hrtime.bigint();
   try {
-    process.dlopen(module, at);
+    process.dlopen(module, at.path);
   } catch (e) {
-    throw loadError(file.name, at, e);
+    throw loadError(file.name, at.path, e);
   }
+  const load = { path: at.path, from: at.from, ms: Number(process.hrtime.bigint() - start) / 1e6 };
   reg.addons.set(key, module.exports);
-  debug('loaded addon %s', at);
-  return module.exports;
+  reg.addonLoads.set(key, load);
+  debug('loaded addon %s', at.path);
+  return { exports: module.exports, ...load, reused: false };
 }
 
 /**
