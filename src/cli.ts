@@ -20,6 +20,7 @@ import { ownPackage } from './own-package';
 import { progressLine } from './progress';
 import { writeEmbeddedModule } from './build/embed';
 import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
+import { loadBuildConfig } from './build/config-file';
 
 /** An option of a command: how parseArgs reads it, and what its help says. */
 interface OptionSpec {
@@ -48,6 +49,7 @@ interface CommandSpec {
 }
 
 const JSON_OPTION: OptionSpec = { type: 'boolean', help: 'print the result as JSON (errors too, on stderr)' };
+const CONFIG_OPTION: OptionSpec = { type: 'string', value: 'FILE', help: 'a .js/.cjs/.mjs module exporting { plugins: [...] }: more esbuild plugins, run after dlbundle\'s' };
 
 const commands: Readonly<Record<string, CommandSpec>> = {
   pack: {
@@ -151,10 +153,12 @@ const commands: Readonly<Record<string, CommandSpec>> = {
     options: {
       out: { type: 'string', value: 'FILE.cjs', required: true, help: 'the file to write' },
       bundle: { type: 'string', multiple: true, value: 'DIR', help: "a bundle directory to carry inside the file, with koffi.node (repeat for several); autoSource(<DIR relative to the entry>) finds it. Without it, the application requires a module made by pack --module itself" },
+      config: CONFIG_OPTION,
     },
     async run({ values, positionals }, out) {
       const entry = onePositional(positionals, 'bundle', 'the entry script');
-      await bundleApplication(entry, values.out as string, { bundles: (values.bundle as string[] | undefined) ?? [] });
+      const plugins = values.config === undefined ? [] : (await loadBuildConfig(values.config as string)).plugins;
+      await bundleApplication(entry, values.out as string, { bundles: (values.bundle as string[] | undefined) ?? [], plugins });
       out(`wrote ${values.out as string}`);
       return 0;
     },
@@ -167,13 +171,15 @@ const commands: Readonly<Record<string, CommandSpec>> = {
     options: {
       bundle: { type: 'string', multiple: true, value: 'DIR', required: true, help: 'a bundle directory to carry (repeat for several)' },
       out: { type: 'string', value: 'FILE', required: true, help: 'the executable to write' },
+      config: CONFIG_OPTION,
     },
     async run({ values, positionals }, out) {
       const entry = onePositional(positionals, 'sea', 'the entry script');
       const outFile = values.out as string;
+      const plugins = values.config === undefined ? [] : (await loadBuildConfig(values.config as string)).plugins;
       const progress = progressLine(`building ${outFile}`);
       try {
-        await buildSea({ entry, bundles: values.bundle as string[], out: outFile, onStep: (text) => progress.step(text), onProgress: (done, total) => progress.update(done, total) });
+        await buildSea({ entry, bundles: values.bundle as string[], out: outFile, plugins, onStep: (text) => progress.step(text), onProgress: (done, total) => progress.update(done, total) });
       } finally {
         progress.done();
       }

@@ -8,5 +8,6 @@
  */
 export { pack, type PackOptions, type PackResult } from '../pack';
 export { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
-export { bundleApplication, buildSea, addToSeaConfig, seaAssets, type SeaOptions } from './single-file';
+export { addonPlugin } from './addon-plugin';
+export { bundleApplication, buildSea, addToSeaConfig, seaAssets, type BundleOptions, type EsbuildPlugin, type SeaOptions } from './single-file';
 export { writeEmbeddedModule } from './embed';

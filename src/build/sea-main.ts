@@ -52,12 +52,16 @@ process.stdout.write(script.cachedDataRejected ? 'rejected' : 'accepted');`;
 
 // The executable's main: compiles the bundle with its cache (a rejected cache
 // is a plain compile, without a warning) and runs it as Node runs a CommonJS
-// main, with the single executable's own require, module and file names.
+// main, with the single executable's module and file names. Its require is
+// a real one, resolving beside the executable, not the SEA's own, which knows
+// only built-in modules and warns on every other name: packages probe for
+// optional modules (sharp's require of '@img/sharp-linux-x64/versions' in a
+// try) and would print that warning on every start.
 const MAIN = `'use strict';
 const sea = require('node:sea');
 const { Script } = require('node:vm');
 const script = new Script(sea.getAsset(${JSON.stringify(SEA_MAIN_SOURCE_ASSET)}, 'utf8'), { filename: __filename, cachedData: new Uint8Array(sea.getRawAsset(${JSON.stringify(SEA_MAIN_CACHE_ASSET)})) });
-script.runInThisContext()(exports, require, module, __filename, __dirname);
+script.runInThisContext()(exports, require('node:module').createRequire(__filename), module, __filename, __dirname);
 `;
 
 /**

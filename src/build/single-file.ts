@@ -12,7 +12,17 @@ import { SEA_INDEX_ASSET, seaAssetKey } from '../sources/sea';
 import { EMBEDDED_BUNDLES_KEY } from '../sources/embedded';
 import { writeEmbeddedModule } from './embed';
 import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';
-import { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
+import { koffiPlugin } from './koffi-plugin';
+import { addonPlugin } from './addon-plugin';
+
+/**
+ * An esbuild plugin, as esbuild's own `Plugin` type describes one: passed to
+ * the single-file builds after dlbundle's own (see {@link bundleApplication}).
+ */
+export interface EsbuildPlugin {
+  readonly name: string;
+  setup(build: never): unknown;
+}
 import { requireOptional } from './optional';
 import { writeSeaMain } from './sea-main';
 import { injectSeaBlob } from './sea-inject';
@@ -26,21 +36,31 @@ interface EsbuildLike {
     format: 'cjs';
     target: string;
     outfile: string;
-    plugins: EsbuildPluginLike[];
+    plugins: readonly EsbuildPlugin[];
     inject?: string[];
     logLevel: 'warning' | 'error';
   }): Promise<unknown>;
 }
 
+/** Options of {@link bundleApplication}. */
+export interface BundleOptions {
+  /** Bundle directories to carry inside the file, for autoSource (`dlbundle bundle --bundle`). */
+  readonly bundles?: readonly string[];
+  /** More esbuild plugins, run after dlbundle's. */
+  readonly plugins?: readonly EsbuildPlugin[];
+}
+
 /**
  * Bundles `entry` and everything it requires (dlbundle, koffi's JavaScript)
  * into one CommonJS file, with koffi's loader replaced so that koffi.node
- * comes from the SEA assets or the generated module.
+ * comes from the SEA assets or the generated module, and every package's
+ * require of its own `.node` file sent to `bundle.provideAddons()`
+ * (addon-plugin.ts).
  *
  * @example
  * await bundleApplication('app.js', 'dist/app.cjs');
  */
-export async function bundleApplication(entry: string, outfile: string, options: { readonly bundles?: readonly string[] } = {}): Promise<void> {
+export async function bundleApplication(entry: string, outfile: string, options: BundleOptions = {}): Promise<void> {
   const esbuild = requireOptional<EsbuildLike>('esbuild', 'Bundling into one file');
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-bundle-'));
   try {
@@ -51,7 +71,7 @@ export async function bundleApplication(entry: string, outfile: string, options:
       format: 'cjs',
       target: `node${process.versions.node.split('.')[0] ?? '20'}`,
       outfile,
-      plugins: [koffiPlugin()],
+      plugins: [koffiPlugin(), addonPlugin(), ...(options.plugins ?? [])],
       inject: (options.bundles ?? []).length === 0 ? [] : [writeCarriedBundles(entry, options.bundles ?? [], work)],
       logLevel: 'error',
     });
@@ -91,6 +111,8 @@ export interface SeaOptions {
   readonly onStep?: (text: string) => void;
   /** Called as the blob is written into the executable: bytes done of its size. */
   readonly onProgress?: (done: number, total: number) => void;
+  /** More esbuild plugins for bundling the entry, run after dlbundle's. */
+  readonly plugins?: readonly EsbuildPlugin[];
 }
 
 /**
@@ -110,7 +132,7 @@ export async function buildSea(options: SeaOptions): Promise<void> {
     const step = options.onStep ?? ((): void => undefined);
     const app = path.join(work, 'app.cjs');
     step('bundling the application with esbuild');
-    await bundleApplication(options.entry, app);
+    await bundleApplication(options.entry, app, options.plugins === undefined ? {} : { plugins: options.plugins });
     step("compiling it for V8's code cache");
     const main = writeSeaMain(app, work);
     const entryDir = path.dirname(path.resolve(options.entry));
