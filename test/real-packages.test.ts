@@ -18,10 +18,11 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { REPO, tempDir } from './fixtures';
-import { matMulAddModel } from './onnx-model';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { fetchNpmApps } = require('../scripts/fetch-npm-apps.js') as { fetchNpmApps(): { apps: Record<string, { dir: string }> } };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { matMulAddModel } = require('../scripts/onnx-model.js') as { matMulAddModel(): Uint8Array };
 
 const CLI = path.join(REPO, 'dist', 'cli.js');
 
