@@ -52,7 +52,7 @@ const JSON_OPTION: OptionSpec = { type: 'boolean', help: 'print the result as JS
 
 const commands: Readonly<Record<string, CommandSpec>> = {
   pack: {
-    summary: 'pack shared objects into a bundle directory (dlbundle.json and one folder per target)',
+    summary: "pack shared objects, or an npm package's native files, into a bundle directory (dlbundle.json and one folder per target)",
     args: '<files|dirs…>',
     argsHelp: 'shared objects, or directories whose *.so, *.so.* and *.node files are packed (none with --package)',
     options: {
@@ -61,7 +61,7 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       package: {
         type: 'string',
         value: 'DIR|NAME',
-        help: "pack an npm package's native files instead of named ones: its .node addons for the target (and those of the installed packages it depends on, such as sharp's @img/sharp-linux-x64), with the libraries they need found as the dynamic linker would (RUNPATH/RPATH with $ORIGIN, then this system, then beside the file); what this system provides stays external. A directory (./node_modules/sharp) or the name of a package installed where the current directory would require it from. Prints each file taken and why",
+        help: "pack an npm package's .node addons for the target (its own and those of the installed packages it depends on, such as sharp's @img/sharp-linux-x64) with the libraries they need, found as the dynamic linker would: RUNPATH/RPATH with $ORIGIN, then this system (left external), then beside the file. A directory (./node_modules/sharp) or a package name, resolved from the current directory as require would. Prints each file taken and why",
       },
       strict: { type: 'boolean', help: 'with --package: refuse (E_MISSING_DEP, nothing written) when a file needs a library that neither the packages nor this system provides, instead of warning' },
       target: { type: 'string', value: 'KEY', help: `the target the files are for when it is not this machine's, e.g. linux-arm64-gnu (ELF targets: ${elfTargets().join(', ')})` },

@@ -368,8 +368,8 @@ function closure(addons: readonly { file: string; pkg: PackageRef; elf: ElfInfo 
   };
   const inPaths = (user: Taken, dep: string): Found | null => {
     // A RUNPATH is the file's own; without one, the RPATHs of the file and of those that loaded it count (glibc).
-    const chain: { owner: Taken; kind: 'runpath' | 'rpath'; entry: string }[] = user.elf.runpath.length > 0 ? user.elf.runpath.map((entry) => ({ owner: user, kind: 'runpath' as const, entry })) : [];
-    for (let l: Taken | null = user; chain.length === 0 && l !== null; l = l.loader) chain.push(...l.elf.rpath.map((entry) => ({ owner: l as Taken, kind: 'rpath' as const, entry })));
+    const chain: { owner: Taken; kind: 'runpath' | 'rpath'; entry: string }[] = user.elf.runpath.map((entry) => ({ owner: user, kind: 'runpath' as const, entry }));
+    for (let l: Taken | null = chain.length > 0 ? null : user; l !== null; l = l.loader) chain.push(...l.elf.rpath.map((entry) => ({ owner: l as Taken, kind: 'rpath' as const, entry })));
     for (const { owner, kind, entry } of chain) {
       const dir = expandOrigin(entry, owner.origin);
       // A relative entry is relative to the process's working directory at run time: nothing to pack from.

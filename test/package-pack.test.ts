@@ -206,7 +206,8 @@ describe('pack --package: a fake package built from native/', () => {
     packageJson(dir, { name: 'rpath-pkg', version: '2.0.0' });
     const elf = (spec: { soname?: string; needed: string[]; rpath?: string; runpath?: string }): Buffer => buildElf({ class: 64, endian: 'little', ...spec }).bytes;
     write(path.join(dir, 'x.node'), elf({ soname: 'x.node', needed: ['liba.so', 'libwrong.so', 'libplain.so', 'libc.so.6'], rpath: '$ORIGIN/lib' }));
-    write(path.join(dir, 'lib', 'liba.so'), elf({ soname: 'liba.so', needed: ['libb.so'] }));
+    // liba.so's own RPATH leads nowhere; x.node's, searched after it, finds libb.so.
+    write(path.join(dir, 'lib', 'liba.so'), elf({ soname: 'liba.so', needed: ['libb.so'], rpath: '$ORIGIN/nowhere' }));
     write(path.join(dir, 'lib', 'libb.so'), elf({ soname: 'libb.so', needed: ['libc.so.6'] }));
     write(path.join(dir, 'lib', 'libwrong.so'), elf({ soname: 'libwrong.so.3', needed: [] }));
     write(path.join(dir, 'lib', 'libplain-1.0.so'), elf({ needed: [] }));
@@ -291,6 +292,18 @@ describe('pack --package: a fake package built from native/', () => {
     const notPackage = cli(app, 'pack', '--package', 'no-such-pkg', '--name', 'n', '--out', out);
     assert.equal(notPackage.status, 1);
     assert.match(notPackage.stderr, /^dlbundle: E_NOT_PACKAGE: No package "no-such-pkg" is installed/);
+  });
+});
+
+describe('pack --package: koffi, a dependency of dlbundle installed by npm ci', () => {
+  it('takes the glibc build of its platform package and passes over the musl one beside it; --target linux-x64-musl takes that one', () => {
+    const gnu = packageNativeFiles('koffi', { cwd: REPO });
+    const nodeModules = path.join(REPO, 'node_modules');
+    assert.deepEqual(gnu.files.map((f) => [f.name, path.relative(nodeModules, f.path), f.reason]), [['koffi.node', '@koromix/koffi-linux-x64/linux_x64/koffi.node', '.node of @koromix/koffi-linux-x64']]);
+    assert.deepEqual(gnu.passedOver.map((p) => [path.relative(nodeModules, p.path), p.reason]), [['@koromix/koffi-linux-x64/musl_x64/koffi.node', 'for linux-x64-musl']]);
+    const musl = packageNativeFiles('koffi', { cwd: REPO, target: 'linux-x64-musl' });
+    assert.deepEqual(musl.files.map((f) => path.relative(nodeModules, f.path)), ['@koromix/koffi-linux-x64/musl_x64/koffi.node']);
+    assert.ok(musl.system.every((s) => s.path === null));
   });
 });
 
