@@ -38,7 +38,7 @@ interface NpmApp {
 }
 
 interface FetchModule {
-  fetchNpmApps(options?: { readonly log?: (line: string) => void }): { readonly root: string; readonly apps: Readonly<Record<'onnxruntime-node' | 'sharp' | 'duckdb', NpmApp>> };
+  fetchNpmApps(options?: { readonly log?: (line: string) => void }): { readonly root: string; readonly apps: Readonly<Record<'onnxruntime-node' | 'sharp' | 'duckdb', NpmApp>>; readonly fetched: readonly string[] };
 }
 
 /** `dlbundle pack …` in `cwd`. */
@@ -317,6 +317,29 @@ describe('pack --package: real packages from the npm registry (onnxruntime-node,
     const mod = require(path.join(REPO, 'scripts', 'fetch-npm-apps.js')) as FetchModule;
     // Throws (and so fails every test here) when the registry cannot be reached or a package does not work as installed.
     apps = mod.fetchNpmApps().apps;
+  });
+
+  it('a second fetch re-uses the stamped apps without asking the registry', () => {
+    const mod = require(path.join(REPO, 'scripts', 'fetch-npm-apps.js')) as FetchModule;
+    const again = mod.fetchNpmApps();
+    assert.deepEqual(again.fetched, []);
+    assert.deepEqual(Object.values(again.apps).map((a) => a.dir), Object.values(apps).map((a) => a.dir));
+  });
+
+  it('an unreachable registry is said so by name, and leaves no app directory behind', () => {
+    const root = tempDir('dlbundle-npm-apps-');
+    // A closed port on the loopback address, a cache of its own, and retries that do not wait.
+    const env: NodeJS.ProcessEnv = { ...process.env, npm_config_registry: 'http://127.0.0.1:9/', npm_config_cache: path.join(root, 'npm-cache'), npm_config_fetch_retry_mintimeout: '10', npm_config_fetch_retry_maxtimeout: '20' };
+    const script = `
+      const { fetchNpmApp, FetchError } = require(${JSON.stringify(path.join(REPO, 'scripts', 'fetch-npm-apps.js'))});
+      try { fetchNpmApp('sharp', { root: ${JSON.stringify(path.join(root, 'apps'))} }); } catch (e) { process.stdout.write(JSON.stringify({ fetchError: e instanceof FetchError, message: e.message })); }
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', env, timeout: 120_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const { fetchError, message } = JSON.parse(r.stdout) as { fetchError: boolean; message: string };
+    assert.ok(fetchError);
+    assert.match(message, /^The npm registry \(http:\/\/127\.0\.0\.1:9\/\) could not be reached \(ECONNREFUSED\) while installing sharp@0\.35\.5\./);
+    assert.deepEqual(fs.readdirSync(path.join(root, 'apps')), []);
   });
 
   it('each package works as installed, through its own API in plain node', () => {
