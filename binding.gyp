@@ -14,7 +14,10 @@
 #                              their targets are generated into build/chain.gypi by scripts/build-native.js
 #   simd-baseline/libdemo_simd.so and simd-avx2/libdemo_simd.so: one library, two builds
 #   demo.node                  N-API addon                 NEEDED libdemo_core.so
-# None of them has DT_RPATH or DT_RUNPATH: they find each other only because
+#   demo_runpath.node          the same addon              NEEDED libdemo_codec.so.1, libdemo_core.so
+#                              RUNPATH $ORIGIN/../../lib (laid out as an npm package by the tests of
+#                              pack --package: the codec in lib/, the core beside the addon)
+# None of the others has DT_RPATH or DT_RUNPATH: they find each other only because
 # a loader dlopen()s them in dependency order (glibc reuses an already loaded
 # object whose SONAME matches a DT_NEEDED entry).
 #
@@ -198,6 +201,27 @@
       'libraries': [
         '-L<(PRODUCT_DIR)',
         '-l:libdemo_core.so',
+      ],
+    },
+    {
+      'target_name': 'demo_runpath',
+      'product_name': 'demo_runpath',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'node'}]],
+      'variables': {
+        'demo_link_strict': 0,
+      },
+      'sources': ['native/demo_addon.c'],
+      'dependencies': ['demo_codec_built', 'demo_core_built'],
+      # --no-as-needed (for these two only): the addon calls only the core,
+      # but the codec must stay a DT_NEEDED entry found through the RUNPATH. '$$' is make's '$'; the
+      # quotes keep the shell from expanding $ORIGIN.
+      'libraries': [
+        '-L<(PRODUCT_DIR)',
+        '-Wl,--no-as-needed',
+        '-l:libdemo_codec.so.1.2.3',
+        '-l:libdemo_core.so',
+        '-Wl,--as-needed',
+        "-Wl,-rpath,'$$ORIGIN/../../lib'",
       ],
     },
   ],

@@ -11,7 +11,8 @@ import { parseArgs } from 'node:util';
 import { DlbundleError, isDlbundleError } from './errors';
 import { formatBundle, formatFileReport, inspectFiles, readBundleManifest } from './inspect';
 import { diagnose, formatDoctorReport } from './doctor';
-import { pack } from './pack';
+import { pack, packPackage, type PackResult } from './pack';
+import { formatPackageNativeFiles, type PackageNativeFiles } from './package-files';
 import { pruneCache, scanCache, type CacheEntry } from './prune';
 import type { RootFallback } from './roots';
 import { elfTargets } from './variant';
@@ -53,44 +54,65 @@ const CONFIG_OPTION: OptionSpec = { type: 'string', value: 'FILE', help: 'a .js/
 
 const commands: Readonly<Record<string, CommandSpec>> = {
   pack: {
-    summary: 'pack shared objects into a bundle directory (dlbundle.json and one folder per target)',
+    summary: "pack shared objects, or an npm package's native files, into a bundle directory (dlbundle.json and one folder per target)",
     args: '<files|dirs…>',
-    argsHelp: 'shared objects, or directories whose *.so, *.so.* and *.node files are packed',
+    argsHelp: 'shared objects, or directories whose *.so, *.so.* and *.node files are packed (none with --package)',
     options: {
       name: { type: 'string', value: 'NAME', required: true, help: "the bundle's name; its cache directories are <NAME>-<digest>" },
       out: { type: 'string', value: 'DIR', required: true, help: 'the bundle directory to write (another target already in it is kept)' },
+      package: {
+        type: 'string',
+        value: 'DIR|NAME',
+        help: "pack an npm package's .node addons for the target (its own and those of the installed packages it depends on, such as sharp's @img/sharp-linux-x64) with the libraries they need, found as the dynamic linker would: RUNPATH/RPATH with $ORIGIN, then this system (left external), then beside the file. A directory (./node_modules/sharp) or a package name, resolved from the current directory as require would. Prints each file taken and why",
+      },
+      strict: { type: 'boolean', help: 'with --package: refuse (E_MISSING_DEP, nothing written) when a file needs a library that neither the packages nor this system provides, instead of warning' },
       target: { type: 'string', value: 'KEY', help: `the target the files are for when it is not this machine's, e.g. linux-arm64-gnu (ELF targets: ${elfTargets().join(', ')})` },
       requires: { type: 'string', value: 'F,F…', help: 'CPU features this build needs (e.g. avx2,fma): it is chosen only on CPUs that have them, as the variant <target>+avx2+fma' },
       optional: { type: 'string', multiple: true, value: 'FILE', help: 'a packed file that may not load on every machine (repeat, or separate with commas): doctor does not count it as a failure' },
       module: { type: 'string', value: 'FILE.cjs', help: 'also write a CommonJS module carrying the bundle and koffi.node, for single-file builds: fromBuffers(require(FILE).manifest, require(FILE).blobs)' },
       'sea-config': { type: 'string', value: 'FILE', help: "add the bundle's files and koffi.node as assets to this Node sea-config JSON, for a single executable built by hand" },
+      json: { type: 'boolean', help: 'print what was packed (and with --package, what was taken and why) as JSON; errors too, on stderr' },
     },
     run({ values, positionals }, out, err) {
       const name = values.name as string;
       const outDir = values.out as string;
       const requires = values.requires as string | undefined;
       const optional = values.optional as string[] | undefined;
-      if (positionals.length === 0) throw usage('pack needs the files to pack: shared objects or directories of them.', 'pack');
+      const spec = values.package as string | undefined;
+      const json = values.json === true;
+      if (spec !== undefined && positionals.length > 0) throw usage(`pack takes files or --package, not both (${JSON.stringify(positionals[0])} and --package ${spec}).`, 'pack', 'Pack the package into one bundle and the other files into another, or name every file without --package.');
+      if (spec === undefined && positionals.length === 0) throw usage('pack needs the files to pack: shared objects or directories of them (or --package DIR|NAME).', 'pack');
+      if (spec === undefined && values.strict === true) throw usage('--strict goes with --package.', 'pack');
       const progress = progressLine(`packing ${name}`);
-      let result: ReturnType<typeof pack>;
+      const options = {
+        name,
+        out: outDir,
+        onProgress: (done: number, total: number) => progress.update(done, total),
+        ...(values.target === undefined ? {} : { target: values.target as string }),
+        ...(requires === undefined ? {} : { requires: requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
+        ...(optional === undefined ? {} : { optional: optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
+      };
+      let result: PackResult;
+      let found: PackageNativeFiles | null = null;
       try {
-        result = pack(positionals, {
-          name,
-          out: outDir,
-          onProgress: (done, total) => progress.update(done, total),
-          ...(values.target === undefined ? {} : { target: values.target as string }),
-          ...(requires === undefined ? {} : { requires: requires.split(',').map((f) => f.trim()).filter((f) => f !== '') }),
-          ...(optional === undefined ? {} : { optional: optional.flatMap((o) => o.split(',')).map((o) => o.trim()) }),
-        });
+        if (spec === undefined) result = pack(positionals, options);
+        else {
+          const r = packPackage(spec, { ...options, strict: values.strict === true });
+          result = r;
+          found = r.found;
+        }
       } finally {
         // An error is then printed on a line of its own.
         progress.done();
       }
-      if (result.leftoversRemoved.length > 0) out(`removed what interrupted packs had left: ${result.leftoversRemoved.join(', ')}`);
-      const n = result.variant.files.length;
-      out(`packed ${n} ${n === 1 ? 'file' : 'files'} as ${result.target} into ${outDir} (digest ${result.variant.digest})`);
-      for (const m of result.missing) err(`dlbundle: warning: ${missingMessage(m, positionals)}`);
-      out(`load order: ${result.variant.order.join(' → ')}`);
+      for (const m of result.missing) err(`dlbundle: warning: ${found === null ? missingMessage(m, positionals) : packageMissingMessage(m, found)}`);
+      if (!json) {
+        if (found !== null) out(formatPackageNativeFiles(found));
+        if (result.leftoversRemoved.length > 0) out(`removed what interrupted packs had left: ${result.leftoversRemoved.join(', ')}`);
+        const n = result.variant.files.length;
+        out(`packed ${n} ${n === 1 ? 'file' : 'files'} as ${result.target} into ${outDir} (digest ${result.variant.digest})`);
+        out(`load order: ${result.variant.order.join(' → ')}`);
+      }
       if (values.module !== undefined) {
         const writing = progressLine(`writing ${values.module as string}`);
         try {
@@ -98,12 +120,13 @@ const commands: Readonly<Record<string, CommandSpec>> = {
         } finally {
           writing.done();
         }
-        out(`wrote ${values.module as string}: use fromBuffers(require(${JSON.stringify(values.module)}).manifest, …blobs)`);
+        if (!json) out(`wrote ${values.module as string}: use fromBuffers(require(${JSON.stringify(values.module)}).manifest, …blobs)`);
       }
       if (values['sea-config'] !== undefined) {
         addToSeaConfig(outDir, values['sea-config'] as string);
-        out(`added the bundle's assets to ${values['sea-config'] as string}`);
+        if (!json) out(`added the bundle's assets to ${values['sea-config'] as string}`);
       }
+      if (json) out(JSON.stringify(packReport(result, outDir, found), null, 2));
       return 0;
     },
   },
@@ -238,6 +261,28 @@ function missingMessage(m: { file: string; dependency: string }, inputs: readonl
   const candidates = [...dirs].flatMap((d) => (fs.readdirSync(d).filter((f) => f.startsWith(`${m.dependency}.`) || f === m.dependency).map((f) => path.join(d, f))));
   const hint = candidates.length > 0 ? `pack ${candidates.join(' or ')} too` : 'pack the file that provides it too';
   return `${m.file} needs ${m.dependency}, which is neither packed nor on this system: ${hint}, or mark ${m.file} --optional if it may be missing.`;
+}
+
+/** A missing library of a package's file: what was searched, and what to do. */
+function packageMissingMessage(m: { file: string; dependency: string }, found: PackageNativeFiles): string {
+  const why = found.missing.find((x) => x.file === m.file && x.dependency === m.dependency)?.reason;
+  return `${m.file} needs ${m.dependency}, which neither ${found.package.name} nor this system provides${why === undefined ? '' : ` (${why})`}: install it here (and on the machines the app runs on), or mark ${m.file} --optional if it may be missing; --strict refuses instead.`;
+}
+
+/** What `pack --json` prints. */
+function packReport(result: PackResult, outDir: string, found: PackageNativeFiles | null): Record<string, unknown> {
+  return {
+    out: outDir,
+    manifest: result.manifestPath,
+    target: result.target,
+    digest: result.variant.digest,
+    files: result.variant.files.map((f) => f.name),
+    order: result.variant.order,
+    external: result.variant.external,
+    missing: result.missing,
+    leftoversRemoved: result.leftoversRemoved,
+    ...(found === null ? {} : { package: found }),
+  };
 }
 
 // Refused roots go to stderr, so that --json output stays one document.

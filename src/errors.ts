@@ -48,6 +48,10 @@ export type DlbundleErrorCode =
   | 'E_LOAD_FAILED'
   /** A C prototype given to a symbol loader could not be understood. */
   | 'E_BAD_PROTOTYPE'
+  /** `pack --package`: the directory is not an npm package, or no package of that name is installed where it was looked for. */
+  | 'E_NOT_PACKAGE'
+  /** `pack --package`: the package (and those it depends on) carries no `.node` addon, or none for the target. */
+  | 'E_NO_ADDON'
   /** A file could not be read or written for a reason not covered above. */
   | 'E_IO'
   /** A command-line call or an API argument is wrong. */

@@ -34,8 +34,9 @@ import {
 } from './manifest';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
 import { generationDirName, parseGenerationDirName, readManifestFile } from './sources/directory';
-import { elfTargets, hostTarget, knownFeatures, knownTargets, parseVariantKey, targetFacts, variantKey } from './variant';
+import { elfTarget, hostTarget, knownFeatures, parseVariantKey, targetFacts, variantKey } from './variant';
 import { nearest } from './nearest';
+import { packageNativeFiles, type PackageNativeFiles } from './package-files';
 import { resolveSystemLibrary } from './system-libs';
 
 const debug = logger('dlbundle:pack');
@@ -78,32 +79,35 @@ export interface PackResult {
   readonly missing: readonly { readonly file: string; readonly dependency: string }[];
 }
 
+/**
+ * A file packed under a name of its own instead of its base name: the name
+ * the dynamic linker asks for when that is not the file's (a library found
+ * through a symbolic link, a `.node` addon that is a link).
+ */
+export interface NamedInput {
+  /** The name in the bundle (a plain base name). */
+  readonly name: string;
+  /** The file read (symbolic links followed). */
+  readonly file: string;
+}
+
 // Names that look like shared objects: libfoo.so, libfoo.so.1.2, addon.node.
 const SHARED_OBJECT_NAME = /\.so(\.[0-9A-Za-z_.-]+)?$|\.node$/;
 
 /**
  * Packs shared objects (files, or directories whose `*.so*` / `*.node` files are
- * taken) into the bundle directory `options.out`, adding or replacing the
- * variant of `options.target`.
+ * taken, or files under names of their own) into the bundle directory
+ * `options.out`, adding or replacing the variant of `options.target`.
  *
  * @example
  * pack(['build/Release'], { name: 'demo', out: 'dist/native' });
  */
-export function pack(inputs: readonly string[], options: PackOptions): PackResult {
+export function pack(inputs: readonly (string | NamedInput)[], options: PackOptions): PackResult {
   const nameProblem = unsafeNameReason(options.name, BUNDLE_NAME_MAX_BYTES);
   if (nameProblem !== null || !/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(options.name)) {
     throw new DlbundleError('E_USAGE', `Bundle name ${JSON.stringify(options.name)} is not usable as a directory name${nameProblem === null ? '' : `: it ${nameProblem}`}.`, `Use at most ${BUNDLE_NAME_MAX_BYTES} letters, digits, ".", "_", "+" and "-", starting with a letter or digit.`);
   }
-  const base = options.target ?? hostTarget();
-  const packable = elfTargets();
-  if (!packable.includes(base)) {
-    const guess = nearest(base, packable);
-    throw new DlbundleError(
-      'E_USAGE',
-      `${knownTargets().includes(base) ? `Target ${JSON.stringify(base)} does not use ELF shared objects; dlbundle packs ELF libraries.` : `Unknown target ${JSON.stringify(base)}.`}${guess === null ? '' : ` Did you mean ${JSON.stringify(guess)}?`}`,
-      `Use one of: ${packable.join(', ')}.`,
-    );
-  }
+  const base = elfTarget(options.target ?? hostTarget());
   const target = variantKey(base, options.requires ?? []);
   const { features } = parseVariantKey(target);
   const known = knownFeatures(base);
@@ -160,6 +164,53 @@ export function pack(inputs: readonly string[], options: PackOptions): PackResul
   } finally {
     unlock();
   }
+}
+
+/** Options of {@link packPackage}. */
+export interface PackPackageOptions extends PackOptions {
+  /** Where a package name is resolved from, as `require` would from there; default `process.cwd()`. */
+  readonly cwd?: string;
+  /**
+   * Refuse with `E_MISSING_DEP`, before anything is written, when a file
+   * needs a library that neither the packages nor this system provides.
+   * Default: such needs are listed in `missing`, and the bundle is written.
+   */
+  readonly strict?: boolean;
+}
+
+/** What {@link packPackage} wrote, and what it took and why. */
+export interface PackPackageResult extends PackResult {
+  /** The files taken from the packages and why, those passed over, those left to the system. */
+  readonly found: PackageNativeFiles;
+}
+
+/**
+ * Packs the `.node` addons of an npm package (a directory, or the name of a
+ * package installed where `options.cwd` would `require` it from) for the
+ * target, with the shared libraries they need as the dynamic linker would
+ * find them from where they sit (see package-files.ts). Libraries this
+ * system provides stay external. Throws what {@link packageNativeFiles} and
+ * {@link pack} throw, and `E_MISSING_DEP` with `strict`.
+ *
+ * @example
+ * const r = packPackage('sharp', { name: 'sharp', out: 'dist/native', cwd: 'my-app' });
+ * r.found.files.map((f) => `${f.name}: ${f.reason}`);
+ */
+export function packPackage(spec: string, options: PackPackageOptions): PackPackageResult {
+  const found = packageNativeFiles(spec, { ...(options.cwd === undefined ? {} : { cwd: options.cwd }), ...(options.target === undefined ? {} : { target: options.target }) });
+  const missing = found.missing.filter((m) => options.optional?.includes(m.file) !== true);
+  const first = missing[0];
+  if (options.strict === true && first !== undefined) {
+    const more = missing.length > 1 ? `; and ${missing.slice(1).map((m) => `${m.file} needs ${m.dependency}`).join(', ')}` : '';
+    throw new DlbundleError(
+      'E_MISSING_DEP',
+      `${first.file} needs ${first.dependency}, which neither ${found.package.name} nor this system provides (${first.reason})${more}. Nothing was written.`,
+      `Install the library on this machine (the application's machines need it too), or mark ${first.file} --optional if it may be missing.`,
+      { file: first.file, dependency: first.dependency },
+    );
+  }
+  const result = pack(found.files.map((f) => ({ name: f.name, file: f.path })), options);
+  return { ...result, missing: missing.map(({ file, dependency }) => ({ file, dependency })), found };
 }
 
 /** {@link pack}'s writing part, with the output directory locked: from reading the old manifest to the switch. */
@@ -242,7 +293,7 @@ function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<s
 }
 
 /** Expands files and directories into (name in bundle → source path), refusing two inputs with one name. */
-function collectInputs(inputs: readonly string[]): Map<string, string> {
+function collectInputs(inputs: readonly (string | NamedInput)[]): Map<string, string> {
   const byName = new Map<string, string>();
   const add = (name: string, from: string): void => {
     const other = byName.get(name);
@@ -252,6 +303,12 @@ function collectInputs(inputs: readonly string[]): Map<string, string> {
     byName.set(name, from);
   };
   for (const input of inputs) {
+    if (typeof input !== 'string') {
+      const problem = unsafeNameReason(input.name);
+      if (problem !== null) throw new DlbundleError('E_USAGE', `${JSON.stringify(input.name)} cannot name a file in a bundle: it ${problem}.`, 'Name it with a plain file name.', { file: input.file });
+      add(input.name, input.file);
+      continue;
+    }
     let stat: fs.Stats;
     try {
       stat = fs.statSync(input);

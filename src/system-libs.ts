@@ -99,7 +99,14 @@ function startupLibraryPath(): string[] {
   return startupLibraryPathCache;
 }
 
-function expandOrigin(dir: string, origin: string): string {
+/**
+ * A RUNPATH / RPATH entry with `$ORIGIN` (or `${ORIGIN}`) replaced by the
+ * directory of the library that carries it.
+ *
+ * @example
+ * expandOrigin('$ORIGIN/../lib', '/app/bin') // '/app/bin/../lib'
+ */
+export function expandOrigin(dir: string, origin: string): string {
   return dir.replace(/\$(ORIGIN\b|\{ORIGIN\})/g, origin);
 }
 

@@ -5,7 +5,9 @@
  */
 import fs = require('node:fs');
 import { DlbundleError } from './errors';
+import type { ElfInfo } from './elf';
 import { readInterpreterFile } from './elf-file';
+import { nearest } from './nearest';
 
 /** The C library a Linux target is built against. */
 export type Libc = 'gnu' | 'musl';
@@ -74,6 +76,51 @@ export function knownTargets(): string[] {
 /** The target keys whose libraries are ELF shared objects: those `pack` takes. */
 export function elfTargets(): string[] {
   return knownTargets().filter((k) => (TARGETS[k] as TargetFacts).elf !== null);
+}
+
+/**
+ * `key` when it is a target whose libraries are ELF shared objects (what
+ * `pack` takes); `E_USAGE` otherwise, with the nearest such key.
+ *
+ * @example
+ * elfTarget('linux-arm64-gnu') // 'linux-arm64-gnu'
+ * elfTarget('darwin-arm64')    // throws E_USAGE: does not use ELF shared objects
+ */
+export function elfTarget(key: string): string {
+  const packable = elfTargets();
+  if (packable.includes(key)) return key;
+  const guess = nearest(key, packable);
+  throw new DlbundleError(
+    'E_USAGE',
+    `${key in TARGETS ? `Target ${JSON.stringify(key)} does not use ELF shared objects; dlbundle packs ELF libraries.` : `Unknown target ${JSON.stringify(key)}.`}${guess === null ? '' : ` Did you mean ${JSON.stringify(guess)}?`}`,
+    `Use one of: ${packable.join(', ')}.`,
+  );
+}
+
+/** The DT_NEEDED names of a target's C library: what tells a glibc build from a musl one of the same machine. */
+function cLibraryNames(facts: TargetFacts): readonly string[] {
+  if (facts.musl !== null) return [`libc.musl-${facts.musl.arch}.so.1`, 'libc.so'];
+  if (facts.libc === 'gnu') return ['libc.so.6'];
+  return facts.platform === 'freebsd' ? ['libc.so.7'] : [];
+}
+
+/**
+ * The ELF target keys a shared object is built for: those whose machine and
+ * class it carries, narrowed by the C library it names in DT_NEEDED (glibc's
+ * `libc.so.6`, musl's `libc.musl-<arch>.so.1` or `libc.so`, FreeBSD's
+ * `libc.so.7`); every such key when it names none. Empty for a machine no
+ * target runs.
+ *
+ * @example
+ * elfTargetsOf({ machine: 'aarch64', class: 64, needed: ['libc.so.6'] }) // ['linux-arm64-gnu']
+ */
+export function elfTargetsOf(elf: Pick<ElfInfo, 'machine' | 'class' | 'needed'>): string[] {
+  const fits = elfTargets().filter((k) => {
+    const facts = TARGETS[k] as TargetFacts;
+    return facts.elf?.machine === elf.machine && facts.elf.class === elf.class;
+  });
+  const named = fits.filter((k) => cLibraryNames(TARGETS[k] as TargetFacts).some((n) => elf.needed.includes(n)));
+  return named.length > 0 ? named : fits;
 }
 
 let hostLibcCache: Libc | null | undefined;

@@ -19,7 +19,7 @@ function cli(...args: string[]): { status: number | null; stdout: string; stderr
 
 // Every command, and every option its help must explain.
 const COMMANDS: Readonly<Record<string, readonly string[]>> = {
-  pack: ['--name', '--out', '--target', '--requires', '--optional', '--module', '--sea-config'],
+  pack: ['--name', '--out', '--package', '--strict', '--target', '--requires', '--optional', '--module', '--sea-config', '--json'],
   inspect: ['--json'],
   doctor: ['--json'],
   bundle: ['--out', '--bundle'],

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readInterpreterFile } from '../src/elf-file';
 import { pack } from '../src/pack';
-import { cpuFeatures, hostLibc, hostTarget, parseVariantKey, selectVariant, variantKey } from '../src/variant';
+import { cpuFeatures, elfTarget, elfTargetsOf, hostLibc, hostTarget, parseVariantKey, selectVariant, variantKey } from '../src/variant';
 import { runChild } from './child';
 import { expectCode, NATIVE_BUILD, nativeFixture, REPO, tempDir } from './fixtures';
 
@@ -51,6 +51,26 @@ describe('variants', function () {
       assert.equal(variantKey('linux-x64-gnu', ['fma', 'avx2', 'fma']), 'linux-x64-gnu+avx2+fma');
       expectCode('E_USAGE', () => parseVariantKey('linux-vax-gnu'));
       expectCode('E_USAGE', () => parseVariantKey('linux-x64-gnu+AVX 2'));
+    });
+
+    it("a shared object's targets come from its machine and class, narrowed by the C library it needs", () => {
+      const table: { machine: string; class: 32 | 64; needed: string[]; want: string[] }[] = [
+        { machine: 'x86_64', class: 64, needed: ['libstdc++.so.6', 'libc.so.6'], want: ['linux-x64-gnu'] },
+        { machine: 'x86_64', class: 64, needed: ['libc.musl-x86_64.so.1'], want: ['linux-x64-musl'] },
+        { machine: 'x86_64', class: 64, needed: ['libc.so'], want: ['linux-x64-musl'] },
+        { machine: 'x86_64', class: 64, needed: ['libc.so.7'], want: ['freebsd-x64'] },
+        // Naming no C library: every target of that machine.
+        { machine: 'x86_64', class: 64, needed: ['libdemo_core.so'], want: ['linux-x64-gnu', 'linux-x64-musl', 'freebsd-x64'] },
+        { machine: 'aarch64', class: 64, needed: ['libc.so.6', 'ld-linux-aarch64.so.1'], want: ['linux-arm64-gnu'] },
+        { machine: 'aarch64', class: 64, needed: ['libc.musl-aarch64.so.1'], want: ['linux-arm64-musl'] },
+        { machine: 'arm', class: 32, needed: ['libc.so.6'], want: ['linux-arm-gnu'] },
+        { machine: 'x86_64', class: 32, needed: ['libc.so.6'], want: [] },
+        { machine: 'em_9999', class: 64, needed: ['libc.so.6'], want: [] },
+      ];
+      for (const row of table) assert.deepEqual(elfTargetsOf(row), row.want, JSON.stringify(row));
+      assert.equal(elfTarget('linux-arm64-gnu'), 'linux-arm64-gnu');
+      assert.match(expectCode('E_USAGE', () => elfTarget('darwin-arm64')).message, /does not use ELF shared objects/);
+      assert.match(expectCode('E_USAGE', () => elfTarget('linux-arm64-gun')).message, /^Unknown target "linux-arm64-gun"\. Did you mean "linux-arm64-gnu"\?/);
     });
 
     const keys = ['linux-x64-gnu', 'linux-x64-gnu+avx2', 'linux-x64-gnu+avx2+fma', 'linux-x64-gnu+avx512f', 'linux-x64-musl', 'linux-arm64-gnu', 'plan9-x64'];

@@ -6,7 +6,8 @@
  * builds. Kept apart from the run-time entry point so that an application
  * bundled into one file does not carry the build tools.
  */
-export { pack, type PackOptions, type PackResult } from '../pack';
+export { pack, packPackage, type NamedInput, type PackOptions, type PackResult, type PackPackageOptions, type PackPackageResult } from '../pack';
+export { packageNativeFiles, type PackageNativeFiles, type PackageFilesOptions, type PackageRef, type TakenFile, type TakenBecause, type SystemDependency, type MissingDependency, type PassedOverFile } from '../package-files';
 export { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
 export { addonPlugin } from './addon-plugin';
 export { bundleApplication, buildSea, addToSeaConfig, seaAssets, type BundleOptions, type EsbuildPlugin, type SeaOptions } from './single-file';
