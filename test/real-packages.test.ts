@@ -38,8 +38,8 @@ interface AppOutput {
 interface Case {
   /** The directory name under .cache/npm-apps/. */
   readonly app: string;
-  /** The native files to pack, relative to the app's node_modules. */
-  readonly files: readonly string[];
+  /** The installed package whose native files `dlbundle pack --package` takes. */
+  readonly package: string;
   /** The application: CommonJS, reports through `done(answer)`. */
   readonly main: string;
   readonly answer: unknown;
@@ -63,7 +63,7 @@ const done = (answer) => {
 const CASES: readonly Case[] = [
   {
     app: 'onnxruntime-node',
-    files: ['onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node', 'onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1'],
+    package: 'onnxruntime-node',
     main: `const ort = require('onnxruntime-node');
 (async () => {
   const session = await ort.InferenceSession.create(require('node:fs').readFileSync(path.join(__dirname, 'model.onnx')));
@@ -80,7 +80,7 @@ const CASES: readonly Case[] = [
   },
   {
     app: 'sharp',
-    files: ['@img/sharp-linux-x64/lib/sharp-linux-x64-0.35.5.node', '@img/sharp-libvips-linux-x64/lib/libvips-cpp.so.8.18.7'],
+    package: 'sharp',
     main: `const sharp = require('sharp');
 (async () => {
   const png = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 200, g: 10, b: 10 } } }).png().toBuffer();
@@ -95,7 +95,7 @@ const CASES: readonly Case[] = [
   },
   {
     app: 'duckdb',
-    files: ['@duckdb/node-bindings-linux-x64/duckdb.node', '@duckdb/node-bindings-linux-x64/libduckdb.so'],
+    package: '@duckdb/node-api',
     main: `const { DuckDBInstance } = require('@duckdb/node-api');
 (async () => {
   const connection = await (await DuckDBInstance.create(':memory:')).connect();
@@ -120,7 +120,8 @@ function makeApp(c: Case, installed: string): string {
   const dir = path.join(tempDir(), c.app);
   copyWithoutNative(installed, dir);
   fs.symlinkSync(REPO, path.join(dir, 'node_modules', 'dlbundle'));
-  execFileSync(process.execPath, [CLI, 'pack', ...c.files.map((f) => path.join(installed, 'node_modules', f)), '--name', c.app, '--out', path.join(dir, 'native')], { stdio: 'pipe' });
+  // As a user would: the package named, from the installed application.
+  execFileSync(process.execPath, [CLI, 'pack', '--package', c.package, '--name', c.app, '--out', path.join(dir, 'native')], { cwd: installed, stdio: 'pipe' });
   fs.writeFileSync(path.join(dir, 'main.js'), `${PRELUDE}${c.main}\n`);
   fs.writeFileSync(path.join(dir, 'model.onnx'), matMulAddModel());
   return dir;
