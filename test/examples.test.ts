@@ -13,7 +13,7 @@ import { nativeFixture, REPO, tempDir } from './fixtures';
 
 const EXAMPLES = path.join(REPO, 'examples');
 const CLI = path.join(REPO, 'dist', 'cli.js');
-const LIBS = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so', 'libdemo_accel.so'];
+const LIBS = ['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so', 'libdemo_accel.so', 'demo.node'];
 
 /** README blocks that name their example file, as { file, code }. */
 function readmeExamples(): { file: string; code: string }[] {
@@ -49,6 +49,10 @@ describe('examples: the README code, run', () => {
     const files = fs.readdirSync(EXAMPLES).sort();
     assert.deepEqual([...new Set(shown.map((e) => e.file))].sort(), files.map((f) => `examples/${f}`));
     for (const e of shown) assert.equal(e.code, fs.readFileSync(path.join(REPO, e.file), 'utf8'), `README.md's copy of ${e.file} differs from the file`);
+  });
+
+  it('addon.cjs: demo.node loaded after libdemo_core.so, which is only in the bundle', () => {
+    for (const out of run('addon.cjs')) assert.deepEqual(out, ['5 demo-core 1.0.0']);
   });
 
   for (const file of ['use-it.mjs', 'use-it.cjs']) {

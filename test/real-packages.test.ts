@@ -135,6 +135,17 @@ function run(command: string, args: readonly string[], cwd: string, env: Record<
   return JSON.parse(r.stdout.trim().split('\n').pop() as string) as AppOutput;
 }
 
+/** The commands of README.md's recipe block `name`, without the npm installs (the app is fetched) and comments. */
+function readmeRecipe(name: string): string[] {
+  const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
+  const block = new RegExp(`<!-- recipe: ${name} -->\n\`\`\`sh\n([\\s\\S]*?)\`\`\``).exec(readme)?.[1];
+  assert.ok(block !== undefined, `README.md has no recipe ${name}`);
+  return block
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter((l) => l !== '' && !l.startsWith('npm install'));
+}
+
 describe('real npm packages through their own APIs, native files only in the bundle', function () {
   this.timeout(600_000);
   let apps: Record<string, { dir: string }>;
@@ -199,4 +210,31 @@ describe('real npm packages through their own APIs, native files only in the bun
       });
     });
   }
+
+  it("README's sharp recipe, as written: pack --package, run, sea, run alone", () => {
+    // As installed, native files included: the recipe packs them from there.
+    const dir = path.join(tempDir(), 'sharp-recipe');
+    fs.cpSync((apps.sharp as { dir: string }).dir, dir, { recursive: true, verbatimSymlinks: true });
+    fs.symlinkSync(REPO, path.join(dir, 'node_modules', 'dlbundle'));
+    fs.copyFileSync(path.join(REPO, 'examples', 'sharp-app.cjs'), path.join(dir, 'sharp-app.cjs'));
+    const expected = "10 5\n[ 'libvips-cpp.so.8.18.7', 'sharp-linux-x64-0.35.5.node' ]\n";
+    const env = { ...process.env, TMPDIR: tempDir(), DLBUNDLE_CACHE_DIR: '' };
+    const commands = readmeRecipe('sharp');
+    assert.deepEqual(commands.map((c) => c.split(' ').slice(0, 2).join(' ')), ['npx dlbundle', 'node sharp-app.cjs', 'npx dlbundle', './sharp-app']);
+    for (const command of commands) {
+      const [program, ...args] = command.split(/\s+/) as [string, ...string[]];
+      const argv = program === 'npx' ? [process.execPath, CLI, ...args.slice(1)] : program === 'node' ? [process.execPath, ...args] : [path.join(dir, program), ...args];
+      const r = spawnSync(argv[0] as string, argv.slice(1), { cwd: dir, env, encoding: 'utf8' });
+      assert.equal(r.status, 0, `${command}: ${r.stderr}`);
+      if (program !== 'npx') {
+        assert.equal(r.stdout, expected, command);
+        assert.equal(r.stderr, '', command);
+      }
+    }
+    const alone = tempDir();
+    fs.copyFileSync(path.join(dir, 'sharp-app'), path.join(alone, 'sharp-app'));
+    fs.chmodSync(path.join(alone, 'sharp-app'), 0o755);
+    const r = spawnSync(path.join(alone, 'sharp-app'), { cwd: alone, env: { PATH: process.env.PATH, TMPDIR: tempDir() }, encoding: 'utf8' });
+    assert.equal(r.stdout, expected, r.stderr);
+  });
 });
