@@ -34,7 +34,8 @@ const { fetchNode } = require('../scripts/fetch-node.js') as { fetchNode(version
 /**
  * The application: the demo bundle through `autoSource` (argv[2] 'auto', the
  * default), or `fromDirectory` extracted by `await ready()` ('ready') or into
- * memory files ('memory'); 'broken' opens a bundle that lacks a blob. It
+ * memory files ('memory'); 'broken' opens a bundle that lacks a blob,
+ * 'unlisted' one that pkg was not told to pack. It
  * prints one line of JSON: real native results, explain(), where koffi.node
  * is mapped from — or the error.
  */
@@ -44,8 +45,8 @@ const path = require('node:path');
 const dl = require('dlbundle');
 
 async function main(mode) {
-  const dir = path.join(__dirname, mode === 'broken' ? 'broken' : 'native');
-  const source = mode === 'auto' || mode === 'broken' ? dl.autoSource(dir) : dl.fromDirectory(dir);
+  const dir = path.join(__dirname, mode === 'broken' || mode === 'unlisted' ? mode : 'native');
+  const source = mode === 'ready' || mode === 'memory' ? dl.fromDirectory(dir) : dl.autoSource(dir);
   const bundle = dl.openBundle({ source, ...(mode === 'memory' ? { mode: 'memory' } : {}) });
   if (mode === 'ready') await bundle.ready();
   const app = bundle.library('libdemo_app.so', { compute: 'int app_compute(int x)', plugin: 'int app_call_plugin(int x)' });
@@ -312,6 +313,13 @@ describe('pkg (@yao-pkg/pkg --sea) executables', function () {
       assert.equal(r.status, 1);
       assert.equal(r.out.error?.code, 'E_MISSING_BLOB');
       assert.match(r.out.error?.message ?? '', /lists "libdemo_core\.so" for linux-x64-gnu, but "\/snapshot\/.*\/broken\/linux-x64-gnu\/libdemo_core\.so" does not exist/);
+    });
+
+    it("a bundle directory that is not among pkg's assets stops with E_IO saying to list it", () => {
+      const r = run(exe, ['unlisted'], tempDir(), tempDir());
+      assert.equal(r.status, 1);
+      assert.equal(r.out.error?.code, 'E_IO');
+      assert.match(r.out.error?.message ?? '', /"\/snapshot\/.*\/unlisted\/dlbundle\.json" does not exist[^\n]*\nList the bundle directory among pkg's assets/);
     });
   });
 

@@ -41,7 +41,11 @@ export function fromDirectory(dir: string): Source {
       manifest ??= readManifestFile(root, { checkDigest: false, variants: 'on-use' }) ?? undefined;
       if (manifest === undefined) {
         const file = path.join(root, MANIFEST_FILE);
-        throw new DlbundleError('E_IO', `${JSON.stringify(file)} does not exist: ${JSON.stringify(root)} holds no bundle.`, 'Ship the directory `dlbundle pack --out` wrote, and point fromDirectory at it.', { file, dir: root });
+        // pkg packs the files that code requires, not the ones it reads: a bundle directory must be listed.
+        const next = snapshot
+          ? 'List the bundle directory among pkg\'s assets ("pkg": { "assets": ["native/**/*"] } in package.json, with its path) and build the executable again.'
+          : 'Ship the directory `dlbundle pack --out` wrote, and point fromDirectory at it.';
+        throw new DlbundleError('E_IO', `${JSON.stringify(file)} does not exist: ${JSON.stringify(root)} holds no bundle.`, next, { file, dir: root });
       }
       return manifest;
     },
