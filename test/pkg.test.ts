@@ -34,18 +34,21 @@ const { fetchNode } = require('../scripts/fetch-node.js') as { fetchNode(version
 /**
  * The application: the demo bundle through `autoSource` (argv[2] 'auto', the
  * default), or `fromDirectory` extracted by `await ready()` ('ready') or into
- * memory files ('memory'); 'broken' opens a bundle that lacks a blob,
- * 'unlisted' one that pkg was not told to pack. It
- * prints one line of JSON: real native results, explain(), where koffi.node
- * is mapped from — or the error.
+ * memory files ('memory'); 'koffi-first' requires koffi before dlbundle;
+ * 'beside' takes the bundle from `native/` beside the executable, outside the
+ * snapshot; 'broken' opens a bundle that lacks a blob, 'unlisted' one that
+ * pkg was not told to pack. It prints one line of JSON: real native results,
+ * explain(), where koffi.node is mapped from — or the error.
  */
 const MAIN = `'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
+if (process.argv[2] === 'koffi-first') require('koffi');
 const dl = require('dlbundle');
 
 async function main(mode) {
-  const dir = path.join(__dirname, mode === 'broken' || mode === 'unlisted' ? mode : 'native');
+  const base = mode === 'beside' ? path.dirname(process.execPath) : __dirname;
+  const dir = path.join(base, mode === 'broken' || mode === 'unlisted' ? mode : 'native');
   const source = mode === 'ready' || mode === 'memory' ? dl.fromDirectory(dir) : dl.autoSource(dir);
   const bundle = dl.openBundle({ source, ...(mode === 'memory' ? { mode: 'memory' } : {}) });
   if (mode === 'ready') await bundle.ready();
@@ -280,6 +283,25 @@ describe('pkg (@yao-pkg/pkg --sea) executables', function () {
       assert.deepEqual(warm.koffiMapped, cold.koffiMapped);
       assert.deepEqual({ bundle: markerInode(dir), koffi: markerInode(koffiDir) }, before, 'nothing was extracted again');
       assert.deepEqual(fs.readdirSync(alone), ['demo-pkg'], 'nothing written beside the executable');
+    });
+
+    it("koffi required by the application before dlbundle: dlbundle uses that module (pkg's copy), and no other koffi.node is mapped", () => {
+      const home = tempDir();
+      const out = runClean(exe, ['koffi-first'], home, tempDir());
+      assertResults(out);
+      assert.equal(out.koffiMapped.length, 1, JSON.stringify(out.koffiMapped));
+      assert.ok((out.koffiMapped[0] as string).startsWith(path.join(home, '.cache', 'pkg') + path.sep), `pkg's copy: ${out.koffiMapped[0]}`);
+      assert.deepEqual(rootEntries(path.dirname(out.report.dir as string)).filter((d) => d.startsWith('koffi-native-')), [], 'koffi.node was not placed a second time');
+    });
+
+    it('a bundle beside the executable, outside the snapshot, is a plain directory (not taken for SEA assets)', () => {
+      const alone = tempDir('dlbundle-beside-');
+      fs.copyFileSync(exe, path.join(alone, 'demo-pkg'));
+      fs.chmodSync(path.join(alone, 'demo-pkg'), 0o755);
+      fs.cpSync(path.dirname(nativeDir), path.join(alone, 'native'), { recursive: true });
+      const out = runClean(path.join(alone, 'demo-pkg'), ['beside'], tempDir(), tempDir());
+      assertResults(out);
+      assert.deepEqual(out.report.source, { kind: 'directory', location: path.join(alone, 'native'), reason: `${JSON.stringify(path.join(alone, 'native'))} is a plain directory` });
     });
 
     it('fromDirectory extracted by `await ready()`: every file in place from the archive, byte for byte the packed one', () => {
