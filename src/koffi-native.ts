@@ -9,11 +9,16 @@
  * puts that file through the same content-addressed cache and opens it with
  * `process.dlopen`. The application author writes nothing for it.
  *
+ * An executable built by pkg carries koffi's package in its snapshot, where
+ * koffi.node cannot be loaded ({@link koffiFromSnapshot}): it is described
+ * (hashed) on each start, and placed through the same cache.
+ *
  * With no usable cache root (every one noexec, read-only or full), koffi.node
  * goes into a memory file like every other library — but memory files are
  * made through koffi, so this one is made by a system interpreter instead
  * ({@link createMemoryFileWithoutKoffi}).
  */
+import Module = require('node:module');
 import path = require('node:path');
 import { logger } from './log';
 import { tryMaterialize } from './cache';
@@ -22,13 +27,17 @@ import { koffiInUseOr } from './koffi';
 import { DlbundleError, isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { loadError } from './loader';
-import { MANIFEST_FILE, type Manifest, type ManifestFile } from './manifest';
+import { readElf } from './elf';
+import { xxh64 } from './hash';
+import { MANIFEST_FILE, MANIFEST_FORMAT, variantDigest, type Manifest, type ManifestFile } from './manifest';
 import { createMemoryFileWithoutKoffi, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import { candidateRoots } from './roots';
 import { fromBuffers, type BlobInput } from './sources/buffers';
+import { externalDependencies } from './plan';
+import { readSnapshotFile } from './sources/pkg-snapshot';
 import { fromSea, seaAssetKey, seaModule } from './sources/sea';
 import type { Source } from './sources/source';
-import { selectVariant } from './variant';
+import { hostTarget, selectVariant } from './variant';
 
 /** The name of the bundle that carries koffi's native module. */
 export const KOFFI_NATIVE_BUNDLE = 'koffi-native';
@@ -89,9 +98,12 @@ export function carriesKoffiNative(): boolean {
   }
 }
 
-/** koffi's native module carried by this program, placed through the cache and loaded: see {@link loadKoffiNative}. */
-export function placeKoffiNative(): unknown {
-  const source = koffiNativeSource();
+/**
+ * koffi's native module carried by this program (or given by `source`, a
+ * `koffi-native` bundle), placed through the cache and loaded: see
+ * {@link loadKoffiNative}.
+ */
+export function placeKoffiNative(source: Source = koffiNativeSource()): unknown {
   const manifest = source.manifest();
   // koffi.node must match the process itself, whatever DLBUNDLE_VARIANT says about the application's bundles.
   const choice = selectVariant(Object.keys(manifest.variants), 'koffi', { honourOverride: false });
@@ -114,6 +126,45 @@ export function placeKoffiNative(): unknown {
   if (!memoryModeSupported()) throw placed.error;
   debug('no cache root is usable for %s (%s); trying a memory file', KOFFI_NATIVE_FILE, placed.fallbacks.map((f) => `${f.root}: ${f.reason}`).join('; '));
   return fromMemory(source, choice.key, file, placed.error);
+}
+
+/**
+ * koffi's native module `file.path`, inside a pkg executable's snapshot (where
+ * koffi.node cannot be dlopen'ed): placed through the cache as a one-file
+ * `koffi-native` bundle and loaded. Its description (size, xxh64, ELF facts)
+ * is computed on each start — the executable carries no manifest of ours —
+ * which costs reading and hashing ≈ 1 MB. The module is entered in require's
+ * cache under its snapshot path, so an application that requires koffi
+ * later gets this one, and one it already loaded (through pkg, which copies
+ * it to ~/.cache/pkg) is used as it is. Null when its version is not koffi's.
+ *
+ * @example
+ * koffiFromSnapshot({ path: '/snapshot/app/node_modules/@koromix/koffi-linux-x64/linux_x64/koffi.node', version: '3.3.4' })
+ */
+export function koffiFromSnapshot(file: { readonly path: string; readonly version: string }): unknown {
+  const loaded = require.cache[file.path];
+  if (loaded?.loaded === true) return loaded.exports;
+  const bytes = readSnapshotFile(file.path);
+  const key = hostTarget();
+  const source = fromBuffers(oneFileManifest(KOFFI_NATIVE_BUNDLE, key, KOFFI_NATIVE_FILE, bytes), { [`${key}/${KOFFI_NATIVE_FILE}`]: bytes });
+  const native = placeKoffiNative(source) as { version?: unknown };
+  // As koffi.ts does for a koffi.node found beside koffi: another version is left to koffi's own loader to refuse.
+  if (native.version !== file.version) return null;
+  const entry = new Module(file.path);
+  entry.filename = file.path;
+  entry.exports = native;
+  entry.loaded = true;
+  require.cache[file.path] = entry;
+  debug('koffi %s: native module %s, placed from the pkg snapshot', file.version, file.path);
+  return native;
+}
+
+/** The manifest of a bundle `name` holding the one file `fileName` (`bytes`) for target `key`. */
+function oneFileManifest(name: string, key: string, fileName: string, bytes: Uint8Array): Manifest {
+  const elf = readElf(bytes, fileName);
+  const file: ManifestFile = { name: fileName, size: bytes.length, xxh64: xxh64(bytes), soname: elf.soname, needed: elf.needed, runpath: elf.runpath, machine: elf.machine };
+  const variant = { digest: variantDigest([file]), files: [file], order: [fileName], external: externalDependencies([file]) };
+  return { format: MANIFEST_FORMAT, name, variants: { [key]: variant } };
 }
 
 function dlopenKoffi(file: ManifestFile, at: string): unknown {

@@ -12,7 +12,8 @@
  * `require`, the module is cached by its real path, so an application that
  * also requires koffi, before or after, gets the very same native module
  * (koffi's loader then wraps it, as it always does): there is one koffi in
- * the process. A single-file build uses the koffi.node it carries
+ * the process. A single-file build uses the koffi.node it carries, and a
+ * pkg executable the one in its snapshot, each placed through the cache
  * (koffi-native.ts). Anything else unusual — koffi not found beside dlbundle,
  * another layout, a version that differs from koffi's own, a koffi.node that
  * does not load — falls back to `require('koffi')`.
@@ -20,8 +21,10 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import type * as Koffi from 'koffi' with { 'resolution-mode': 'require' };
-import { carriesKoffiNative, EMBEDDED_KOFFI_KEY, placeKoffiNative } from './koffi-native';
+import { DlbundleError } from './errors';
+import { carriesKoffiNative, EMBEDDED_KOFFI_KEY, koffiFromSnapshot, placeKoffiNative } from './koffi-native';
 import { logger } from './log';
+import { inPkgSnapshot } from './sources/pkg-snapshot';
 import { hostLibc } from './variant';
 
 /** koffi's module object. */
@@ -81,6 +84,9 @@ function koffiNativeModule(): KoffiModule | null {
   if (paths === null || Symbol.for(EMBEDDED_KOFFI_KEY) in globalThis) return null;
   const file = koffiNativeFile(paths);
   if (file === null) return null;
+  // A pkg executable cannot dlopen a file of its snapshot; pkg's own way out
+  // (process.dlopen copying it to ~/.cache/pkg) writes in place, unchecked.
+  if (inPkgSnapshot(file.path)) return koffiFromSnapshot(file) as KoffiModule | null;
   let native: { version?: unknown };
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -118,7 +124,8 @@ export function koffiNativeFile(paths: readonly string[]): { path: string; versi
     try {
       manifest = fs.readFileSync(manifestFile, 'utf8');
       // A link (pnpm, npm link): koffi's loader searches from where koffi really is.
-      koffiDir = fs.realpathSync.native(path.join(dir, 'koffi'));
+      // pkg's snapshot has no realpath (ENOENT); it keeps the layout it packed.
+      koffiDir = inPkgSnapshot(dir) ? path.join(dir, 'koffi') : fs.realpathSync.native(path.join(dir, 'koffi'));
     } catch {
       continue;
     }
@@ -160,9 +167,22 @@ function nativeFileFrom(koffiDir: string, version: string): { path: string; vers
       }
       if (manifest !== null) {
         const file = path.join(pkgDir, triplet, 'koffi.node');
-        return versionOf(manifest) === version && fs.existsSync(file) ? { path: file, version } : null;
+        if (versionOf(manifest) !== version) return null;
+        if (fs.existsSync(file)) return { path: file, version };
+        if (inPkgSnapshot(file)) throw notInSnapshot(file, pkg);
+        return null;
       }
     }
     if (path.dirname(dir) === dir) return null;
   }
+}
+
+// pkg packs the files that code requires by name; koffi's loader names its koffi.node in a variable.
+function notInSnapshot(file: string, pkg: string): DlbundleError {
+  return new DlbundleError(
+    'E_MISSING_BLOB',
+    `koffi's native module ${JSON.stringify(file)} is not in this pkg executable: pkg does not see koffi's loader require it.`,
+    `Add "node_modules/${pkg}/**/koffi.node" to "pkg": { "assets": [...] } in the application's package.json, and build again.`,
+    { file },
+  );
 }

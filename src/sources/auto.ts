@@ -1,8 +1,9 @@
 /**
  * `autoSource(dir)`: the one call an application makes to find its bundle
- * wherever it was shipped — inside a single executable, inside a single-file
- * program's JavaScript (`dlbundle bundle --bundle`), inside an Electron asar
- * archive (with or without an unpacked copy), or in a plain directory.
+ * wherever it was shipped — inside a single executable, inside a pkg
+ * executable's snapshot, inside a single-file program's JavaScript
+ * (`dlbundle bundle --bundle`), inside an Electron asar archive (with or
+ * without an unpacked copy), or in a plain directory.
  * The choice and its reason appear in `explain().source`.
  */
 import fs = require('node:fs');
@@ -13,12 +14,15 @@ import { fromBuffers } from './buffers';
 import { fromDirectory, inPlaceDirectory } from './directory';
 import { embeddedBundle } from './embedded';
 import { recordedBundle } from './recorded';
+import { inPkgSnapshot, isPkgExecutable } from './pkg-snapshot';
 import { fromSea, seaModule, SEA_INDEX_ASSET } from './sea';
 import type { Source } from './source';
 
 /**
  * The right source for the bundle that lives in `dir` during development:
- * - in a single executable application: its assets (`fromSea`);
+ * - `dir` inside the snapshot of an executable built by pkg: that directory,
+ *   read as pkg allows (`fromDirectory` does) and extracted through the cache;
+ * - in any other single executable application: its assets (`fromSea`);
  * - in a program built by `dlbundle bundle --bundle`: the bundle it carries
  *   (`fromBuffers` over the generated module);
  * - `dir` inside `….asar/` whose `….asar.unpacked/` twin holds the bundle:
@@ -31,7 +35,10 @@ import type { Source } from './source';
  * openBundle({ source: autoSource(path.join(__dirname, 'native')) });
  */
 export function autoSource(dir: string): Source {
-  if (seaModule() !== null) {
+  // fromDirectory explains itself there.
+  if (inPkgSnapshot(dir)) return fromDirectory(dir);
+  // pkg's --sea executables are SEAs too, without dlbundle's assets.
+  if (seaModule() !== null && !isPkgExecutable()) {
     const name = seaBundleName(dir);
     return { ...fromSea(name), reason: `this process is a single executable application: bundle ${JSON.stringify(name)} from its assets` };
   }

@@ -4,14 +4,19 @@
  * variant, its new files are also in `.<variant>.<digest>/`, the generation
  * directory of the digest dlbundle.json names: blobs are read from there
  * first, so the manifest's rename is the one switch from old to new files.
+ *
+ * Inside a pkg executable's snapshot (`/snapshot/…`) files cannot be opened,
+ * only read whole or found in pkg's archive (pkg-snapshot.ts): there each
+ * blob is read that way, and copied out by the cache like any other.
  */
 import fs = require('node:fs');
 import path = require('node:path');
 import { DlbundleError } from '../errors';
 import { ioError } from '../file-io';
-import type { Io } from '../io';
+import type { Io, Step } from '../io';
 import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestFile, type ParseManifestOptions } from '../manifest';
-import type { BlobReader, Source } from './source';
+import { inPkgSnapshot, readSnapshotFile } from './pkg-snapshot';
+import { memoryBlob, type BlobReader, type Source } from './source';
 
 /**
  * The bundle in directory `dir` (the one holding `dlbundle.json`).
@@ -21,6 +26,7 @@ import type { BlobReader, Source } from './source';
  */
 export function fromDirectory(dir: string): Source {
   const root = path.resolve(dir);
+  const snapshot = inPkgSnapshot(root);
   let manifest: Manifest | undefined;
   // Where the file is while a pack switches to this manifest's digest (gone once it is done).
   const generationPath = (variant: string, file: ManifestFile): string | null => {
@@ -30,11 +36,16 @@ export function fromDirectory(dir: string): Source {
   return {
     kind: 'directory',
     location: root,
+    ...(snapshot ? { reason: `${JSON.stringify(root)} is inside this pkg executable's snapshot, where files cannot be opened or loaded: each one is read through pkg (in place from its archive where it is not compressed) and extracted through the cache` } : {}),
     manifest() {
       manifest ??= readManifestFile(root, { checkDigest: false, variants: 'on-use' }) ?? undefined;
       if (manifest === undefined) {
         const file = path.join(root, MANIFEST_FILE);
-        throw new DlbundleError('E_IO', `${JSON.stringify(file)} does not exist: ${JSON.stringify(root)} holds no bundle.`, 'Ship the directory `dlbundle pack --out` wrote, and point fromDirectory at it.', { file, dir: root });
+        // pkg packs the files that code requires, not the ones it reads: a bundle directory must be listed.
+        const next = snapshot
+          ? 'List the bundle directory among pkg\'s assets ("pkg": { "assets": ["native/**/*"] } in package.json, with its path) and build the executable again.'
+          : 'Ship the directory `dlbundle pack --out` wrote, and point fromDirectory at it.';
+        throw new DlbundleError('E_IO', `${JSON.stringify(file)} does not exist: ${JSON.stringify(root)} holds no bundle.`, next, { file, dir: root });
       }
       return manifest;
     },
@@ -42,14 +53,14 @@ export function fromDirectory(dir: string): Source {
       const generation = generationPath(variant, file);
       if (generation !== null) {
         try {
-          return fileBlob(yield* io.openRead(generation));
+          return yield* openFile(io, generation, snapshot);
         } catch (e) {
           if (!isMissing(e)) throw ioError(generation, e);
         }
       }
       const blobPath = path.join(root, variant, file.name);
       try {
-        return fileBlob(yield* io.openRead(blobPath));
+        return yield* openFile(io, blobPath, snapshot);
       } catch (e) {
         throw isMissing(e) ? missingBlob(e, root, variant, file.name, blobPath) : ioError(blobPath, e);
       }
@@ -105,6 +116,11 @@ function isMissing(e: unknown): boolean {
 
 function missingBlob(e: unknown, root: string, variant: string, name: string, blobPath: string): DlbundleError {
   return new DlbundleError('E_MISSING_BLOB', `The bundle in ${JSON.stringify(root)} lists ${JSON.stringify(name)} for ${variant}, but ${JSON.stringify(blobPath)} does not exist.`, 'Ship the whole bundle directory as `dlbundle pack` wrote it, or pack it again.', { file: name, dir: root, cause: e });
+}
+
+// In pkg's snapshot a file cannot be opened, only read whole or viewed in pkg's archive.
+function* openFile(io: Io, file: string, inSnapshot: boolean): Step<BlobReader> {
+  return inSnapshot ? memoryBlob(readSnapshotFile(file)) : fileBlob(yield* io.openRead(file));
 }
 
 function fileBlob(fd: number): BlobReader {
