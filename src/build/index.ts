@@ -8,5 +8,5 @@
  */
 export { pack, type PackOptions, type PackResult } from '../pack';
 export { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
-export { bundleApplication, buildSea, addToSeaConfig, seaAssets, type SeaOptions } from './single-file';
+export { bundleApplication, buildSea, addToSeaConfig, seaAssets, defaultSeaRoute, type SeaOptions, type SeaRoute } from './single-file';
 export { writeEmbeddedModule } from './embed';
