@@ -15,11 +15,16 @@ const { chainGypi } = require('./native-chain.js');
 
 const repo = path.resolve(__dirname, '..');
 const prefix = path.resolve(path.dirname(process.execPath), '..');
-const nodedir = fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+const hasHeaders = fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'));
+const nodedir = hasHeaders ? [`--nodedir=${prefix}`] : [];
+// node-gyp takes npm_config_* variables over its own arguments, and npm
+// exports every config it read: a machine-level `nodedir` in an .npmrc would
+// silently win over --nodedir (and build against another Node's headers).
+const env = hasHeaders ? { ...process.env, npm_config_nodedir: prefix } : process.env;
 const nodeGyp = require.resolve('node-gyp/bin/node-gyp.js');
 
 function nodeGypRun(args) {
-  const result = spawnSync(process.execPath, [nodeGyp, ...args], { cwd: repo, stdio: 'inherit' });
+  const result = spawnSync(process.execPath, [nodeGyp, ...args], { cwd: repo, stdio: 'inherit', env });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 

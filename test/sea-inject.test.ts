@@ -4,17 +4,21 @@
  * was copied from plus an appended segment (only the ELF header's e_phoff and
  * e_phnum and the fuse byte change before the old end), memory stays at a
  * chunk for a large blob, and what is not a fresh 64-bit node is refused
- * with a code.
+ * with a code. And the route writeSeaExecutable takes: the running node's
+ * own `--build-sea` where it has one (Node 25.5 and newer), the injector
+ * elsewhere — this file runs on Node 20 in `npm test` and on 22, 24 and 26 in
+ * `npm run test:node-versions`.
  */
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { injectSeaBlob, SEA_FUSE } from '../src/build/sea-inject';
-import { writeSeaExecutable } from '../src/build/single-file';
+import { injectSeaBlob } from '../src/build/sea-inject';
+import { defaultSeaRoute, writeSeaExecutable } from '../src/build/single-file';
 import { readLayout } from '../src/elf';
 import { fdSource } from '../src/elf-file';
 import { expectCode, nativeFixture, REPO, tempDir } from './fixtures';
+import { changedBeyondHeaderAndFuse, differences, fuseOffset } from './sea-layout';
 
 const PT_LOAD = 1;
 const PT_NOTE = 4;
@@ -29,29 +33,6 @@ function layoutOf(file: string): ReturnType<typeof readLayout> {
   }
 }
 
-/** The byte offsets at which two files differ within the first `length` bytes, compared a chunk at a time. */
-function differences(a: string, b: string, length: number): number[] {
-  const out: number[] = [];
-  const fa = fs.openSync(a, 'r');
-  const fb = fs.openSync(b, 'r');
-  try {
-    const chunk = 16 * 1024 * 1024;
-    const ba = Buffer.alloc(chunk);
-    const bb = Buffer.alloc(chunk);
-    for (let at = 0; at < length; at += chunk) {
-      const n = Math.min(chunk, length - at);
-      fs.readSync(fa, ba, 0, n, at);
-      fs.readSync(fb, bb, 0, n, at);
-      if (ba.subarray(0, n).equals(bb.subarray(0, n))) continue;
-      for (let i = 0; i < n; i++) if (ba[i] !== bb[i]) out.push(at + i);
-    }
-  } finally {
-    fs.closeSync(fa);
-    fs.closeSync(fb);
-  }
-  return out;
-}
-
 describe('SEA blob injection', function () {
   this.timeout(120_000);
 
@@ -62,7 +43,7 @@ describe('SEA blob injection', function () {
     fs.writeFileSync(path.join(work, 'greeting.txt'), 'hello from the blob');
     const exe = path.join(work, 'app');
     const progress: number[] = [];
-    writeSeaExecutable({ main, assets: { greeting: path.join(work, 'greeting.txt') }, out: exe, work, onProgress: (done) => progress.push(done) });
+    writeSeaExecutable({ main, assets: { greeting: path.join(work, 'greeting.txt') }, out: exe, work, onProgress: (done) => progress.push(done), route: 'inject' });
 
     assert.deepEqual(JSON.parse(execFileSync(exe, { cwd: tempDir(), encoding: 'utf8' })), { isSea: true, asset: 'hello from the blob' });
     const blob = fs.readFileSync(path.join(work, 'sea-prep.blob'));
@@ -71,7 +52,7 @@ describe('SEA blob injection', function () {
 
     // Before the node's end: e_phoff (bytes 32–39), e_phnum (56–57) and the fuse's last byte, nothing else.
     const original = fs.statSync(process.execPath).size;
-    const fuseAt = fs.readFileSync(exe).indexOf(`${SEA_FUSE}:1`) + SEA_FUSE.length + 1;
+    const fuseAt = fuseOffset(exe);
     const changed = differences(process.execPath, exe, original);
     assert.ok(changed.every((at) => (at >= 32 && at < 40) || at === 56 || at === 57 || at === fuseAt), `changed bytes at ${changed.slice(0, 20).join(', ')}`);
     assert.ok(changed.includes(fuseAt), 'the fuse was flipped');
@@ -162,5 +143,59 @@ describe('SEA blob injection', function () {
     const size = fs.statSync(exe).size;
     expectCode('E_USAGE', () => injectSeaBlob(exe, blob));
     assert.equal(fs.statSync(exe).size, size);
+  });
+});
+
+describe('the route a single executable is written by', function () {
+  this.timeout(120_000);
+
+  /** A main that reports isSea() and its asset, and that asset, in a fresh work directory. */
+  function seaInputs(): { work: string; main: string; assets: Record<string, string> } {
+    const work = tempDir();
+    const main = path.join(work, 'main.cjs');
+    fs.writeFileSync(main, "const sea = require('node:sea'); console.log(JSON.stringify({ isSea: sea.isSea(), asset: sea.getAsset('greeting', 'utf8') }));\n");
+    fs.writeFileSync(path.join(work, 'greeting.txt'), 'hello from the blob');
+    return { work, main, assets: { greeting: path.join(work, 'greeting.txt') } };
+  }
+
+  it('is --build-sea from Node 25.5 on and the injector before, and the running node has --build-sea exactly when that says so', () => {
+    const table = [['20.12.0', 'inject'], ['22.23.5', 'inject'], ['24.22.3', 'inject'], ['25.4.9', 'inject'], ['25.5.0', 'build-sea'], ['25.10.1', 'build-sea'], ['26.0.0', 'build-sea'], ['30.1.2', 'build-sea']] as const;
+    assert.deepEqual(table.map(([v]) => [v, defaultSeaRoute(v)]), table);
+    const help = execFileSync(process.execPath, ['--help'], { encoding: 'utf8' });
+    assert.equal(defaultSeaRoute(), /^\s*--build-sea\b/m.test(help) ? 'build-sea' : 'inject', `${process.version}: --build-sea in its --help, or not`);
+  });
+
+  it(`by default, node's own --build-sea where it has one (a rewritten file that runs as a SEA); elsewhere the injector, and asking for --build-sea is E_USAGE (here: Node ${process.versions.node})`, () => {
+    const { work, main, assets } = seaInputs();
+    const exe = path.join(work, 'app');
+    const progress: number[] = [];
+    if (defaultSeaRoute() === 'build-sea') {
+      writeSeaExecutable({ main, assets, out: exe, work, onProgress: (done) => progress.push(done) });
+      assert.deepEqual(JSON.parse(execFileSync(exe, { cwd: tempDir(), encoding: 'utf8' })), { isSea: true, asset: 'hello from the blob' });
+      // Not the injector's layout: node's builder rewrites the ELF structure, not only the header and the fuse.
+      assert.ok(changedBeyondHeaderAndFuse(exe).length > 0, 'the executable is the node plus an appended segment, as the injector writes it');
+      assert.equal(fs.existsSync(path.join(work, 'sea-prep.blob')), false, 'no blob was prepared apart');
+      assert.deepEqual(progress, [], 'nothing injected, so no progress');
+      assert.equal((JSON.parse(fs.readFileSync(path.join(work, 'sea-config.json'), 'utf8')) as { executable: string }).executable, process.execPath);
+    } else {
+      const err = expectCode('E_USAGE', () => writeSeaExecutable({ main, assets, out: exe, work, route: 'build-sea' }));
+      assert.match(err.message, /needs Node 25\.5 or newer/);
+      assert.equal(fs.existsSync(exe), false);
+      writeSeaExecutable({ main, assets, out: exe, work, onProgress: (done) => progress.push(done) });
+      assert.deepEqual(JSON.parse(execFileSync(exe, { cwd: tempDir(), encoding: 'utf8' })), { isSea: true, asset: 'hello from the blob' });
+      assert.deepEqual(changedBeyondHeaderAndFuse(exe), [], "the injector's layout");
+      assert.equal(progress.at(-1), fs.statSync(path.join(work, 'sea-prep.blob')).size);
+    }
+    assert.deepEqual(fs.readdirSync(work).filter((f) => f.includes('.tmp-')), [], 'no temporary file left');
+  });
+
+  it(`a node that fails (an asset that is not there) is E_IO with node's own message, and leaves nothing under the name or beside it (here: ${defaultSeaRoute()})`, () => {
+    const { work, main } = seaInputs();
+    const out = path.join(tempDir(), 'app');
+    const missing = path.join(work, 'not-there.bin');
+    const err = expectCode('E_IO', () => writeSeaExecutable({ main, assets: { gone: missing }, out, work }));
+    assert.match(err.message, new RegExp(`node --${defaultSeaRoute() === 'build-sea' ? 'build-sea' : 'experimental-sea-config'}\` failed`));
+    assert.ok(err.message.includes('not-there.bin'), err.message);
+    assert.deepEqual(fs.readdirSync(path.dirname(out)), []);
   });
 });

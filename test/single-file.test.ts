@@ -12,9 +12,11 @@ import * as path from 'node:path';
 import { koffiPlugin } from '../src/build/koffi-plugin';
 import { requireOptional } from '../src/build/optional';
 import { writeSeaMain } from '../src/build/sea-main';
+import { defaultSeaRoute } from '../src/build/single-file';
 import { autoSource } from '../src/sources/auto';
 import { runChild } from './child';
 import { DEMO_LIBS, expectCode, nativeFixture, REPO, tempDir } from './fixtures';
+import { changedBeyondHeaderAndFuse } from './sea-layout';
 
 const CLI = path.join(REPO, 'dist', 'cli.js');
 
@@ -116,6 +118,12 @@ describe('single-file delivery', function () {
       assert.equal(found.length, 1, JSON.stringify(found));
       return path.join(path.dirname(dir), found[0] as string);
     }
+
+    // This file runs on Node 20 in `npm test` and on 22, 24 and 26 in `npm run test:node-versions`.
+    it(`was written by this node's own --build-sea where it has one (Node 25.5 on), else by dlbundle's injector (here: Node ${process.versions.node})`, () => {
+      const rewritten = changedBeyondHeaderAndFuse(exe).length > 0;
+      assert.equal(rewritten ? 'build-sea' : 'inject', defaultSeaRoute());
+    });
 
     it('runs alone, extracts once into the fresh TMPDIR, reuses it on the next start, and prints nothing on stderr either time', () => {
       const alone = path.dirname(exe);

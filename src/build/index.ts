@@ -10,5 +10,5 @@ export { pack, packPackage, type NamedInput, type PackOptions, type PackResult, 
 export { packageNativeFiles, type PackageNativeFiles, type PackageFilesOptions, type PackageRef, type TakenFile, type TakenBecause, type SystemDependency, type MissingDependency, type PassedOverFile } from '../package-files';
 export { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
 export { addonPlugin } from './addon-plugin';
-export { bundleApplication, buildSea, addToSeaConfig, seaAssets, type BundleOptions, type EsbuildPlugin, type SeaOptions } from './single-file';
+export { bundleApplication, buildSea, addToSeaConfig, seaAssets, defaultSeaRoute, type BundleOptions, type EsbuildPlugin, type SeaOptions, type SeaRoute } from './single-file';
 export { writeEmbeddedModule } from './embed';

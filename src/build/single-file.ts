@@ -109,24 +109,29 @@ export interface SeaOptions {
   readonly out: string;
   /** Called as each step starts (the whole build takes tens of seconds). */
   readonly onStep?: (text: string) => void;
-  /** Called as the blob is written into the executable: bytes done of its size. */
+  /** Called as the blob is injected into the executable: bytes done of its size (not where node writes the executable itself, see {@link SeaRoute}). */
   readonly onProgress?: (done: number, total: number) => void;
   /** More esbuild plugins for bundling the entry, run after dlbundle's. */
   readonly plugins?: readonly EsbuildPlugin[];
+  /** How the executable is written; default: {@link defaultSeaRoute} of the running node. */
+  readonly route?: SeaRoute;
 }
 
 /**
  * Builds a single executable application: bundles the entry (carried as an
  * asset with its code cache, run by a small main: see sea-main.ts), adds every
- * bundle and koffi's native module as SEA assets, prepares the blob with the
- * running `node --experimental-sea-config`, and injects it into a copy of
- * that `node` (sea-inject.ts).
+ * bundle and koffi's native module as SEA assets, and writes a copy of the
+ * running `node` carrying them: with its own `--build-sea` where it has one
+ * (Node 25.5 and newer), else by preparing the blob with
+ * `node --experimental-sea-config` and injecting it (sea-inject.ts).
  *
  * @example
  * await buildSea({ entry: 'app.js', bundles: ['native'], out: 'app' });
  */
 export async function buildSea(options: SeaOptions): Promise<void> {
   requireSeaCapableNode();
+  const route = options.route ?? defaultSeaRoute();
+  requireRoute(route);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-sea-'));
   try {
     const step = options.onStep ?? ((): void => undefined);
@@ -143,11 +148,40 @@ export async function buildSea(options: SeaOptions): Promise<void> {
     for (const b of bundles) Object.assign(assets, seaAssets(b.files));
     fs.writeFileSync(path.join(work, 'index.json'), JSON.stringify({ bundles: index }));
     assets[SEA_INDEX_ASSET] = path.join(work, 'index.json');
-    step('preparing the blob (node --experimental-sea-config)');
-    writeSeaExecutable({ main: main.main, assets, out: options.out, work, ...(options.onProgress && { onProgress: options.onProgress }) });
+    step(route === 'build-sea' ? 'writing the executable (node --build-sea)' : 'preparing the blob (node --experimental-sea-config)');
+    writeSeaExecutable({ main: main.main, assets, out: options.out, work, route, ...(options.onProgress && { onProgress: options.onProgress }) });
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * How {@link writeSeaExecutable} writes the executable: `'build-sea'`, by the
+ * running node's `--build-sea` (Node 25.5 and newer) in one step; `'inject'`,
+ * the blob prepared by `node --experimental-sea-config` and injected by
+ * sea-inject.ts (any Node from 20.12).
+ */
+export type SeaRoute = 'build-sea' | 'inject';
+
+/** The first Node with `--build-sea`. */
+const BUILD_SEA_SINCE = [25, 5] as const;
+
+/**
+ * The route a node of `version` (default: the running one) takes: its own
+ * `--build-sea` where it has one, the injector elsewhere.
+ *
+ * @example
+ * defaultSeaRoute('24.22.3') // 'inject'
+ * defaultSeaRoute('26.12.1') // 'build-sea'
+ */
+export function defaultSeaRoute(version: string = process.versions.node): SeaRoute {
+  return atLeast(version, BUILD_SEA_SINCE) ? 'build-sea' : 'inject';
+}
+
+/** Whether the Node `version` (`26.12.1`) is `since` ([major, minor]) or newer. */
+function atLeast(version: string, since: readonly [number, number]): boolean {
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  return major > since[0] || (major === since[0] && minor >= since[1]);
 }
 
 /** What {@link writeSeaExecutable} puts into the executable. */
@@ -160,38 +194,57 @@ export interface SeaBlob {
   readonly out: string;
   /** A private scratch directory for the config and the blob. */
   readonly work: string;
-  /** Called as the blob is written into the executable: bytes done of its size. */
+  /** Called as the blob is injected: bytes done of its size (not on the `'build-sea'` route, where node writes the file in one step). */
   readonly onProgress?: (done: number, total: number) => void;
+  /** How the executable is written; default: {@link defaultSeaRoute} of the running node. */
+  readonly route?: SeaRoute;
 }
 
 /**
  * The last steps of {@link buildSea}, apart so that anything built to compare
  * with it (the empty executable of `npm run bench:sea`) is built the same way:
- * the sea-config, the blob prepared by the running node, and its injection
- * into a copy of that node.
+ * the sea-config, and a copy of the running node carrying it, written by that
+ * node's `--build-sea` or by the injector (see {@link SeaRoute}).
  *
  * @example
  * writeSeaExecutable({ main: 'main.cjs', assets: {}, out: 'empty-sea', work });
  */
 export function writeSeaExecutable(blob: SeaBlob): void {
-  const prep = path.join(blob.work, 'sea-prep.blob');
-  // No useCodeCache: the main's cache is made by writeSeaMain, because Node's
-  // prints a warning on every start whose V8 flags differ from the build's.
-  const config = { main: blob.main, output: prep, disableExperimentalSEAWarning: true, assets: blob.assets };
-  fs.writeFileSync(path.join(blob.work, 'sea-config.json'), JSON.stringify(config, null, 2));
-  execFileSync(process.execPath, ['--experimental-sea-config', 'sea-config.json'], { cwd: blob.work, stdio: 'pipe' });
+  const route = blob.route ?? defaultSeaRoute();
+  requireRoute(route);
   const out = path.resolve(blob.out);
   // Built beside the destination and renamed over it: an interrupted build
-  // never leaves a half-injected executable under the name asked for.
+  // never leaves a half-written executable under the name asked for.
   const tmp = `${out}.tmp-${process.pid}`;
+  // No useCodeCache: the main's cache is made by writeSeaMain, because Node's
+  // prints a warning on every start whose V8 flags differ from the build's.
+  const common = { main: blob.main, disableExperimentalSEAWarning: true, assets: blob.assets };
+  const prep = path.join(blob.work, 'sea-prep.blob');
+  const config = route === 'build-sea' ? { ...common, executable: process.execPath, output: tmp } : { ...common, output: prep };
+  fs.writeFileSync(path.join(blob.work, 'sea-config.json'), JSON.stringify(config, null, 2));
   try {
-    fs.copyFileSync(process.execPath, tmp);
-    fs.chmodSync(tmp, 0o755);
-    injectSeaBlob(tmp, prep, blob.onProgress && { onProgress: blob.onProgress });
+    if (route === 'build-sea') {
+      runSeaNode('--build-sea', blob.work, out);
+    } else {
+      runSeaNode('--experimental-sea-config', blob.work, out);
+      fs.copyFileSync(process.execPath, tmp);
+      fs.chmodSync(tmp, 0o755);
+      injectSeaBlob(tmp, prep, blob.onProgress && { onProgress: blob.onProgress });
+    }
     fs.renameSync(tmp, out);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e instanceof DlbundleError ? e : ioError(out, e, 'write');
+  }
+}
+
+/** Runs the running node with `flag` on the sea-config.json in `work`; its own message when it fails. */
+function runSeaNode(flag: string, work: string, out: string): void {
+  try {
+    execFileSync(process.execPath, [flag, 'sea-config.json'], { cwd: work, stdio: 'pipe' });
+  } catch (e) {
+    const said = String((e as { stderr?: unknown }).stderr ?? '').trim();
+    throw new DlbundleError('E_IO', `\`node ${flag}\` failed while building ${JSON.stringify(out)}: ${said === '' ? (e as Error).message : said}`, "Node's message above says why (an unreadable asset, no space left); fix that and build again.", { file: out, cause: e });
   }
 }
 
@@ -251,9 +304,14 @@ export function addToSeaConfig(bundleDir: string, configFile: string): void {
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
 }
 
+function requireRoute(route: SeaRoute): void {
+  if (route === 'build-sea' && defaultSeaRoute() !== 'build-sea') {
+    throw new DlbundleError('E_USAGE', `\`node --build-sea\` needs Node ${BUILD_SEA_SINCE.join('.')} or newer; this is ${process.version}.`, 'Leave the route to dlbundle (on this node it injects the blob itself), or build with a newer node.');
+  }
+}
+
 function requireSeaCapableNode(): void {
-  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
-  if (major < 20 || (major === 20 && minor < 12)) {
+  if (!atLeast(process.versions.node, [20, 12])) {
     throw new DlbundleError('E_USAGE', `\`dlbundle sea\` needs Node 20.12 or newer (for node:sea's getRawAsset); this is ${process.version}.`, 'Run it with a newer node; the executable is a copy of the node that builds it.');
   }
 }
