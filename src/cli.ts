@@ -20,7 +20,7 @@ import { nearest } from './nearest';
 import { ownPackage } from './own-package';
 import { progressLine } from './progress';
 import { writeEmbeddedModule } from './build/embed';
-import { addToSeaConfig, buildSea, bundleApplication } from './build/single-file';
+import { addToSeaConfig, buildSea, bundleApplication, defaultSeaRoute } from './build/single-file';
 import { loadBuildConfig } from './build/config-file';
 
 /** An option of a command: how parseArgs reads it, and what its help says. */
@@ -195,14 +195,19 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       bundle: { type: 'string', multiple: true, value: 'DIR', required: true, help: 'a bundle directory to carry (repeat for several)' },
       out: { type: 'string', value: 'FILE', required: true, help: 'the executable to write' },
       config: CONFIG_OPTION,
+      route: { type: 'string', value: 'inject|build-sea', help: `how the executable is written: dlbundle's injector (streamed, any Node) or node's own --build-sea (Node 25.5+, several times slower and heavier); default: ${defaultSeaRoute()} on this node` },
     },
     async run({ values, positionals }, out) {
       const entry = onePositional(positionals, 'sea', 'the entry script');
+      const route = values.route as string | undefined;
+      if (route !== undefined && route !== 'inject' && route !== 'build-sea') {
+        throw usage(`Unknown --route ${JSON.stringify(route)}.`, 'sea', `Use --route inject or --route build-sea${nearest(route, ['inject', 'build-sea']) === null ? '' : ` (did you mean ${nearest(route, ['inject', 'build-sea']) as string}?)`}.`);
+      }
       const outFile = values.out as string;
       const plugins = values.config === undefined ? [] : (await loadBuildConfig(values.config as string)).plugins;
       const progress = progressLine(`building ${outFile}`);
       try {
-        await buildSea({ entry, bundles: values.bundle as string[], out: outFile, plugins, onStep: (text) => progress.step(text), onProgress: (done, total) => progress.update(done, total) });
+        await buildSea({ entry, bundles: values.bundle as string[], out: outFile, plugins, ...(route === undefined ? {} : { route }), onStep: (text) => progress.step(text), onProgress: (done, total) => progress.update(done, total) });
       } finally {
         progress.done();
       }

@@ -22,8 +22,8 @@ const COMMANDS: Readonly<Record<string, readonly string[]>> = {
   pack: ['--name', '--out', '--package', '--strict', '--target', '--requires', '--optional', '--module', '--sea-config', '--json'],
   inspect: ['--json'],
   doctor: ['--json'],
-  bundle: ['--out', '--bundle'],
-  sea: ['--bundle', '--out'],
+  bundle: ['--out', '--bundle', '--config'],
+  sea: ['--bundle', '--out', '--config', '--route'],
   'cache list': ['--json'],
   'cache prune': ['--keep', '--older-than', '--dry-run', '--json'],
 };
@@ -117,6 +117,18 @@ describe('cli: conventions', () => {
     const missing = cli('doctor', '/nonexistent');
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /"\/nonexistent" does not exist\.\nPass the bundle directory that `dlbundle pack --out` wrote: dlbundle doctor <bundle-dir>\./);
+  });
+
+  it('sea --route takes inject or build-sea, and build-sea only on a node that has it', () => {
+    const bad = cli('sea', 'main.js', '--bundle', 'native', '--out', 'app', '--route', 'injekt');
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /Unknown --route "injekt"[\s\S]*did you mean inject\?/);
+    const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
+    if (major < 25 || (major === 25 && minor < 5)) {
+      const old = cli('sea', path.join(REPO, 'examples', 'use-it.cjs'), '--bundle', tempDir(), '--out', path.join(tempDir(), 'app'), '--route', 'build-sea');
+      assert.equal(old.status, 2);
+      assert.match(old.stderr, /`node --build-sea` needs Node 25\.5 or newer/);
+    }
   });
 
   it('pack counts one file as "1 file"', () => {
