@@ -132,9 +132,9 @@ const commands: Readonly<Record<string, CommandSpec>> = {
   },
 
   inspect: {
-    summary: 'show the ELF facts of shared objects, or what a bundle directory holds',
-    args: '<file.so…|bundle-dir>',
-    argsHelp: 'shared objects (class, machine, soname, needed, runpath, rpath, interp), or one bundle directory (per target: load order, needs, external dependencies)',
+    summary: 'show the facts of shared libraries (ELF, PE, Mach-O), or what a bundle directory holds',
+    args: '<file.so|.dll|.dylib…|bundle-dir>',
+    argsHelp: 'shared libraries: ELF (class, machine, soname, needed, runpath, rpath, interp), PE (machine, DLL name, imports, delay-load imports), Mach-O (per architecture: machine, install name, dylib load commands, rpaths); or one bundle directory (per target: load order, needs, external dependencies)',
     options: { json: JSON_OPTION },
     run({ values, positionals }, out) {
       if (positionals.length === 0) throw usage('inspect needs shared objects or a bundle directory.', 'inspect');

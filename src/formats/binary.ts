@@ -61,7 +61,7 @@ export function readBinary(input: Uint8Array | ByteSource, file = '<buffer>'): B
   if (format === 'macho') return readMachO(src, file);
   throw new DlbundleError(
     'E_NOT_ELF',
-    `${JSON.stringify(file)} is not a shared library dlbundle can read: it starts with neither 0x7f "ELF" (Linux), "MZ" (Windows PE) nor a Mach-O magic number (macOS).`,
+    `${JSON.stringify(file)} is not an ELF, PE or Mach-O file: it starts with neither 0x7f "ELF" (Linux), "MZ" (Windows) nor a Mach-O magic number (macOS).`,
     'Pass shared libraries (.so, .dll, .dylib) or .node addons; scripts, archives, import libraries (.lib) and linker scripts cannot be loaded.',
     { file, offset: 0 },
   );

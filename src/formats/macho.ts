@@ -65,14 +65,15 @@ const FAT_MAGIC_64 = 0xcafebabf;
  */
 export const FAT_ARCH_LIMIT = 45;
 
-const LC_REQ_DYLD = 0x80000000;
+// Commands dyld must understand carry LC_REQ_DYLD (0x80000000); written out
+// whole, because `|` in JavaScript makes them negative 32-bit numbers.
 const LC_LOAD_DYLIB = 0xc;
 const LC_ID_DYLIB = 0xd;
 const LC_LAZY_LOAD_DYLIB = 0x20;
-const LC_LOAD_WEAK_DYLIB = 0x18 | LC_REQ_DYLD;
-const LC_RPATH = 0x1c | LC_REQ_DYLD;
-const LC_REEXPORT_DYLIB = 0x1f | LC_REQ_DYLD;
-const LC_LOAD_UPWARD_DYLIB = 0x23 | LC_REQ_DYLD;
+const LC_LOAD_WEAK_DYLIB = 0x80000018;
+const LC_RPATH = 0x8000001c;
+const LC_REEXPORT_DYLIB = 0x8000001f;
+const LC_LOAD_UPWARD_DYLIB = 0x80000023;
 
 const DYLIB_COMMANDS: ReadonlyMap<number, DylibCommand> = new Map([
   [LC_LOAD_DYLIB, 'LC_LOAD_DYLIB'],
