@@ -215,7 +215,7 @@ export function describeDependencies(variant: ManifestVariant, dir: string, look
   return variant.order.map((name) => {
     const file = graph.nodes.get(name) as ManifestFile;
     const needs = file.needed.map((dep): DependencyFact => {
-      const provider = graph.providers.get(dep);
+      const provider = graph.providerOf(dep);
       if (provider !== undefined) return { name: dep, kind: 'bundled', path: provider.name };
       if (!lookUp) return { name: dep, kind: 'unknown' };
       const found = resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir });

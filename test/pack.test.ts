@@ -148,7 +148,7 @@ describe('dlbundle pack', () => {
     fs.writeFileSync(txt, 'not elf');
     const r = cli('pack', txt, '--name', 'demo', '--out', tempDir());
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^dlbundle: E_NOT_ELF: ".*libnotes\.so" is not an ELF file/);
+    assert.match(r.stderr, /^dlbundle: E_NOT_ELF: ".*libnotes\.so" is not an ELF, PE or Mach-O file/);
     const u = cli('pack', '--name', 'demo');
     assert.equal(u.status, 2);
     assert.match(u.stderr, /E_USAGE/);
