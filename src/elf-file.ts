@@ -6,7 +6,7 @@
 import fs = require('node:fs');
 import { DlbundleError } from './errors';
 import { ioError, readRange } from './file-io';
-import { readElf, readInterpreter, type ElfByteSource, type ElfInfo } from './elf';
+import { readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type SymbolVersions } from './elf';
 
 /**
  * Reads the ELF facts of `file`. Throws `E_NOT_ELF` / `E_BAD_ELF` like
@@ -27,6 +27,17 @@ export function readElfFile(file: string): ElfInfo {
  */
 export function readInterpreterFile(file: string): string | null {
   return withElfFile(file, (src) => readInterpreter(src, file));
+}
+
+/**
+ * The symbol versions `file` needs and defines (see {@link readSymbolVersions}):
+ * for libc.so.6, nine reads of about 17 KiB in all.
+ *
+ * @example
+ * readSymbolVersionsFile('/lib/x86_64-linux-gnu/libc.so.6').defined.at(-1)?.name // 'GLIBC_2.36'
+ */
+export function readSymbolVersionsFile(file: string): SymbolVersions {
+  return withElfFile(file, (src) => readSymbolVersions(src, file));
 }
 
 function withElfFile<T>(file: string, read: (src: ElfByteSource) => T): T {
