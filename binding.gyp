@@ -15,7 +15,7 @@
 #   simd-baseline/libdemo_simd.so and simd-avx2/libdemo_simd.so: one library, two builds
 #   demo.node                  N-API addon                 NEEDED libdemo_core.so
 #   libtoo_new_libc_stub.so    SONAME libc.so.6, defines GLIBC_2.99 (link-time stand-in, never loaded)
-#   libtoo_new_glibc.so        SONAME libtoo_new_glibc.so  NEEDED libc.so.6, needs GLIBC_2.99 from it
+#   libtoo_new_glibc.so        SONAME libtoo_new_glibc.so  NEEDED libc.so.6 (needs GLIBC_2.99 from it), libdemo_core.so
 #   libtoo_new_cxx_stub.so     SONAME libstdc++.so.6, defines GLIBCXX_3.4.99 and CXXABI_1.3.99
 #   libtoo_new_cxx.so          SONAME libtoo_new_cxx.so    NEEDED libstdc++.so.6, needs those versions
 # None of them has DT_RPATH or DT_RUNPATH: they find each other only because
@@ -229,10 +229,10 @@
       'product_name': 'libtoo_new_glibc',
       'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
       'sources': ['native/too_new_glibc.c'],
-      'dependencies': ['too_new_libc_stub_built'],
+      'dependencies': ['too_new_libc_stub_built', 'demo_core_built'],
       # The stand-in comes before the real libc and has its soname, so the
       # linker takes strlen from it too (at GLIBC_2.2.5, as the real one).
-      'libraries': ['-L<(PRODUCT_DIR)', '-l:libtoo_new_libc_stub.so'],
+      'libraries': ['-L<(PRODUCT_DIR)', '-l:libtoo_new_libc_stub.so', '-l:libdemo_core.so'],
     },
     {
       'target_name': 'too_new_cxx_stub',

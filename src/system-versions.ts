@@ -69,8 +69,19 @@ export function systemVersionOracle<F>(ctx: OracleContext<F>): VersionOracle<F> 
     // About to refuse: check that the copy read is the one in use (a process
     // started with another glibc or libstdc++ than the system's has it mapped).
     const loaded = loadedLibrary(soname);
-    return loaded === null || loaded === path ? offered : (offeredBy(family, loaded, `this process has ${loaded} loaded, which the dynamic linker uses instead of ${path}`) ?? offered);
+    return loaded === null || sameFile(loaded, path) ? offered : (offeredBy(family, loaded, `this process has ${loaded} loaded, which the dynamic linker uses instead of ${path}`) ?? offered);
   };
+}
+
+// Two paths of one file (/lib is often a link to /usr/lib).
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = fs.statSync(a);
+    const y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return a === b;
+  }
 }
 
 const definitions = new Map<string, RequiredVersions | null>();
