@@ -444,7 +444,7 @@ class LazyBundle implements Bundle {
   /** What the system's glibc and libstdc++ offer the bundle's files, looked up as ld.so will. */
   private versionOracle(): VersionOracle<ManifestFile> {
     const graph = this.resolve().graph;
-    return systemVersionOracle({ bundled: (soname) => graph.providers.has(soname), resolve: this.systemResolver() });
+    return systemVersionOracle({ bundled: (soname) => graph.providers.has(soname), resolve: this.systemResolver() }, { quick: true });
   }
 }
 

@@ -6,7 +6,7 @@
 import fs = require('node:fs');
 import { DlbundleError } from './errors';
 import { ioError, readRange } from './file-io';
-import { readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type SymbolVersions } from './elf';
+import { definesVersion, readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type SymbolVersions } from './elf';
 
 /**
  * Reads the ELF facts of `file`. Throws `E_NOT_ELF` / `E_BAD_ELF` like
@@ -38,6 +38,17 @@ export function readInterpreterFile(file: string): string | null {
  */
 export function readSymbolVersionsFile(file: string): SymbolVersions {
   return withElfFile(file, (src) => readSymbolVersions(src, file));
+}
+
+/**
+ * Whether `file` defines the symbol version `name` (see {@link definesVersion}):
+ * for libc.so.6, five reads of about 10 KiB.
+ *
+ * @example
+ * definesVersionFile('/lib/x86_64-linux-gnu/libc.so.6', 'GLIBC_2.34') // true
+ */
+export function definesVersionFile(file: string, name: string): boolean {
+  return withElfFile(file, (src) => definesVersion(src, name, file));
 }
 
 function withElfFile<T>(file: string, read: (src: ElfByteSource) => T): T {

@@ -204,6 +204,38 @@ export function readSymbolVersions(input: Uint8Array | ElfByteSource, file = '<b
 }
 
 /**
+ * Whether the file defines the symbol version `name` (`.gnu.version_d`),
+ * looked up as ld.so looks it up: by the ELF hash of the name (vd_hash),
+ * confirmed by reading the name of the entry whose hash matches. Cheaper than
+ * {@link readSymbolVersions}: no other name is read, so a start that only
+ * needs to know that libc.so.6 defines `GLIBC_2.34` pays a few small reads.
+ * Throws `E_NOT_ELF` / `E_BAD_ELF` like {@link readElf}.
+ *
+ * @example
+ * definesVersion(libcSource, 'GLIBC_2.34') // true on glibc 2.34 and later
+ */
+export function definesVersion(input: Uint8Array | ElfByteSource, name: string, file = '<buffer>'): boolean {
+  const src = input instanceof Uint8Array ? bufferSource(input) : input;
+  const r = new Reader(src, file);
+  const header = readHeader(r);
+  const phdrs = readProgramHeaders(r, header);
+  const dyn = readDynamicArray(r, header, phdrs);
+  const verdef = dyn?.entries.find((e) => e.tag === DT_VERDEF);
+  if (dyn === null || verdef === undefined) return false;
+  const hash = elfHash(name);
+  let strings: StringTable | undefined;
+  const budget = { left: MAX_VERSION_ENTRIES };
+  let found = false;
+  walkVersionDefinitions(r, phdrs, verdef, budget, (v, offset, window) => {
+    if (r.u32(v, 8) !== hash) return false;
+    strings ??= dynamicStrings(r, phdrs, dyn, VERSION_WINDOW, true);
+    found = readDefinitionNames(r, window, v, offset, strings, budget, 1)[0] === name;
+    return found;
+  });
+  return found;
+}
+
+/**
  * Only the program interpreter (PT_INTERP), without reading the dynamic
  * section: what libc detection needs from `/proc/self/exe`.
  *
@@ -567,9 +599,11 @@ function readStringTable(r: Reader, phdrs: readonly ProgramHeader[], vaddr: numb
       if (pos < 0 || pos >= size) return undefined;
       const parts: Buffer[] = [];
       for (let from = cached ? pos - (pos % window) : pos, skip = pos - from; from < size; from += window, skip = 0) {
-        const bytes = block(from).subarray(skip);
-        const end = bytes.indexOf(0);
-        parts.push(end < 0 ? bytes : bytes.subarray(0, end));
+        const bytes = block(from);
+        const end = bytes.indexOf(0, skip);
+        // The common case, a string inside one window, is decoded in place.
+        if (end >= 0 && parts.length === 0) return bytes.toString('utf8', skip, end);
+        parts.push(bytes.subarray(skip, end < 0 ? bytes.length : end));
         if (end >= 0) return Buffer.concat(parts).toString('utf8');
       }
       return undefined;
@@ -675,28 +709,54 @@ function readVersionNeeds(r: Reader, phdrs: readonly ProgramHeader[], entry: { v
 // u32, vda_next u32. ld.so reads only the first name; the others (parents,
 // vd_cnt of them in all) are read as readelf reads them.
 function readVersionDefinitions(r: Reader, phdrs: readonly ProgramHeader[], entry: { value: number; at: number }, strings: StringTable, budget: { left: number }): VersionDefinition[] {
-  const { window, offset: first } = versionTable(r, phdrs, entry, 'DT_VERDEF');
   const out: VersionDefinition[] = [];
+  walkVersionDefinitions(r, phdrs, entry, budget, (v, offset, window) => {
+    const names = readDefinitionNames(r, window, v, offset, strings, budget, Math.max(r.u16(v, 6), 1));
+    out.push({ name: names[0] as string, flags: r.u16(v, 2), index: r.u16(v, 4), parents: names.slice(1) });
+    return false;
+  });
+  return out;
+}
+
+/** Calls `visit` with each Elf_Verdef (checked: version 1, inside its segment) until it returns true or the chain ends. */
+function walkVersionDefinitions(r: Reader, phdrs: readonly ProgramHeader[], entry: { value: number; at: number }, budget: { left: number }, visit: (v: DataView, offset: number, window: SegmentWindow) => boolean): void {
+  const { window, offset: first } = versionTable(r, phdrs, entry, 'DT_VERDEF');
   for (let offset = first, pointer = entry.at, i = 0; ; i++) {
     spend(r, budget, pointer);
-    const v = window.view(offset, 20, `version definition ${i}`, pointer);
+    const v = window.view(offset, 20, 'a version definition', pointer);
     const version = r.u16(v, 0);
     if (version !== 1) r.fail(offset, `version definition ${i} has vd_version ${version}, not 1`);
-    const count = r.u16(v, 6);
-    const names: string[] = [];
-    for (let aux = offset + r.u32(v, 12), auxPointer = offset + 12, k = 0; k < Math.max(count, 1); k++) {
-      spend(r, budget, auxPointer);
-      const a = window.view(aux, 8, `name ${k} of version definition ${i}`, auxPointer);
-      names.push(versionString(r, strings, r.u32(a, 0), aux, 'vda_name'));
-      const next = r.u32(a, 4);
-      if (next === 0) break;
-      auxPointer = aux + 4;
-      aux += next;
-    }
-    out.push({ name: names[0] as string, flags: r.u16(v, 2), index: r.u16(v, 4), parents: names.slice(1) });
+    if (visit(v, offset, window)) return;
     const next = r.u32(v, 16);
-    if (next === 0) return out;
+    if (next === 0) return;
     pointer = offset + 16;
     offset += next;
   }
+}
+
+// The names of the Elf_Verdef at `offset` (viewed as `v`): its own, then its parents', at most `count`.
+function readDefinitionNames(r: Reader, window: SegmentWindow, v: DataView, offset: number, strings: StringTable, budget: { left: number }, count: number): string[] {
+  const names: string[] = [];
+  for (let aux = offset + r.u32(v, 12), auxPointer = offset + 12, k = 0; k < count; k++) {
+    spend(r, budget, auxPointer);
+    const a = window.view(aux, 8, 'a version definition\'s name', auxPointer);
+    names.push(versionString(r, strings, r.u32(a, 0), aux, 'vda_name'));
+    const next = r.u32(a, 4);
+    if (next === 0) break;
+    auxPointer = aux + 4;
+    aux += next;
+  }
+  return names;
+}
+
+/** The System V ABI's ELF hash, which vd_hash and vna_hash hold. */
+function elfHash(name: string): number {
+  let h = 0;
+  for (const c of Buffer.from(name, 'utf8')) {
+    h = ((h << 4) + c) >>> 0;
+    const g = h & 0xf0000000;
+    if (g !== 0) h ^= g >>> 24;
+    h = (h & ~g) >>> 0;
+  }
+  return h;
 }

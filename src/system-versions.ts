@@ -8,7 +8,7 @@
  */
 import fs = require('node:fs');
 import { logger } from './log';
-import { readElfFile, readSymbolVersionsFile } from './elf-file';
+import { definesVersionFile, readElfFile, readSymbolVersionsFile } from './elf-file';
 import { hostLibc } from './variant';
 import { compareVersions, definedVersions, FAMILY_PROVIDERS, type RequiredVersions, type VersionFamily } from './versions';
 
@@ -16,7 +16,11 @@ const debug = logger('dlbundle:plan');
 
 /** What the system offers for one family. */
 export interface OfferedVersion {
-  /** The highest version of the family the library defines (`2.36`), or null when it defines none. */
+  /**
+   * The highest version of the family the library defines (`2.36`), or null
+   * when it defines none. From a quick look-up, the version asked about, once
+   * the library is known to define it.
+   */
   readonly version: string | null;
   /** The file that provides it: the copy of libc.so.6 or libstdc++.so.6 a bundled library will get. */
   readonly file: string;
@@ -42,13 +46,17 @@ export interface OracleContext<F> {
 
 /**
  * The version oracle of this process: reads what the provider of each family
- * defines, as ld.so would pick the provider.
+ * defines, as ld.so would pick the provider. With `quick` (what a start
+ * uses), it first asks whether the provider defines the very version needed,
+ * as ld.so does (by hash: a few small reads, no names decoded), and reads
+ * every definition only when it does not — to name the highest in the error,
+ * or to accept a version that only another glibc library (libm) defines.
  *
  * @example
  * const offered = systemVersionOracle({ bundled: () => false, resolve: (dep) => resolveSystemLibrary(dep, ctx)?.path ?? null });
  * offered('GLIBC', file, '2.38') // { version: '2.36', file: '/usr/lib/x86_64-linux-gnu/libc.so.6' }
  */
-export function systemVersionOracle<F>(ctx: OracleContext<F>): VersionOracle<F> {
+export function systemVersionOracle<F>(ctx: OracleContext<F>, options: { readonly quick?: boolean } = {}): VersionOracle<F> {
   return (family, file, needed) => {
     if (hostLibc() !== 'gnu') return null;
     const soname = FAMILY_PROVIDERS[family].soname;
@@ -64,6 +72,7 @@ export function systemVersionOracle<F>(ctx: OracleContext<F>): VersionOracle<F> 
     }
     const path = ctx.resolve(soname, file);
     if (path === null) return null;
+    if (options.quick === true && definesVersionOf(path, `${family}_${needed}`)) return { version: needed, file: path };
     const offered = offeredBy(family, path, note);
     if (offered === null || (offered.version !== null && compareVersions(needed, offered.version) <= 0)) return offered;
     // About to refuse: check that the copy read is the one in use (a process
@@ -105,6 +114,24 @@ export function definedVersionsOf(file: string): RequiredVersions | null {
     definitions.set(file, known);
   }
   return known ?? null;
+}
+
+const defines = new Map<string, boolean>();
+
+// Whether `file` defines the version `name`, once per process; false when it cannot be read (the full read decides then).
+function definesVersionOf(file: string, name: string): boolean {
+  const key = `${file}\0${name}`;
+  let known = defines.get(key);
+  if (known === undefined) {
+    try {
+      known = definesVersionFile(file, name);
+    } catch (e) {
+      debug('could not look %s up in %s: %s', name, file, (e as Error).message);
+      known = false;
+    }
+    defines.set(key, known);
+  }
+  return known;
 }
 
 function offeredBy(family: VersionFamily, file: string, note: string | undefined): OfferedVersion | null {
