@@ -6,7 +6,7 @@
 import fs = require('node:fs');
 import { DlbundleError } from './errors';
 import { ioError, readRange } from './file-io';
-import { definesVersion, readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type SymbolVersions } from './elf';
+import { readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type SymbolVersions, versionHashes } from './elf';
 
 /**
  * Reads the ELF facts of `file`. Throws `E_NOT_ELF` / `E_BAD_ELF` like
@@ -41,14 +41,14 @@ export function readSymbolVersionsFile(file: string): SymbolVersions {
 }
 
 /**
- * Whether `file` defines the symbol version `name` (see {@link definesVersion}):
- * for libc.so.6, five reads of about 10 KiB.
+ * The hashes of the symbol versions `file` defines (see {@link versionHashes}):
+ * for libc.so.6, four reads of about 6 KiB.
  *
  * @example
- * definesVersionFile('/lib/x86_64-linux-gnu/libc.so.6', 'GLIBC_2.34') // true
+ * versionHashesFile('/lib/x86_64-linux-gnu/libc.so.6').has(elfHash('GLIBC_2.34')) // true
  */
-export function definesVersionFile(file: string, name: string): boolean {
-  return withElfFile(file, (src) => definesVersion(src, name, file));
+export function versionHashesFile(file: string): ReadonlySet<number> {
+  return withElfFile(file, (src) => versionHashes(src, file));
 }
 
 function withElfFile<T>(file: string, read: (src: ElfByteSource) => T): T {

@@ -204,35 +204,31 @@ export function readSymbolVersions(input: Uint8Array | ElfByteSource, file = '<b
 }
 
 /**
- * Whether the file defines the symbol version `name` (`.gnu.version_d`),
- * looked up as ld.so looks it up: by the ELF hash of the name (vd_hash),
- * confirmed by reading the name of the entry whose hash matches. Cheaper than
- * {@link readSymbolVersions}: no other name is read, so a start that only
- * needs to know that libc.so.6 defines `GLIBC_2.34` pays a few small reads.
- * Throws `E_NOT_ELF` / `E_BAD_ELF` like {@link readElf}.
+ * The ELF hashes (vd_hash) of every symbol version the file defines
+ * (`.gnu.version_d`): what ld.so compares first when it looks a needed
+ * version up. No name is read, so this is the cheapest way to learn, once per
+ * file, whether it defines a version: `versionHashes(src).has(elfHash('GLIBC_2.34'))`.
+ * Two names with one hash are told apart by ld.so by name; here they are not
+ * (see {@link readSymbolVersions} for the names). Throws `E_NOT_ELF` /
+ * `E_BAD_ELF` like {@link readElf}.
  *
  * @example
- * definesVersion(libcSource, 'GLIBC_2.34') // true on glibc 2.34 and later
+ * versionHashes(libcSource).has(elfHash('GLIBC_2.34')) // true on glibc 2.34 and later
  */
-export function definesVersion(input: Uint8Array | ElfByteSource, name: string, file = '<buffer>'): boolean {
+export function versionHashes(input: Uint8Array | ElfByteSource, file = '<buffer>'): ReadonlySet<number> {
   const src = input instanceof Uint8Array ? bufferSource(input) : input;
   const r = new Reader(src, file);
   const header = readHeader(r);
   const phdrs = readProgramHeaders(r, header);
-  const dyn = readDynamicArray(r, header, phdrs);
-  const verdef = dyn?.entries.find((e) => e.tag === DT_VERDEF);
-  if (dyn === null || verdef === undefined) return false;
-  const hash = elfHash(name);
-  let strings: StringTable | undefined;
-  const budget = { left: MAX_VERSION_ENTRIES };
-  let found = false;
-  walkVersionDefinitions(r, phdrs, verdef, budget, (v, offset, window) => {
-    if (r.u32(v, 8) !== hash) return false;
-    strings ??= dynamicStrings(r, phdrs, dyn, VERSION_WINDOW, true);
-    found = readDefinitionNames(r, window, v, offset, strings, budget, 1)[0] === name;
-    return found;
-  });
-  return found;
+  const verdef = readDynamicArray(r, header, phdrs)?.entries.find((e) => e.tag === DT_VERDEF);
+  const hashes = new Set<number>();
+  if (verdef !== undefined) {
+    walkVersionDefinitions(r, phdrs, verdef, { left: MAX_VERSION_ENTRIES }, (v) => {
+      hashes.add(r.u32(v, 8));
+      return false;
+    });
+  }
+  return hashes;
 }
 
 /**
@@ -749,8 +745,13 @@ function readDefinitionNames(r: Reader, window: SegmentWindow, v: DataView, offs
   return names;
 }
 
-/** The System V ABI's ELF hash, which vd_hash and vna_hash hold. */
-function elfHash(name: string): number {
+/**
+ * The System V ABI's ELF hash, which vd_hash and vna_hash hold.
+ *
+ * @example
+ * elfHash('GLIBC_2.2.5') // 0x09691a75
+ */
+export function elfHash(name: string): number {
   let h = 0;
   for (const c of Buffer.from(name, 'utf8')) {
     h = ((h << 4) + c) >>> 0;

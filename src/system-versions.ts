@@ -8,11 +8,19 @@
  */
 import fs = require('node:fs');
 import { logger } from './log';
-import { definesVersionFile, readElfFile, readSymbolVersionsFile } from './elf-file';
+import { elfHash } from './elf';
+import { readElfFile, readSymbolVersionsFile, versionHashesFile } from './elf-file';
 import { hostLibc } from './variant';
 import { compareVersions, definedVersions, FAMILY_PROVIDERS, type RequiredVersions, type VersionFamily } from './versions';
 
 const debug = logger('dlbundle:plan');
+
+/**
+ * Every glibc that runs Node 20 defines GLIBC_2.17 and all older versions:
+ * the oldest builds of it (the unofficial glibc-217 ones) need exactly that.
+ * A start does not look those up — manylinux2014 libraries need no more.
+ */
+export const GLIBC_FLOOR = '2.17';
 
 /** What the system offers for one family. */
 export interface OfferedVersion {
@@ -47,10 +55,12 @@ export interface OracleContext<F> {
 /**
  * The version oracle of this process: reads what the provider of each family
  * defines, as ld.so would pick the provider. With `quick` (what a start
- * uses), it first asks whether the provider defines the very version needed,
- * as ld.so does (by hash: a few small reads, no names decoded), and reads
- * every definition only when it does not — to name the highest in the error,
- * or to accept a version that only another glibc library (libm) defines.
+ * uses), a GLIBC version up to {@link GLIBC_FLOOR} is taken as present without
+ * a look, and for any other it first asks whether the provider defines the very version needed,
+ * as ld.so does first (by the hash of its name: the provider's hashes are
+ * read once, a few small reads, no names decoded), and reads every
+ * definition only when it does not — to name the highest in the error, or to
+ * accept a version that only another glibc library (libm) defines.
  *
  * @example
  * const offered = systemVersionOracle({ bundled: () => false, resolve: (dep) => resolveSystemLibrary(dep, ctx)?.path ?? null });
@@ -60,6 +70,7 @@ export function systemVersionOracle<F>(ctx: OracleContext<F>, options: { readonl
   return (family, file, needed) => {
     if (hostLibc() !== 'gnu') return null;
     const soname = FAMILY_PROVIDERS[family].soname;
+    if (options.quick === true && family === 'GLIBC' && compareVersions(needed, GLIBC_FLOOR) <= 0) return { version: needed, file: soname };
     let note: string | undefined;
     if (ctx.bundled(soname)) {
       // ld.so hands a DT_NEEDED name the first loaded object it matches: a
@@ -116,22 +127,23 @@ export function definedVersionsOf(file: string): RequiredVersions | null {
   return known ?? null;
 }
 
-const defines = new Map<string, boolean>();
+const hashes = new Map<string, ReadonlySet<number> | null>();
 
-// Whether `file` defines the version `name`, once per process; false when it cannot be read (the full read decides then).
+// Whether `file` defines the version `name`, by its hash (as ld.so looks first);
+// each file's hashes are read once per process. False when it cannot be read:
+// the full read decides then.
 function definesVersionOf(file: string, name: string): boolean {
-  const key = `${file}\0${name}`;
-  let known = defines.get(key);
+  let known = hashes.get(file);
   if (known === undefined) {
     try {
-      known = definesVersionFile(file, name);
+      known = versionHashesFile(file);
     } catch (e) {
-      debug('could not look %s up in %s: %s', name, file, (e as Error).message);
-      known = false;
+      debug('could not read the version definitions of %s: %s', file, (e as Error).message);
+      known = null;
     }
-    defines.set(key, known);
+    hashes.set(file, known);
   }
-  return known;
+  return known?.has(elfHash(name)) ?? false;
 }
 
 function offeredBy(family: VersionFamily, file: string, note: string | undefined): OfferedVersion | null {

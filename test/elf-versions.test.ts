@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { definesVersion, MAX_VERSION_ENTRIES, readSymbolVersions, type ElfByteSource, type SymbolVersions } from '../src/elf';
+import { elfHash, MAX_VERSION_ENTRIES, versionHashes, readSymbolVersions, type ElfByteSource, type SymbolVersions } from '../src/elf';
 import { fdSource, readSymbolVersionsFile } from '../src/elf-file';
 import { DlbundleError } from '../src/errors';
 import { compareVersions, definedVersions, parseVersionName, requiredVersions } from '../src/versions';
@@ -170,32 +170,28 @@ describe('readSymbolVersions on hand-built ELF files', () => {
   });
 });
 
-describe('definesVersion: the look-up a start makes (by hash, as ld.so does)', () => {
-  it('answers for every definition readelf lists in libc.so.6 and libstdc++.so.6, and no for versions they lack', () => {
+describe('versionHashes: the look-up a start makes (by hash, as ld.so looks first)', () => {
+  it('holds the hash of every definition readelf lists in libc.so.6 and libstdc++.so.6, and not those of versions they lack', () => {
     for (const file of [path.join(SYSTEM_LIBS, 'libc.so.6'), path.join(SYSTEM_LIBS, 'libstdc++.so.6')]) {
-      const bytes = fs.readFileSync(file);
+      const hashes = versionHashes(fs.readFileSync(file));
       const listed = readelfVersions([file]).get(file)?.defined.map((d) => d.name) ?? [];
       assert.ok(listed.length > 30);
-      for (const name of listed) assert.equal(definesVersion(bytes, name), true, name);
-      for (const name of ['GLIBC_2.99', 'GLIBCXX_3.4.99', 'CXXABI_1.3.99', 'GLIBC_2.2', '']) assert.equal(definesVersion(bytes, name), false, name);
+      assert.equal(hashes.size, new Set(listed.map(elfHash)).size);
+      for (const name of listed) assert.ok(hashes.has(elfHash(name)), name);
+      for (const name of ['GLIBC_2.99', 'GLIBCXX_3.4.99', 'CXXABI_1.3.99', 'GLIBC_2.2']) assert.ok(!hashes.has(elfHash(name)), name);
     }
-    assert.equal(definesVersion(fs.readFileSync(nativeFixture('libtoo_new_libc_stub.so')), 'GLIBC_2.99'), true);
+    assert.ok(versionHashes(fs.readFileSync(nativeFixture('libtoo_new_libc_stub.so'))).has(elfHash('GLIBC_2.99')));
   });
 
-  it('confirms a hash match by the name, and (like ld.so) misses a definition whose hash is wrong', () => {
+  it('reads the hashes the file records (vd_hash), which are the System V ELF hashes of the names', () => {
+    assert.equal(elfHash('GLIBC_2.2.5'), 0x09691a75);
+    assert.equal(elfHash(''), 0);
     for (const endian of ['little', 'big'] as const) {
       const elf = buildElf({ class: 32, endian, versionDefinitions: DEFS });
-      assert.equal(definesVersion(elf.bytes, 'X_1.1'), true);
-      assert.equal(definesVersion(elf.bytes, 'X_1.2'), false);
+      assert.deepEqual([...versionHashes(elf.bytes)], DEFS.map((d) => elfHash(d.name)));
       // Entry 2 (X_1.1) is at verdef + 20 + 8 (entry 0 and its name) + 20 + 8 (entry 1 and its name); vd_hash at +8.
-      const x11 = (elf.verdefOffset as number) + 56;
-      const hashOf = (name: string): number => {
-        const one = buildElf({ class: 32, endian, versionDefinitions: [{ name, index: 1 }] });
-        return endian === 'little' ? one.bytes.readUInt32LE((one.verdefOffset as number) + 8) : one.bytes.readUInt32BE((one.verdefOffset as number) + 8);
-      };
-      patch(elf).u32(x11 + 8, hashOf('X_9.9'));
-      assert.equal(definesVersion(elf.bytes, 'X_9.9'), false, 'same hash, another name');
-      assert.equal(definesVersion(elf.bytes, 'X_1.1'), false, 'its hash no longer matches');
+      patch(elf).u32((elf.verdefOffset as number) + 56 + 8, 12345);
+      assert.ok(versionHashes(elf.bytes).has(12345) && !versionHashes(elf.bytes).has(elfHash('X_1.1')));
     }
   });
 });
@@ -271,7 +267,7 @@ describe('readSymbolVersions refuses damaged version tables with the offset of t
       const viaReads: ElfByteSource = { size: bytes.length, read: (o, l) => Buffer.from(bytes.subarray(o, o + l)) };
       assert.equal(outcome(() => readSymbolVersions(viaReads)), outcome(() => readSymbolVersions(bytes)));
       try {
-        assert.equal(typeof definesVersion(bytes, 'X_1.1'), 'boolean');
+        assert.ok(versionHashes(bytes) instanceof Set);
       } catch (e) {
         assert.ok(e instanceof DlbundleError && e.code === 'E_BAD_ELF', String(e));
       }

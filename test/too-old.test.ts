@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { parseManifest } from '../src/manifest';
 import { pack } from '../src/pack';
 import { resolveSystemLibrary } from '../src/system-libs';
-import { loadedLibrary, systemVersionOracle } from '../src/system-versions';
+import { GLIBC_FLOOR, loadedLibrary, systemVersionOracle } from '../src/system-versions';
 import { runChild } from './child';
 import { nativeFixture, REPO, tempDir } from './fixtures';
 
@@ -258,6 +258,20 @@ describe('the version the system offers', () => {
     assert.equal(answer?.version, glibc, JSON.stringify(answer));
     assert.equal(fs.statSync(answer?.file as string).ino, fs.statSync(loadedLibrary('libc.so.6') as string).ino);
     assert.match(answer?.note ?? '', /this process has \S+libc\.so\.6 loaded, which the dynamic linker uses instead of/);
+  });
+
+  it('a start looks nothing up for GLIBC versions every glibc that runs Node has, and for a newer one reads the hashes once', () => {
+    const asked: string[] = [];
+    const libc = resolveSystemLibrary('libc.so.6', { runpath: [], origin: '/' })?.path as string;
+    const quick = systemVersionOracle<null>({ bundled: () => false, resolve: (soname) => (asked.push(soname), libc) }, { quick: true });
+    assert.deepEqual(quick('GLIBC', null, GLIBC_FLOOR), { version: GLIBC_FLOOR, file: 'libc.so.6' });
+    assert.deepEqual(quick('GLIBC', null, '2.2.5'), { version: '2.2.5', file: 'libc.so.6' });
+    assert.deepEqual(asked, [], 'not even resolved');
+    const glibc = hostGlibc();
+    assert.deepEqual(quick('GLIBC', null, glibc), { version: glibc, file: libc }, 'found by hash: the version asked about');
+    assert.deepEqual(asked, ['libc.so.6']);
+    // A version the hashes lack is read in full, to name the highest.
+    assert.deepEqual(quick('GLIBC', null, '2.99'), { version: glibc, file: libc });
   });
 
   it('the loaded copy is found by soname in /proc/self/maps; a library the process does not have is null', () => {
