@@ -11,7 +11,7 @@ import { place, type CacheRequest, type CacheResult, type NoRoot, type VerifyMod
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { dropLease, sweepStaging } from './leases';
-import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
+import { loadAddon, loadFile, runningGlibcVersion, sharedMemoryFile, type LibraryLocation, type LoadedLibrary } from './loader';
 import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import { entryPath, variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, type DependencyGraph } from './plan';
@@ -444,7 +444,7 @@ class LazyBundle implements Bundle {
   /** What the system's glibc and libstdc++ offer the bundle's files, looked up as ld.so will. */
   private versionOracle(): VersionOracle<ManifestFile> {
     const graph = this.resolve().graph;
-    return systemVersionOracle({ bundled: (soname) => graph.providers.has(soname), resolve: this.systemResolver() }, { quick: true });
+    return systemVersionOracle({ bundled: (soname) => graph.providers.has(soname), resolve: this.systemResolver(), runningGlibc: runningGlibcVersion }, { quick: true });
   }
 }
 

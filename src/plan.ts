@@ -313,11 +313,16 @@ export function checkBeforeLoad<N extends LoadCandidate>(
 function tooOld(name: string, short: readonly { family: VersionFamily; needed: string; offered: OfferedVersion }[]): DlbundleError {
   const first = short[0] as (typeof short)[number];
   const needs = short.map((s) => `${s.family}_${s.needed}`).join(' and ');
-  const has = short
-    .map((s) => `${s.offered.file} defines ${s.offered.version === null ? `no ${s.family} version` : `versions up to ${s.family}_${s.offered.version}`}${s.offered.note === undefined ? '' : ` (${s.offered.note})`}`)
-    .filter((text, i, all) => all.indexOf(text) === i);
+  // One clause per file read: libstdc++.so.6 answers for GLIBCXX and CXXABI at once.
+  const byFile = new Map<string, (typeof short)[number][]>();
+  for (const s of short) byFile.set(s.offered.file, [...(byFile.get(s.offered.file) ?? []), s]);
+  const has = [...byFile].map(([file, list]) => {
+    const defined = list.map((s) => (s.offered.version === null ? `no ${s.family} version` : `${s.family}_${s.offered.version}`));
+    const note = list.find((s) => s.offered.note !== undefined)?.offered.note;
+    return `${file} defines ${list.every((s) => s.offered.version === null) ? defined.join(' and ') : `versions up to ${defined.join(' and ')}`}${note === undefined ? '' : ` (${note})`}`;
+  });
   const what = [...new Set(short.map((s) => FAMILY_PROVIDERS[s.family].what))].join(' and ');
-  const older = short.map((s) => (s.offered.version === null ? `${s.family} (none here)` : `${s.family}_${s.offered.version}`)).join(' and ');
+  const older = short.map((s) => (s.offered.version === null ? `no ${s.family} version` : `${s.family}_${s.offered.version}`)).join(' and ');
   return new DlbundleError(
     'E_SYSTEM_TOO_OLD',
     `${JSON.stringify(name)} needs ${needs}, newer than this system's ${what}: ${has.join('; ')}. It was built on a newer system than this one, and the dynamic linker would refuse it.`,

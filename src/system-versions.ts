@@ -50,13 +50,20 @@ export interface OracleContext<F> {
   readonly bundled: (soname: string) => boolean;
   /** Where the system's dynamic linker would find `soname` for `file`, or null. */
   readonly resolve: (soname: string, file: F) => string | null;
+  /**
+   * The version of the glibc this process runs (`gnu_get_libc_version()`),
+   * or null: what a start asks first for GLIBC (the run time passes it; the
+   * command line, which loads nothing, does not).
+   */
+  readonly runningGlibc?: () => string | null;
 }
 
 /**
  * The version oracle of this process: reads what the provider of each family
  * defines, as ld.so would pick the provider. With `quick` (what a start
  * uses), a GLIBC version up to {@link GLIBC_FLOOR} is taken as present without
- * a look, and for any other it first asks whether the provider defines the very version needed,
+ * a look, a newer one is compared with the running glibc's version
+ * (`ctx.runningGlibc`), and for any other family it first asks whether the provider defines the very version needed,
  * as ld.so does first (by the hash of its name: the provider's hashes are
  * read once, a few small reads, no names decoded), and reads every
  * definition only when it does not — to name the highest in the error, or to
@@ -70,7 +77,12 @@ export function systemVersionOracle<F>(ctx: OracleContext<F>, options: { readonl
   return (family, file, needed) => {
     if (hostLibc() !== 'gnu') return null;
     const soname = FAMILY_PROVIDERS[family].soname;
-    if (options.quick === true && family === 'GLIBC' && compareVersions(needed, GLIBC_FLOOR) <= 0) return { version: needed, file: soname };
+    if (options.quick === true && family === 'GLIBC') {
+      if (compareVersions(needed, GLIBC_FLOOR) <= 0) return { version: needed, file: soname };
+      // The libc.so.6 every glibc process already has is the one any library gets.
+      const running = ctx.runningGlibc?.() ?? null;
+      if (running !== null && compareVersions(needed, running) <= 0) return { version: running, file: soname };
+    }
     let note: string | undefined;
     if (ctx.bundled(soname)) {
       // ld.so hands a DT_NEEDED name the first loaded object it matches: a

@@ -24,7 +24,7 @@ export type RequiredVersions = Readonly<Partial<Record<VersionFamily, string>>>;
 export const FAMILY_PROVIDERS: Readonly<Record<VersionFamily, { readonly soname: string; readonly what: string }>> = {
   GLIBC: { soname: 'libc.so.6', what: 'glibc' },
   GLIBCXX: { soname: 'libstdc++.so.6', what: 'libstdc++' },
-  CXXABI: { soname: 'libstdc++.so.6', what: 'libstdc++ (C++ ABI)' },
+  CXXABI: { soname: 'libstdc++.so.6', what: 'libstdc++' },
 };
 
 // A version: numbers separated by dots, each at most 9 digits (compared as numbers).
