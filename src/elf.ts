@@ -223,10 +223,7 @@ export function versionHashes(input: Uint8Array | ElfByteSource, file = '<buffer
   const verdef = readDynamicArray(r, header, phdrs)?.entries.find((e) => e.tag === DT_VERDEF);
   const hashes = new Set<number>();
   if (verdef !== undefined) {
-    walkVersionDefinitions(r, phdrs, verdef, { left: MAX_VERSION_ENTRIES }, (v) => {
-      hashes.add(r.u32(v, 8));
-      return false;
-    });
+    walkVersionDefinitions(r, phdrs, verdef, { left: MAX_VERSION_ENTRIES }, (v) => hashes.add(r.u32(v, 8)));
   }
   return hashes;
 }
@@ -709,20 +706,19 @@ function readVersionDefinitions(r: Reader, phdrs: readonly ProgramHeader[], entr
   walkVersionDefinitions(r, phdrs, entry, budget, (v, offset, window) => {
     const names = readDefinitionNames(r, window, v, offset, strings, budget, Math.max(r.u16(v, 6), 1));
     out.push({ name: names[0] as string, flags: r.u16(v, 2), index: r.u16(v, 4), parents: names.slice(1) });
-    return false;
   });
   return out;
 }
 
-/** Calls `visit` with each Elf_Verdef (checked: version 1, inside its segment) until it returns true or the chain ends. */
-function walkVersionDefinitions(r: Reader, phdrs: readonly ProgramHeader[], entry: { value: number; at: number }, budget: { left: number }, visit: (v: DataView, offset: number, window: SegmentWindow) => boolean): void {
+/** Calls `visit` with each Elf_Verdef (checked: version 1, inside its segment), in chain order. */
+function walkVersionDefinitions(r: Reader, phdrs: readonly ProgramHeader[], entry: { value: number; at: number }, budget: { left: number }, visit: (v: DataView, offset: number, window: SegmentWindow) => void): void {
   const { window, offset: first } = versionTable(r, phdrs, entry, 'DT_VERDEF');
   for (let offset = first, pointer = entry.at, i = 0; ; i++) {
     spend(r, budget, pointer);
     const v = window.view(offset, 20, 'a version definition', pointer);
     const version = r.u16(v, 0);
     if (version !== 1) r.fail(offset, `version definition ${i} has vd_version ${version}, not 1`);
-    if (visit(v, offset, window)) return;
+    visit(v, offset, window);
     const next = r.u32(v, 16);
     if (next === 0) return;
     pointer = offset + 16;

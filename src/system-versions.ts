@@ -1,10 +1,12 @@
 /**
  * Which glibc and libstdc++ versions this system offers a bundled library:
- * the highest `GLIBC_x.y` / `GLIBCXX_x.y.z` / `CXXABI_x.y` that the copy of
- * libc.so.6 or libstdc++.so.6 the dynamic linker will hand it defines in
- * `.gnu.version_d`. Read from the file with a few positioned reads, once per
- * file per process; the process's memory map is read only to confirm an
- * answer that would refuse a library, or when the bundle carries its own copy.
+ * whether the copy of libc.so.6 or libstdc++.so.6 the dynamic linker will
+ * hand it defines the `GLIBC_x.y` / `GLIBCXX_x.y.z` / `CXXABI_x.y` it needs,
+ * and the highest it defines. A start asks the running glibc its version, or
+ * looks the version's hash up in the copy's `.gnu.version_d` (a few
+ * positioned reads, once per file per process); all the definitions are read
+ * only to name what is missing, for doctor and inspect, and the process's
+ * memory map only to confirm a refusal or when the bundle carries its own copy.
  */
 import fs = require('node:fs');
 import { logger } from './log';
@@ -61,13 +63,14 @@ export interface OracleContext<F> {
 /**
  * The version oracle of this process: reads what the provider of each family
  * defines, as ld.so would pick the provider. With `quick` (what a start
- * uses), a GLIBC version up to {@link GLIBC_FLOOR} is taken as present without
- * a look, a newer one is compared with the running glibc's version
- * (`ctx.runningGlibc`), and for any other family it first asks whether the provider defines the very version needed,
- * as ld.so does first (by the hash of its name: the provider's hashes are
- * read once, a few small reads, no names decoded), and reads every
- * definition only when it does not — to name the highest in the error, or to
- * accept a version that only another glibc library (libm) defines.
+ * uses), a GLIBC version up to {@link GLIBC_FLOOR} is taken as present
+ * without a look, a newer one is compared with the running glibc's version
+ * (`ctx.runningGlibc`), and for the other families it first asks whether the
+ * provider defines the very version needed, as ld.so looks first (by the hash
+ * of its name: the provider's hashes are read once, a few small reads, no
+ * names decoded). Every definition is read only when that answer is no — to
+ * name the highest in the error, or to accept a version that only another
+ * glibc library (libm) defines.
  *
  * @example
  * const offered = systemVersionOracle({ bundled: () => false, resolve: (dep) => resolveSystemLibrary(dep, ctx)?.path ?? null });
@@ -83,20 +86,18 @@ export function systemVersionOracle<F>(ctx: OracleContext<F>, options: { readonl
       const running = ctx.runningGlibc?.() ?? null;
       if (running !== null && compareVersions(needed, running) <= 0) return { version: running, file: soname };
     }
-    let note: string | undefined;
     if (ctx.bundled(soname)) {
       // ld.so hands a DT_NEEDED name the first loaded object it matches: a
       // copy the process already has (node links libstdc++) wins over the
       // bundled one, which is then loaded beside it and used by nobody.
       const loaded = loadedLibrary(soname);
       if (loaded === null) return null;
-      note = `the bundle carries its own ${soname}, but this process had already loaded ${loaded}, and the dynamic linker gives every library that needs ${soname} the copy already loaded`;
-      return offeredBy(family, loaded, note);
+      return offeredBy(family, loaded, `the bundle carries its own ${soname}, but this process had already loaded ${loaded}, and the dynamic linker gives every library that needs ${soname} the copy already loaded`);
     }
     const path = ctx.resolve(soname, file);
     if (path === null) return null;
     if (options.quick === true && definesVersionOf(path, `${family}_${needed}`)) return { version: needed, file: path };
-    const offered = offeredBy(family, path, note);
+    const offered = offeredBy(family, path, undefined);
     if (offered === null || (offered.version !== null && compareVersions(needed, offered.version) <= 0)) return offered;
     // About to refuse: check that the copy read is the one in use (a process
     // started with another glibc or libstdc++ than the system's has it mapped).

@@ -17,7 +17,7 @@
  *     DT_NEEDED, … with boundary values), truncation, inserted and deleted
  *     bytes, two files spliced, damaged string tables; read as a Buffer, through
  *     a positioned-read source like readElfFile's, with readInterpreter, and
- *     with readSymbolVersions (the version tables found through DT_VERNEED /
+ *     with readSymbolVersions and versionHashes (the version tables found through DT_VERNEED /
  *     DT_VERDEF are damaged as regions and their first words as fields; the
  *     answer through a Buffer and through positioned reads must agree).
  *     Each call must return an ElfInfo or throw a DlbundleError E_NOT_ELF /
@@ -52,7 +52,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type NeededVersion, type SymbolVersions, type VersionDefinition, type VersionNeed } from '../src/elf';
+import { readElf, readInterpreter, readSymbolVersions, versionHashes, type ElfByteSource, type ElfInfo, type NeededVersion, type SymbolVersions, type VersionDefinition, type VersionNeed } from '../src/elf';
 import { DlbundleError } from '../src/errors';
 import { parseManifest, variantDigest, type Manifest } from '../src/manifest';
 import { pack } from '../src/pack';
@@ -692,6 +692,10 @@ function fuzzElf(from: number, count: number, only: boolean, write: string | nul
         const viaReads = outcomeFacts(timed(() => readSymbolVersions(copyingSource(input), FILE)).outcome);
         const viaBuffer = outcomeFacts(outcome);
         if (viaBuffer !== viaReads) tally.fail('readSymbolVersions(Buffer) and readSymbolVersions(positioned reads) disagree', { index, mutation, detail: `${viaBuffer} vs ${viaReads}` });
+        // The start's look-up walks the same definitions: the same codes only.
+        const hashes = timed(() => versionHashes(input, FILE)).outcome;
+        const problem = hashes.ok ? (hashes.value instanceof Set ? null : 'versionHashes returned no Set') : checkError(hashes.error, ELF_CODES, FILE);
+        if (problem !== null) tally.fail(`versionHashes: ${problem}`, { index, mutation, detail: String((hashes as { error?: Error }).error?.stack ?? '') });
       }
       if (outcome.ok) {
         const problem =
