@@ -494,7 +494,7 @@ function readDynamic(r: Reader, h: Header, phdrs: readonly ProgramHeader[]): Dyn
   const table = dynamicStrings(r, phdrs, dyn, STRING_WINDOW, false);
   for (const s of strings) {
     const text = table.at(s.value);
-    if (text === undefined) r.fail(s.at, `dynamic string offset ${hex(s.value)} is outside the ${table.size}-byte string table`);
+    if (text === undefined || text === null) r.fail(s.at, `dynamic string offset ${hex(s.value)} is outside the ${table.size}-byte string table`);
     if (s.tag === DT_NEEDED) facts.needed.push(text);
     else if (s.tag === DT_SONAME) facts.soname = text;
     else if (s.tag === DT_RUNPATH) facts.runpath.push(...text.split(':'));
@@ -552,8 +552,11 @@ function dynamicOffset(r: Reader, phdrs: readonly ProgramHeader[], dynamic: Prog
 
 interface StringTable {
   readonly size: number;
-  /** The NUL-terminated string at `offset`, or undefined when it is not inside the table. */
-  at(offset: number): string | undefined;
+  /**
+   * The NUL-terminated string at `offset`, or undefined when it is not inside
+   * the table; null when no NUL ends it within `limit` bytes.
+   */
+  at(offset: number, limit?: number): string | null | undefined;
 }
 
 // Strings are read one at a time, in small windows: a process's own table can
@@ -588,12 +591,14 @@ function readStringTable(r: Reader, phdrs: readonly ProgramHeader[], vaddr: numb
   };
   return {
     size,
-    at(pos) {
+    at(pos, limit = Infinity) {
       if (pos < 0 || pos >= size) return undefined;
       const parts: Buffer[] = [];
       for (let from = cached ? pos - (pos % window) : pos, skip = pos - from; from < size; from += window, skip = 0) {
+        if (from - pos > limit) return null;
         const bytes = block(from);
         const end = bytes.indexOf(0, skip);
+        if (end >= 0 && from + end - pos > limit) return null;
         // The common case, a string inside one window, is decoded in place.
         if (end >= 0 && parts.length === 0) return bytes.toString('utf8', skip, end);
         parts.push(bytes.subarray(skip, end < 0 ? bytes.length : end));
@@ -660,9 +665,14 @@ function spend(r: Reader, budget: { left: number }, at: number): void {
   if (--budget.left < 0) r.fail(at, `the version tables hold more than ${MAX_VERSION_ENTRIES} entries`);
 }
 
+// Version and library names are short; a name that runs on for kilobytes is
+// damage, and reading thousands of them to the table's end would not be bounded.
+const MAX_VERSION_NAME = 4096;
+
 function versionString(r: Reader, strings: StringTable, offset: number, at: number, field: string): string {
-  const text = strings.at(offset);
+  const text = strings.at(offset, MAX_VERSION_NAME);
   if (text === undefined) r.fail(at, `${field} ${hex(offset)} is outside the ${strings.size}-byte string table`);
+  if (text === null) r.fail(at, `${field} ${hex(offset)} names a string not ended within ${MAX_VERSION_NAME} bytes`);
   return text;
 }
 

@@ -231,6 +231,13 @@ describe('readSymbolVersions refuses damaged version tables with the offset of t
     assert.match(e.message, /vna_name 0xfffffff0 is outside the \d+-byte string table/);
   });
 
+  it('a version name not ended within 4096 bytes is E_BAD_ELF at its vna_name field (thousands of them would each read to the table\'s end)', () => {
+    const elf = buildElf({ class: 64, endian: 'little', needed: ['libc.so.6'], versionNeeds: [{ file: 'libc.so.6', versions: [{ name: `GLIBC_${'9'.repeat(5000)}`, index: 2 }] }] });
+    const e = thrown(() => readSymbolVersions(elf.bytes));
+    assert.equal(e.offset, (elf.verneedOffset as number) + 16 + 8);
+    assert.match(e.message, /vna_name 0x[0-9a-f]+ names a string not ended within 4096 bytes/);
+  });
+
   it('a DT_VERNEED or DT_VERDEF address outside every PT_LOAD is E_BAD_ELF at the dynamic entry', () => {
     for (const tag of [DT_VERNEED, DT_VERDEF]) {
       const elf = base();
