@@ -249,6 +249,17 @@ describe('a library built with a newer libstdc++ than this system has', function
   });
 });
 
+describe('musl builds', function () {
+  this.timeout(120_000);
+  it('need no symbol versions (musl defines none): pack records no requiresVersions for them', () => {
+    const { buildMusl } = require('../scripts/build-musl.js') as { buildMusl(): { files: string[] } };
+    const musl = buildMusl();
+    const r = pack(musl.files, { name: 'demo', out: path.join(tempDir(), 'bundle'), target: 'linux-x64-musl' });
+    assert.ok(r.variant.files.some((f) => f.needed.includes('libc.so')), 'musl builds, needing musl\'s libc.so');
+    assert.deepEqual(r.variant.files.filter((f) => f.requiresVersions !== undefined).map((f) => f.name), []);
+  });
+});
+
 describe('the version the system offers', () => {
   it('is read from the copy this process has loaded when the search finds another file that would refuse a library', () => {
     // A stand-in for a stray older libc.so.6 on the search path: libpthread.so.0 defines GLIBC versions only up to 2.3x.
