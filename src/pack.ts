@@ -15,7 +15,7 @@ import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError } from './errors';
 import type { ElfInfo } from './elf';
-import { readElfFile } from './elf-file';
+import { readElfFile, readSymbolVersionsFile } from './elf-file';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import { runSync, syncIo } from './io';
@@ -38,6 +38,7 @@ import { elfTarget, hostTarget, knownFeatures, parseVariantKey, targetFacts, var
 import { nearest } from './nearest';
 import { packageNativeFiles, type PackageNativeFiles } from './package-files';
 import { resolveSystemLibrary } from './system-libs';
+import { requiredVersions, type RequiredVersions } from './versions';
 
 const debug = logger('dlbundle:pack');
 
@@ -128,7 +129,7 @@ export function pack(inputs: readonly (string | NamedInput)[], options: PackOpti
   const manifestPath = path.join(options.out, MANIFEST_FILE);
 
   // Every input's ELF facts come from a few positioned reads, before anything is written.
-  const elves = new Map<string, { elf: ElfInfo; seen: fs.Stats }>();
+  const elves = new Map<string, { elf: ElfInfo; seen: fs.Stats; versions: RequiredVersions }>();
   for (const [name, from] of sources) {
     const seen = statInput(from);
     const elf = readElfFile(from);
@@ -148,7 +149,7 @@ export function pack(inputs: readonly (string | NamedInput)[], options: PackOpti
         { file: from },
       );
     }
-    elves.set(name, { elf, seen });
+    elves.set(name, { elf, seen, versions: requiredVersions(readSymbolVersionsFile(from).needed) });
   }
 
   // Directories are made with mode 0777 and files with 0666, so the umask
@@ -233,7 +234,7 @@ function missingDependencies(sources: ReadonlyMap<string, string>, elves: Readon
   return missing;
 }
 
-function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<string, string>, elves: ReadonlyMap<string, { elf: ElfInfo; seen: fs.Stats }>, manifestPath: string): Omit<PackResult, 'missing'> {
+function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<string, string>, elves: ReadonlyMap<string, { elf: ElfInfo; seen: fs.Stats; versions: RequiredVersions }>, manifestPath: string): Omit<PackResult, 'missing'> {
   const previous = readExistingManifest(manifestPath, options.name);
   const leftovers = finishInterruptedPacks(options.out, previous);
   const staging = runSync(syncIo.mkdtemp(options.out, stagingPrefix(`pack-${target}`)));
@@ -248,7 +249,7 @@ function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<s
       options.onProgress?.(done, total);
     };
     for (const [name, from] of sources) {
-      const { elf, seen } = elves.get(name) as { elf: ElfInfo; seen: fs.Stats };
+      const { elf, seen, versions } = elves.get(name) as { elf: ElfInfo; seen: fs.Stats; versions: RequiredVersions };
       const { size, xxh64 } = stageBlob(from, seen, path.join(blobs, name), progress);
       files.push({
         name,
@@ -259,6 +260,7 @@ function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<s
         runpath: elf.runpath,
         machine: elf.machine,
         ...(options.optional?.includes(name) === true ? { optional: true as const } : {}),
+        ...(Object.keys(versions).length === 0 ? {} : { requiresVersions: versions }),
       });
       debug('packed %s (%d bytes) from %s', name, size, from);
     }
