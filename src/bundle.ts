@@ -11,7 +11,7 @@ import { place, type CacheRequest, type CacheResult, type NoRoot, type VerifyMod
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
 import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { dropLease, sweepStaging } from './leases';
-import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedAddon, type LoadedLibrary } from './loader';
+import { loadAddon, loadFile, runningGlibcVersion, sharedMemoryFile, type LibraryLocation, type LoadedAddon, type LoadedLibrary } from './loader';
 import { provideAddons as installAddonHooks } from './provide-addons';
 import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
 import { entryPath, variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
@@ -20,6 +20,7 @@ import { candidateRoots, type RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
 import { resolveSystemLibrary } from './system-libs';
+import { systemVersionOracle, type VersionOracle } from './system-versions';
 import { hostTarget, selectVariant, targetFacts } from './variant';
 
 const debug = logger('dlbundle:plan');
@@ -136,9 +137,11 @@ export interface Bundle {
    * GPU runtime, a CPU feature): loads and binds it now, and answers
    * `{ ok: true, lib }` or `{ ok: false, code, reason, missing }` instead of
    * throwing for a missing external dependency (`missing` names them all), a
-   * wrong machine, a failed dlopen or a missing symbol (`missing` names it).
-   * External dependencies are checked before any dlopen. The answer is
-   * remembered for the life of the process.
+   * system too old for it (`E_SYSTEM_TOO_OLD`: `missing` names the symbol
+   * version), a wrong machine, a failed dlopen or a missing symbol (`missing`
+   * names it). External dependencies and glibc / libstdc++ versions are
+   * checked before any dlopen. The answer is remembered for the life of the
+   * process.
    *
    * @example
    * const accel = bundle.optional('libdemo_accel.so', { run: 'int accel_run(int x)' });
@@ -158,18 +161,18 @@ export type OptionalLibrary<D extends SymbolDeclarations> =
   | { readonly ok: true; readonly lib: BoundLibrary<D> }
   | {
       readonly ok: false;
-      /** `E_MISSING_DEP`, `E_WRONG_ARCH`, `E_NO_VARIANT`, `E_LOAD_FAILED`, `E_NOEXEC`, `E_MISSING_SYMBOL`. */
+      /** `E_MISSING_DEP`, `E_SYSTEM_TOO_OLD`, `E_WRONG_ARCH`, `E_NO_VARIANT`, `E_LOAD_FAILED`, `E_NOEXEC`, `E_MISSING_SYMBOL`. */
       readonly code: DlbundleErrorCode;
-      /** A sentence saying why, naming the dependency or symbol. */
+      /** A sentence saying why, naming the dependency, version or symbol. */
       readonly reason: string;
-      /** The missing dependencies (E_MISSING_DEP) or symbol (E_MISSING_SYMBOL); empty otherwise. */
+      /** The missing dependencies (E_MISSING_DEP), symbol version (E_SYSTEM_TOO_OLD, e.g. `GLIBC_2.38`) or symbol (E_MISSING_SYMBOL); empty otherwise. */
       readonly missing: readonly string[];
     };
 
 // The failures optional() answers instead of throwing: the library cannot
 // work on this machine. Anything else (a damaged bundle, a typo in a name or
 // a prototype) is the program's or the package's fault and is thrown.
-const OPTIONAL_FAILURES: ReadonlySet<DlbundleErrorCode> = new Set(['E_MISSING_DEP', 'E_WRONG_ARCH', 'E_NO_VARIANT', 'E_LOAD_FAILED', 'E_NOEXEC', 'E_MISSING_SYMBOL']);
+const OPTIONAL_FAILURES: ReadonlySet<DlbundleErrorCode> = new Set(['E_MISSING_DEP', 'E_SYSTEM_TOO_OLD', 'E_WRONG_ARCH', 'E_NO_VARIANT', 'E_LOAD_FAILED', 'E_NOEXEC', 'E_MISSING_SYMBOL']);
 
 interface Resolved {
   readonly manifest: Manifest;
@@ -240,7 +243,7 @@ class LazyBundle implements Bundle {
     // The addon's own dlopen is Node's (process.dlopen), so that Node runs its
     // registration; only the libraries it needs go through koffi first.
     for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
-    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver());
+    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver(), this.versionOracle());
     const loaded = this.addons.get(file.name) ?? loadAddon(file, () => this.locate(file));
     this.addons.set(file.name, loaded);
     return loaded.exports as T;
@@ -432,7 +435,7 @@ class LazyBundle implements Bundle {
     const r = this.resolve();
     const closure = dependencyClosure(r.graph, r.variant.order, name).filter((n) => !this.loaded.has(n));
     if (closure.length === 0) return;
-    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver());
+    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver(), this.versionOracle());
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;
@@ -473,6 +476,12 @@ class LazyBundle implements Bundle {
     const origin = this.dir ?? '';
     return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin })?.path ?? null;
   }
+
+  /** What the system's glibc and libstdc++ offer the bundle's files, looked up as ld.so will. */
+  private versionOracle(): VersionOracle<ManifestFile> {
+    const graph = this.resolve().graph;
+    return systemVersionOracle({ bundled: (soname) => graph.providers.has(soname), resolve: this.systemResolver(), runningGlibc: runningGlibcVersion }, { quick: true });
+  }
 }
 
 const OPTIONAL_KEY = Symbol.for('dlbundle.optional.v1');
@@ -486,7 +495,14 @@ function optionalAnswers(): Map<string, unknown> {
 
 function failedOptional(e: unknown): { ok: false; code: DlbundleErrorCode; reason: string; missing: string[] } {
   if (!isDlbundleError(e) || !OPTIONAL_FAILURES.has(e.code)) throw e;
-  const missing = e.code === 'E_MISSING_DEP' && e.dependency !== undefined ? [e.dependency] : e.code === 'E_MISSING_SYMBOL' && e.symbol !== undefined ? [e.symbol] : [];
+  const missing =
+    e.code === 'E_MISSING_DEP' && e.dependency !== undefined
+      ? [e.dependency]
+      : e.code === 'E_SYSTEM_TOO_OLD' && e.requiredVersion !== undefined
+        ? [e.requiredVersion]
+        : e.code === 'E_MISSING_SYMBOL' && e.symbol !== undefined
+          ? [e.symbol]
+          : [];
   return { ok: false, code: e.code, reason: e.message.split('\n')[0] ?? e.message, missing };
 }
 

@@ -6,7 +6,7 @@
 import fs = require('node:fs');
 import { DlbundleError } from './errors';
 import { ioError, readRange } from './file-io';
-import { readElf, readInterpreter, type ElfByteSource, type ElfInfo } from './elf';
+import { readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type SymbolVersions, versionHashes } from './elf';
 
 /**
  * Reads the ELF facts of `file`. Throws `E_NOT_ELF` / `E_BAD_ELF` like
@@ -27,6 +27,28 @@ export function readElfFile(file: string): ElfInfo {
  */
 export function readInterpreterFile(file: string): string | null {
   return withElfFile(file, (src) => readInterpreter(src, file));
+}
+
+/**
+ * The symbol versions `file` needs and defines (see {@link readSymbolVersions}):
+ * for libc.so.6, nine reads of about 17 KiB in all.
+ *
+ * @example
+ * readSymbolVersionsFile('/lib/x86_64-linux-gnu/libc.so.6').defined.at(-1)?.name // 'GLIBC_2.36'
+ */
+export function readSymbolVersionsFile(file: string): SymbolVersions {
+  return withElfFile(file, (src) => readSymbolVersions(src, file));
+}
+
+/**
+ * The hashes of the symbol versions `file` defines (see {@link versionHashes}):
+ * for libc.so.6, four reads of about 6 KiB.
+ *
+ * @example
+ * versionHashesFile('/lib/x86_64-linux-gnu/libc.so.6').has(elfHash('GLIBC_2.34')) // true
+ */
+export function versionHashesFile(file: string): ReadonlySet<number> {
+  return withElfFile(file, (src) => versionHashes(src, file));
 }
 
 function withElfFile<T>(file: string, read: (src: ElfByteSource) => T): T {
