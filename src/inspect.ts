@@ -4,7 +4,7 @@
  */
 import path = require('node:path');
 import { DlbundleError } from './errors';
-import { readSymbolVersionsFile } from './elf-file';
+import { readSymbolVersionsFile } from './formats/elf-file';
 import { readBinaryFile } from './formats/binary-file';
 import type { DylibCommand } from './formats/macho';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';

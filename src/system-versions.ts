@@ -10,8 +10,8 @@
  */
 import fs = require('node:fs');
 import { logger } from './log';
-import { elfHash } from './elf';
-import { readElfFile, readSymbolVersionsFile, versionHashesFile } from './elf-file';
+import { elfHash } from './formats/elf';
+import { readElfFile, readSymbolVersionsFile, versionHashesFile } from './formats/elf-file';
 import { hostLibc } from './variant';
 import { compareVersions, definedVersions, FAMILY_PROVIDERS, type RequiredVersions, type VersionFamily } from './versions';
 

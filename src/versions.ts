@@ -6,7 +6,7 @@
  * reduced to the highest of each family a file needs, compared numerically.
  * No I/O: the ELF reader supplies the names.
  */
-import { VER_FLG_WEAK, type VersionDefinition, type VersionNeed } from './elf';
+import { VER_FLG_WEAK, type VersionDefinition, type VersionNeed } from './formats/elf';
 
 /** The version families dlbundle checks before loading. */
 export type VersionFamily = 'GLIBC' | 'GLIBCXX' | 'CXXABI';

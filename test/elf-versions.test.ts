@@ -1,5 +1,5 @@
 /**
- * The symbol versions a file needs and defines (src/elf.ts readSymbolVersions),
+ * The symbol versions a file needs and defines (src/formats/elf.ts readSymbolVersions),
  * and the highest GLIBC / GLIBCXX / CXXABI of them (src/versions.ts): checked
  * against binutils' readelf -V on every shared object of the system, on
  * hand-built ELF32 / big-endian files, and on damaged copies.
@@ -8,8 +8,8 @@ import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { elfHash, MAX_VERSION_ENTRIES, versionHashes, readSymbolVersions, type ElfByteSource, type SymbolVersions } from '../src/elf';
-import { fdSource, readSymbolVersionsFile } from '../src/elf-file';
+import { elfHash, MAX_VERSION_ENTRIES, versionHashes, readSymbolVersions, type ElfByteSource, type SymbolVersions } from '../src/formats/elf';
+import { fdSource, readSymbolVersionsFile } from '../src/formats/elf-file';
 import { DlbundleError } from '../src/errors';
 import { compareVersions, definedVersions, parseVersionName, requiredVersions } from '../src/versions';
 import { buildElf, dynamicEntry, DT_VERDEF, DT_VERNEED, patch, type ElfSpec } from './elf-builder';

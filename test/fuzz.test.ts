@@ -1,6 +1,6 @@
 /**
  * Bounded fuzzing, with a fixed seed, of the readers that take bytes dlbundle
- * did not write itself: the ELF reader (src/elf.ts), the PE and Mach-O
+ * did not write itself: the ELF reader (src/formats/elf.ts), the PE and Mach-O
  * readers (src/formats/pe.ts, macho.ts) and the manifest reader
  * (src/manifest.ts).
  *
@@ -69,7 +69,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { readElf, readInterpreter, readSymbolVersions, versionHashes, type ElfByteSource, type ElfInfo, type NeededVersion, type SymbolVersions, type VersionDefinition, type VersionNeed } from '../src/elf';
+import { readElf, readInterpreter, readSymbolVersions, versionHashes, type ElfByteSource, type ElfInfo, type NeededVersion, type SymbolVersions, type VersionDefinition, type VersionNeed } from '../src/formats/elf';
 import { DlbundleError } from '../src/errors';
 import { readBinary } from '../src/formats/binary';
 import { readMachO, type MachOInfo } from '../src/formats/macho';
@@ -321,7 +321,7 @@ const DT_NAMES: Readonly<Record<number, string>> = {
 // How much of a version table (found by its address; its size is not recorded) counts as a region to damage.
 const VERSION_REGION = 512;
 
-/** Locates the fields of a valid ELF file, independently of src/elf.ts. */
+/** Locates the fields of a valid ELF file, independently of src/formats/elf.ts. */
 function describeSeed(name: string, bytes: Buffer): ElfSeed {
   const is64 = bytes[4] === 2;
   const little = bytes[5] === 1;

@@ -1,11 +1,12 @@
 /**
- * ELF facts of a file on disk, read with a few positioned reads instead of
+ * ELF facts of a file on disk (and the file source every format's reader
+ * uses there), read with a few positioned reads instead of
  * loading the whole file: `inspect` over hundreds of libraries stays fast,
  * and a 100 MB library costs a few kilobytes of I/O.
  */
 import fs = require('node:fs');
-import { DlbundleError } from './errors';
-import { ioError, readRange } from './file-io';
+import { DlbundleError } from '../errors';
+import { ioError, readRange } from '../file-io';
 import { readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type SymbolVersions, versionHashes } from './elf';
 
 /**
@@ -16,7 +17,7 @@ import { readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type 
  * readElfFile('/usr/lib/x86_64-linux-gnu/libz.so.1').soname // 'libz.so.1'
  */
 export function readElfFile(file: string): ElfInfo {
-  return withElfFile(file, (src) => readElf(src, file));
+  return withFileSource(file, (src) => readElf(src, file));
 }
 
 /**
@@ -26,7 +27,7 @@ export function readElfFile(file: string): ElfInfo {
  * readInterpreterFile('/proc/self/exe') // '/lib64/ld-linux-x86-64.so.2'
  */
 export function readInterpreterFile(file: string): string | null {
-  return withElfFile(file, (src) => readInterpreter(src, file));
+  return withFileSource(file, (src) => readInterpreter(src, file));
 }
 
 /**
@@ -37,7 +38,7 @@ export function readInterpreterFile(file: string): string | null {
  * readSymbolVersionsFile('/lib/x86_64-linux-gnu/libc.so.6').defined.at(-1)?.name // 'GLIBC_2.36'
  */
 export function readSymbolVersionsFile(file: string): SymbolVersions {
-  return withElfFile(file, (src) => readSymbolVersions(src, file));
+  return withFileSource(file, (src) => readSymbolVersions(src, file));
 }
 
 /**
@@ -48,10 +49,17 @@ export function readSymbolVersionsFile(file: string): SymbolVersions {
  * versionHashesFile('/lib/x86_64-linux-gnu/libc.so.6').has(elfHash('GLIBC_2.34')) // true
  */
 export function versionHashesFile(file: string): ReadonlySet<number> {
-  return withElfFile(file, (src) => versionHashes(src, file));
+  return withFileSource(file, (src) => versionHashes(src, file));
 }
 
-function withElfFile<T>(file: string, read: (src: ElfByteSource) => T): T {
+/**
+ * Runs `read` over a positioned-read source of `file` (a regular file, else
+ * `E_IO`), and closes it: what every reader of a file on disk goes through.
+ *
+ * @example
+ * withFileSource('libvips-42.dll', (src) => readPe(src, 'libvips-42.dll'))
+ */
+export function withFileSource<T>(file: string, read: (src: ElfByteSource) => T): T {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');

@@ -10,15 +10,13 @@
  * header, program headers, dynamic segment), and every offset, count and size
  * is checked against the input before anything is read.
  */
-import { DlbundleError } from './errors';
+import { DlbundleError } from '../errors';
+import { bufferSource, hex, type ByteSource } from './byte-reader';
 
-/** Random access to the bytes of one file. `read` may return fewer bytes only at the end of the file. */
-export interface ElfByteSource {
-  /** Total size of the file in bytes. */
-  readonly size: number;
-  /** The bytes at `[offset, offset + length)`; callers never ask past `size`. */
-  read(offset: number, length: number): Uint8Array;
-}
+export { bufferSource };
+
+/** Random access to the bytes of one file (the one kind of source every format's reader takes). */
+export type ElfByteSource = ByteSource;
 
 /** The file types of `e_type`, by name. */
 export type ElfType = 'none' | 'rel' | 'exec' | 'dyn' | 'core' | 'other';
@@ -92,19 +90,6 @@ const PN_XNUM = 0xffff;
 // absent; real tables are a few KB, this stops a corrupt file from forcing a
 // read of gigabytes.
 const MAX_STRTAB = 64 * 1024 * 1024;
-
-/**
- * Wraps a Buffer (or any Uint8Array) as an {@link ElfByteSource}.
- *
- * @example
- * const info = readElf(bufferSource(fs.readFileSync('libfoo.so')));
- */
-export function bufferSource(bytes: Uint8Array): ElfByteSource {
-  return {
-    size: bytes.length,
-    read: (offset, length) => bytes.subarray(offset, offset + length),
-  };
-}
 
 /**
  * Reads the identity and dynamic-linking facts of an ELF file.
@@ -357,11 +342,6 @@ class Reader {
   word(v: DataView, at: number, is64: boolean): number {
     return is64 ? this.u64(v, at) : this.u32(v, at);
   }
-}
-
-/** A number in hex for messages; 64-bit values past 2^53 are read as Infinity and shown as such. */
-function hex(n: number): string {
-  return Number.isFinite(n) ? `0x${n.toString(16)}` : 'a value above 2^53';
 }
 
 interface Header {
