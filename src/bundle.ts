@@ -16,7 +16,7 @@ import { checkBeforeLoad, dependencyClosure, type DependencyGraph } from './plan
 import type { RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
-import { resolveSystemLibrary } from './system-libs';
+import { systemSearch, type SystemSearch } from './system-search';
 import { hostTarget, selectVariant, targetFacts } from './variant';
 
 const debug = logger('dlbundle:plan');
@@ -215,7 +215,8 @@ class LazyBundle implements Bundle {
     // The addon's own dlopen is Node's (process.dlopen), so that Node runs its
     // registration; only the libraries it needs go through koffi first.
     for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
-    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver());
+    const search = this.systemSearch();
+    checkBeforeLoad(r.graph, [file.name], this.machine(), (dep, f) => search.resolve(dep, f), search.searched);
     const loaded = this.addons.get(file.name) ?? loadAddon(file, () => this.placer.locate(file, r));
     this.addons.set(file.name, loaded);
     return loaded.exports as T;
@@ -365,7 +366,8 @@ class LazyBundle implements Bundle {
     const r = this.resolve();
     const closure = dependencyClosure(r.graph, r.variant.order, name).filter((n) => !this.loaded.has(n));
     if (closure.length === 0) return;
-    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver());
+    const search = this.systemSearch();
+    checkBeforeLoad(r.graph, closure, this.machine(), (dep, f) => search.resolve(dep, f), search.searched);
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;
@@ -376,11 +378,11 @@ class LazyBundle implements Bundle {
   /** Every external dependency of `name`'s closure that the system does not provide. */
   private missingDependencies(name: string): string[] {
     const r = this.resolve();
-    const resolve = this.systemResolver();
+    const search = this.systemSearch();
     const missing = new Set<string>();
     for (const n of dependencyClosure(r.graph, r.variant.order, this.fileNamed(name).name)) {
       const file = r.graph.nodes.get(n) as ManifestFile;
-      for (const dep of r.graph.externalDeps.get(n) ?? []) if (resolve(dep, file) === null) missing.add(dep);
+      for (const dep of r.graph.externalDeps.get(n) ?? []) if (search.resolve(dep, file) === null) missing.add(dep);
     }
     return [...missing];
   }
@@ -389,10 +391,9 @@ class LazyBundle implements Bundle {
     return targetFacts(hostTarget()).elf?.machine ?? process.arch;
   }
 
-  /** Looks external dependencies up the way ld.so will, with `$ORIGIN` = the bundle directory (none in memory). */
-  private systemResolver(): (dep: string, file: ManifestFile) => string | null {
-    const origin = this.dir ?? '';
-    return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin })?.path ?? null;
+  /** Looks external dependencies up the way the platform's linker will, from the bundle directory (none in memory). */
+  private systemSearch(): SystemSearch {
+    return systemSearch(this.dir ?? '');
   }
 }
 

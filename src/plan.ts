@@ -246,7 +246,8 @@ export interface LoadCandidate extends GraphNode {
  * Checks, before any `dlopen`, that each library in `closure` is built for
  * `machine` (`E_WRONG_ARCH`) and that each of its external dependencies is
  * found by `resolve` (`E_MISSING_DEP`, naming the dependency and the library
- * that needs it). Returns where each external dependency was found.
+ * that needs it; `searched` says where `resolve` looked). Returns where each
+ * external dependency was found.
  *
  * @example
  * checkBeforeLoad(graph, ['libdemo_accel.so'], 'x86_64', (dep, f) => resolveSystemLibrary(dep, …)?.path ?? null);
@@ -256,6 +257,7 @@ export function checkBeforeLoad<N extends LoadCandidate>(
   closure: readonly string[],
   machine: string,
   resolve: (dependency: string, file: N) => string | null,
+  searched = 'its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories',
 ): Map<string, string> {
   const found = new Map<string, string>();
   for (const name of closure) {
@@ -274,7 +276,7 @@ export function checkBeforeLoad<N extends LoadCandidate>(
       if (where === null) {
         throw new DlbundleError(
           'E_MISSING_DEP',
-          `${JSON.stringify(name)} needs ${JSON.stringify(dep)}, which is not in the bundle and not installed on this system (searched its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories).`,
+          `${JSON.stringify(name)} needs ${JSON.stringify(dep)}, which is not in the bundle and not installed on this system (searched ${searched}).`,
           `Install the package that provides ${dep}, add it to the bundle with \`dlbundle pack\`, or load ${name} with bundle.optional() if it is optional.`,
           { file: name, dependency: dep },
         );

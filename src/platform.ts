@@ -45,6 +45,8 @@ export interface RuntimePlatform {
    * glibc's or musl's `ld.so` (system-libs.ts), or macOS's `dyld` (dyld-libs.ts).
    */
   readonly linker: 'ld.so' | 'dyld';
+  /** Where that search looks, for `E_MISSING_DEP`'s message. */
+  readonly searched: string;
 }
 
 /** `<tmpdir>/dlbundle-<uid>`: private to the user by name and by the root check (mode 0700). */
@@ -69,6 +71,7 @@ const LINUX: RuntimePlatform = {
   mountTable: true,
   noMemoryMode: null,
   linker: 'ld.so',
+  searched: 'its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories',
 };
 
 const MACOS: RuntimePlatform = {
@@ -80,6 +83,7 @@ const MACOS: RuntimePlatform = {
   noMemoryMode:
     'macOS has no memfd_create, and dyld loads a library only from a file with a path, so dlbundle has no memory mode there',
   linker: 'dyld',
+  searched: 'DYLD_LIBRARY_PATH, its LC_RPATH entries, @loader_path (the bundle directory), @executable_path and DYLD_FALLBACK_LIBRARY_PATH; /usr/lib and /System are taken as present (the dyld shared cache)',
 };
 
 // FreeBSD and the other POSIX systems Node runs on: Linux's roots, no /proc
