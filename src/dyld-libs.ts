@@ -7,7 +7,7 @@
  * library's LC_RPATH entries, `@loader_path/` in the directory it is loaded
  * from (the bundle directory), `@executable_path/` in the main program's —
  * then `DYLD_FALLBACK_LIBRARY_PATH` (by leaf name; `/usr/local/lib:/usr/lib`
- * when unset).
+ * when unset — older releases also searched `~/lib`, which is not counted on).
  *
  * System libraries are not looked for on disk: since macOS 11 the ones under
  * `/usr/lib` and `/System` live only in the dyld shared cache, and
