@@ -29,7 +29,7 @@ import { claimExtraction, dropLease, releaseExtraction, stagingPrefix, sweepStag
 import { mountOfPath } from './mounts';
 import { asyncIo, readSmallFile, runAsync, type Io, type Step } from './io';
 import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
-import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, entryPath, type ManifestFile, type ManifestVariant } from './manifest';
+import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, entryPath, sonameLink, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
 
 const debug = logger('dlbundle:cache');
@@ -327,9 +327,10 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stat
     if (fst === null) return `${file.name} is missing`;
     if (!fst.isFile() || fst.uid !== me || (fst.mode & 0o022) !== 0) return `${file.name} is not a private regular file of this user`;
     if (fst.size !== file.size) return `${file.name} has ${fst.size} bytes instead of ${file.size}`;
-    if (file.soname !== null && file.soname !== file.name) {
-      const target = yield* io.readlink(entryPath(dir, file.soname));
-      if (target !== file.name) return `the link ${file.soname} does not point to ${file.name}`;
+    const link = sonameLink(file);
+    if (link !== null) {
+      const target = yield* io.readlink(entryPath(dir, link));
+      if (target !== file.name) return `the link ${link} does not point to ${file.name}`;
     }
     // Any write to the file after it was published moves its ctime, which no
     // user can set back, so a same-size rewrite is seen from the lstat alone.
@@ -461,7 +462,8 @@ function expectedEntries(variant: ManifestVariant): Set<string> {
   const names = new Set<string>([COMPLETE_MARKER]);
   for (const f of variant.files) {
     names.add(f.name);
-    if (f.soname !== null) names.add(f.soname);
+    const link = sonameLink(f);
+    if (link !== null) names.add(link);
   }
   return names;
 }
@@ -509,9 +511,10 @@ function* extract(io: Io, req: CacheRequest, root: string): Step<{ staging: stri
     const scratch = (io.mode === 'sync' ? hashScratch(EXTRACT_CHUNK_BYTES) : null) ?? Buffer.allocUnsafe(EXTRACT_CHUNK_BYTES);
     for (const file of req.variant.files) {
       yield* writeVerified(io, req, file, path.join(staging, file.name), scratch);
-      if (file.soname !== null && file.soname !== file.name) {
+      const link = sonameLink(file);
+      if (link !== null) {
         // The soname link lets $ORIGIN lookups and later dlopen-by-soname find the file.
-        yield* io.symlink(file.name, path.join(staging, file.soname));
+        yield* io.symlink(file.name, path.join(staging, link));
       }
     }
     // Taken once every file is written: nothing after this changes them (a
