@@ -17,7 +17,7 @@ import type { RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
 import { systemSearch, type SystemSearch } from './system-search';
-import { hostTarget, selectVariant, targetFacts } from './variant';
+import { hostTarget, selectVariant, targetLibraries } from './variant';
 
 const debug = logger('dlbundle:plan');
 
@@ -382,13 +382,14 @@ class LazyBundle implements Bundle {
     const missing = new Set<string>();
     for (const n of dependencyClosure(r.graph, r.variant.order, this.fileNamed(name).name)) {
       const file = r.graph.nodes.get(n) as ManifestFile;
-      for (const dep of r.graph.externalDeps.get(n) ?? []) if (search.resolve(dep, file) === null) missing.add(dep);
+      for (const dep of r.graph.externalDeps.get(n) ?? []) if (file.weakNeeded?.includes(dep) !== true && search.resolve(dep, file) === null) missing.add(dep);
     }
     return [...missing];
   }
 
   private machine(): string {
-    return targetFacts(hostTarget()).elf?.machine ?? process.arch;
+    // The machine of this target's libraries, by the names the readers give every format.
+    return targetLibraries(hostTarget()).machine;
   }
 
   /** Looks external dependencies up the way the platform's linker will, from the bundle directory (none in memory). */

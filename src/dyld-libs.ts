@@ -15,9 +15,10 @@
  * under those directories is taken as present. Written from dyld's
  * documented rules (`man dyld`, `man dlopen`); it has not run on a Mac.
  */
-import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
+import { readBinaryFile } from './formats/binary-file';
+import { hostTarget, targetLibraries } from './variant';
 
 const debug = logger('dlbundle:plan');
 
@@ -31,8 +32,8 @@ export interface DyldContext {
   readonly executableDir: string;
   /** The environment dyld read at start-up (`DYLD_LIBRARY_PATH`, `DYLD_FALLBACK_LIBRARY_PATH`); `process.env` by default. */
   readonly env?: NodeJS.ProcessEnv;
-  /** Whether a file is there; a regular-file check by default (tests pass their own). */
-  readonly exists?: (file: string) => boolean;
+  /** The CPU the process runs, by dlbundle's names (`x86_64`, `aarch64`); this machine's by default. */
+  readonly machine?: string;
 }
 
 /** Where a dependency was found, and through which step of dyld's search. */
@@ -83,7 +84,8 @@ export function expandLoaderPath(entry: string, ctx: Pick<DyldContext, 'loaderDi
  */
 export function resolveDyldLibrary(name: string, ctx: DyldContext): DyldResolution | null {
   const env = ctx.env ?? process.env;
-  const exists = ctx.exists ?? isFile;
+  const machine = ctx.machine ?? targetLibraries(hostTarget()).machine;
+  const exists = (file: string): boolean => fitsMachine(file, machine);
   const leaf = name.slice(name.lastIndexOf('/') + 1);
   const inDirs = (list: string | undefined, via: DyldResolution['via']): DyldResolution | null => {
     for (const dir of (list ?? '').split(':')) {
@@ -122,11 +124,21 @@ function itself(name: string, ctx: DyldContext, exists: (file: string) => boolea
   return exists(candidate) ? { path: candidate, via } : null;
 }
 
-function isFile(file: string): boolean {
+const fitCache = new Map<string, boolean>();
+
+/** Whether `file` is a Mach-O file with an image for `machine` (thin, or one slice of a universal file): dyld passes over any other and searches on. */
+function fitsMachine(file: string, machine: string): boolean {
+  const key = `${machine}\0${file}`;
+  const known = fitCache.get(key);
+  if (known !== undefined) return known;
+  let fits = false;
   try {
-    return fs.statSync(file).isFile();
+    const info = readBinaryFile(file);
+    fits = info.format === 'macho' && info.images.some((image) => image.machine === machine);
   } catch {
-    // Missing or unreadable: dyld would not load it either.
-    return false;
+    // Missing, unreadable or not Mach-O: dyld would not load it either.
+    fits = false;
   }
+  fitCache.set(key, fits);
+  return fits;
 }

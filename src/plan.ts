@@ -307,12 +307,15 @@ export function dependencyClosure(graph: DependencyGraph, order: readonly string
 export interface LoadCandidate extends GraphNode {
   readonly machine: string;
   readonly runpath: readonly string[];
+  /** Entries of `needed` it loads without (Mach-O weak dylibs, PE delay-loaded DLLs): not required before a load. */
+  readonly weakNeeded?: readonly string[];
 }
 
 /**
  * Checks, before any `dlopen`, that each library in `closure` is built for
  * `machine` (`E_WRONG_ARCH`) and that each of its external dependencies is
- * found by `resolve` (`E_MISSING_DEP`, naming the dependency and the library
+ * found by `resolve` unless the library loads without it (`weakNeeded`)
+ * (`E_MISSING_DEP`, naming the dependency and the library
  * that needs it; `searched` says where `resolve` looked). Returns where each
  * external dependency was found.
  *
@@ -339,6 +342,8 @@ export function checkBeforeLoad<N extends LoadCandidate>(
       );
     }
     for (const dep of graph.externalDeps.get(name) ?? []) {
+      // Not needed to load: a weak dylib (dyld binds its symbols to NULL), a delay-loaded DLL (loaded at its first call).
+      if (file.weakNeeded?.includes(dep) === true) continue;
       const where = found.get(dep) ?? resolve(dep, file);
       if (where === null) {
         throw new DlbundleError(

@@ -19,7 +19,7 @@ import { Placer, placementsFor } from '../src/placement';
 import { memoryModeRefusal, runtimePlatform } from '../src/platform';
 import { candidateRoots, checkRoot } from '../src/roots';
 import { fromDirectory } from '../src/sources/directory';
-import { expectCode, packedFixtures, tempDir } from './fixtures';
+import { expectCode, nativeFixture, packedFixtures, tempDir } from './fixtures';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { buildMacos } = require('../scripts/build-macos.js') as { buildMacos(): { x86_64: string; arm64: string; universal: string; files: string[] } };
@@ -203,7 +203,7 @@ describe('macOS: dyld search for dependencies the bundle lacks', () => {
 
   it('/usr/lib and /System are taken as present (the dyld shared cache), though no such file is on this machine', () => {
     assert.equal(fs.existsSync('/usr/lib/libSystem.B.dylib'), false);
-    const ctx: DyldContext = { rpaths: [], loaderDir: built.arm64, executableDir: '/nowhere', env: noEnv };
+    const ctx: DyldContext = { rpaths: [], loaderDir: built.arm64, executableDir: '/nowhere', env: noEnv, machine: 'aarch64' };
     assert.deepEqual(resolveDyldLibrary('/usr/lib/libSystem.B.dylib', ctx), { path: '/usr/lib/libSystem.B.dylib', via: 'system' });
     assert.deepEqual(resolveDyldLibrary('/System/Library/Frameworks/Metal.framework/Versions/A/Metal', ctx)?.via, 'system');
     assert.equal(isMacSystemLibrary('/usr/local/lib/libvips.42.dylib'), false);
@@ -211,19 +211,33 @@ describe('macOS: dyld search for dependencies the bundle lacks', () => {
   });
 
   it('@rpath through LC_RPATH @loader_path: found next to the library, not found from a directory without it', () => {
-    const ctx: DyldContext = { rpaths: ['@loader_path'], loaderDir: built.arm64, executableDir: '/nowhere', env: noEnv };
+    const ctx: DyldContext = { rpaths: ['@loader_path'], loaderDir: built.arm64, executableDir: '/nowhere', env: noEnv, machine: 'aarch64' };
     assert.deepEqual(resolveDyldLibrary('@rpath/libmac_core.dylib', ctx), { path: path.join(built.arm64, 'libmac_core.dylib'), via: 'rpath' });
     assert.equal(resolveDyldLibrary('@rpath/libmac_core.dylib', { ...ctx, loaderDir: tempDir() }), null);
     // No LC_RPATH at all: an @rpath name has nowhere to be found.
     assert.equal(resolveDyldLibrary('@rpath/libmac_core.dylib', { ...ctx, rpaths: [] }), null);
     // Entries are tried in order; a later one finds it.
-    assert.deepEqual(resolveDyldLibrary('@rpath/libmac_core.dylib', { ...ctx, rpaths: ['/nowhere', '@executable_path/../lib', `${built.x86_64}`] }), { path: path.join(built.x86_64, 'libmac_core.dylib'), via: 'rpath' });
+    assert.deepEqual(resolveDyldLibrary('@rpath/libmac_core.dylib', { ...ctx, rpaths: ['/nowhere', '@executable_path/../lib', built.universal] }), { path: path.join(built.universal, 'libmac_core.dylib'), via: 'rpath' });
+  });
+
+  it('a file of another architecture is passed over, as dyld does, and the search goes on; a universal file fits both', () => {
+    const rpaths = [built.arm64, built.x86_64];
+    const base = { loaderDir: '/nowhere', executableDir: '/nowhere', env: noEnv };
+    assert.deepEqual(resolveDyldLibrary('@rpath/libmac_core.dylib', { ...base, rpaths, machine: 'aarch64' })?.path, path.join(built.arm64, 'libmac_core.dylib'));
+    assert.deepEqual(resolveDyldLibrary('@rpath/libmac_core.dylib', { ...base, rpaths, machine: 'x86_64' })?.path, path.join(built.x86_64, 'libmac_core.dylib'));
+    assert.equal(resolveDyldLibrary('@rpath/libmac_core.dylib', { ...base, rpaths: [built.arm64], machine: 'x86_64' }), null);
+    for (const machine of ['x86_64', 'aarch64']) {
+      assert.deepEqual(resolveDyldLibrary(path.join(built.universal, 'libmac_app.dylib'), { ...base, rpaths: [], machine }), { path: path.join(built.universal, 'libmac_app.dylib'), via: 'path' });
+    }
+    // Not a Mach-O file at all (this ELF test library): not a candidate either.
+    const elfDir = path.dirname(nativeFixture('libdemo_core.so'));
+    assert.equal(resolveDyldLibrary('@rpath/libdemo_core.so', { ...base, rpaths: [elfDir], machine: 'x86_64' }), null);
   });
 
   it('@loader_path and @executable_path expand to the bundle directory and the program directory', () => {
-    const ctx: DyldContext = { rpaths: [], loaderDir: built.arm64, executableDir: built.x86_64, env: noEnv };
+    const ctx: DyldContext = { rpaths: [], loaderDir: built.arm64, executableDir: built.universal, env: noEnv, machine: 'aarch64' };
     assert.deepEqual(resolveDyldLibrary('@loader_path/libmac_codec.dylib', ctx), { path: path.join(built.arm64, 'libmac_codec.dylib'), via: 'loader_path' });
-    assert.deepEqual(resolveDyldLibrary('@executable_path/libmac_codec.dylib', ctx), { path: path.join(built.x86_64, 'libmac_codec.dylib'), via: 'executable_path' });
+    assert.deepEqual(resolveDyldLibrary('@executable_path/libmac_codec.dylib', ctx), { path: path.join(built.universal, 'libmac_codec.dylib'), via: 'executable_path' });
     assert.deepEqual(resolveDyldLibrary('@loader_path/../arm64/libmac_core.dylib', ctx), { path: path.join(built.arm64, 'libmac_core.dylib'), via: 'loader_path' });
     assert.equal(resolveDyldLibrary('@loader_path/libmac_missing.dylib', ctx), null);
     assert.equal(resolveDyldLibrary('@unknown_word/libmac_core.dylib', ctx), null);
@@ -231,10 +245,10 @@ describe('macOS: dyld search for dependencies the bundle lacks', () => {
   });
 
   it('DYLD_LIBRARY_PATH first, by leaf name; DYLD_FALLBACK_LIBRARY_PATH last', () => {
-    const ctx: DyldContext = { rpaths: ['@loader_path'], loaderDir: built.arm64, executableDir: '/nowhere', env: { DYLD_LIBRARY_PATH: `/nowhere:${built.x86_64}` } };
-    assert.deepEqual(resolveDyldLibrary('@rpath/libmac_core.dylib', ctx), { path: path.join(built.x86_64, 'libmac_core.dylib'), via: 'DYLD_LIBRARY_PATH' });
+    const ctx: DyldContext = { rpaths: ['@loader_path'], loaderDir: built.arm64, executableDir: '/nowhere', env: { DYLD_LIBRARY_PATH: `/nowhere:${built.universal}` }, machine: 'aarch64' };
+    assert.deepEqual(resolveDyldLibrary('@rpath/libmac_core.dylib', ctx), { path: path.join(built.universal, 'libmac_core.dylib'), via: 'DYLD_LIBRARY_PATH' });
     const empty = tempDir();
-    const fallback: DyldContext = { rpaths: [], loaderDir: empty, executableDir: empty, env: { DYLD_FALLBACK_LIBRARY_PATH: built.arm64 } };
+    const fallback: DyldContext = { rpaths: [], loaderDir: empty, executableDir: empty, env: { DYLD_FALLBACK_LIBRARY_PATH: built.arm64 }, machine: 'aarch64' };
     assert.deepEqual(resolveDyldLibrary('@rpath/libmac_accel.dylib', fallback), { path: path.join(built.arm64, 'libmac_accel.dylib'), via: 'DYLD_FALLBACK_LIBRARY_PATH' });
   });
 });
