@@ -124,21 +124,21 @@ function itself(name: string, ctx: DyldContext, exists: (file: string) => boolea
   return exists(candidate) ? { path: candidate, via } : null;
 }
 
-const fitCache = new Map<string, boolean>();
+// Files found to fit; a miss is not remembered: a library installed (or
+// placed beside the bundle) later in the life of the process counts then.
+const fits = new Set<string>();
 
 /** Whether `file` is a Mach-O file with an image for `machine` (thin, or one slice of a universal file): dyld passes over any other and searches on. */
 function fitsMachine(file: string, machine: string): boolean {
   const key = `${machine}\0${file}`;
-  const known = fitCache.get(key);
-  if (known !== undefined) return known;
-  let fits = false;
+  if (fits.has(key)) return true;
   try {
     const info = readBinaryFile(file);
-    fits = info.format === 'macho' && info.images.some((image) => image.machine === machine);
+    if (info.format !== 'macho' || !info.images.some((image) => image.machine === machine)) return false;
   } catch {
     // Missing, unreadable or not Mach-O: dyld would not load it either.
-    fits = false;
+    return false;
   }
-  fitCache.set(key, fits);
-  return fits;
+  fits.add(key);
+  return true;
 }

@@ -6,20 +6,27 @@
  * libSystem.tbd). Nothing here loads a Mach-O file: that needs a Mac.
  */
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { place, type CacheRequest } from '../src/cache';
 import { defaultRoot } from '../src/default-root';
 import { expandLoaderPath, isMacSystemLibrary, resolveDyldLibrary, type DyldContext } from '../src/dyld-libs';
+import { readBinaryFile } from '../src/formats/binary-file';
+import type { MachOImage, MachOInfo } from '../src/formats/macho';
 import { runSync, syncIo, type Io } from '../src/io';
 import { loadError } from '../src/loader';
-import { MANIFEST_FILE, parseManifest, type Manifest, type ManifestVariant } from '../src/manifest';
+import { COMPLETE_MARKER, MANIFEST_FILE, parseManifest, variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from '../src/manifest';
+import { pack } from '../src/pack';
+import { checkBeforeLoad, dependencyClosure, dependencyGraph } from '../src/plan';
 import { memoryModeSupported } from '../src/memory';
 import { Placer, placementsFor } from '../src/placement';
 import { memoryModeRefusal, runtimePlatform } from '../src/platform';
 import { candidateRoots, checkRoot } from '../src/roots';
 import { fromDirectory } from '../src/sources/directory';
+import { systemSearch } from '../src/system-search';
 import { expectCode, nativeFixture, packedFixtures, tempDir } from './fixtures';
+import { llvmTool } from './llvm-tools';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { buildMacos } = require('../scripts/build-macos.js') as { buildMacos(): { x86_64: string; arm64: string; universal: string; files: string[] } };
@@ -250,5 +257,167 @@ describe('macOS: dyld search for dependencies the bundle lacks', () => {
     const empty = tempDir();
     const fallback: DyldContext = { rpaths: [], loaderDir: empty, executableDir: empty, env: { DYLD_FALLBACK_LIBRARY_PATH: built.arm64 }, machine: 'aarch64' };
     assert.deepEqual(resolveDyldLibrary('@rpath/libmac_accel.dylib', fallback), { path: path.join(built.arm64, 'libmac_accel.dylib'), via: 'DYLD_FALLBACK_LIBRARY_PATH' });
+  });
+});
+
+/** The cross-built chain as `llvm-otool -L` lists it: the install name (dylibs), then each dylib load command's name, weak ones marked. */
+function otoolNames(file: string): { soname: string | null; needed: string[]; weak: string[] } {
+  const lines = execFileSync(llvmTool('llvm-otool'), ['-L', file], { encoding: 'utf8' }).split('\n').slice(1).filter((l) => l.trim() !== '');
+  const entries = lines.map((l) => /^\s+(.*) \(compatibility version [^)]*?(, weak)?\)$/.exec(l) ?? assert.fail(`unexpected llvm-otool line ${JSON.stringify(l)}`));
+  const isDylib = readBinaryFile(file).format === 'macho' && (readBinaryFile(file) as MachOInfo).images[0]?.filetype === 'dylib';
+  const [id, ...deps] = isDylib ? entries : [null, ...entries];
+  return { soname: id?.[1] ?? null, needed: deps.map((m) => m?.[1] as string), weak: deps.filter((m) => m?.[2] !== undefined).map((m) => m?.[1] as string) };
+}
+
+const CHAIN = ['libmac_core.dylib', 'libmac_codec.dylib', 'libmac_accel.dylib', 'libmac_app.dylib', 'mac_addon.node'];
+const LIBSYSTEM = '/usr/lib/libSystem.B.dylib';
+const ARCHS = [
+  { dir: 'x86_64', target: 'darwin-x64', machine: 'x86_64' },
+  { dir: 'arm64', target: 'darwin-arm64', machine: 'aarch64' },
+] as const;
+
+describe('macOS: the cross-built chain, read, packed and planned', function () {
+  this.timeout(120_000);
+  let built: ReturnType<typeof buildMacos>;
+  before(function () {
+    this.timeout(120_000);
+    built = buildMacos();
+  });
+
+  // What each file is, by construction (scripts/build-macos.js), for both architectures.
+  const EXPECTED: Record<string, { filetype: string; soname: string | null; needed: string[]; weak: string[]; runpath: string[] }> = {
+    'libmac_core.dylib': { filetype: 'dylib', soname: '@rpath/libmac_core.dylib', needed: [LIBSYSTEM], weak: [], runpath: [] },
+    'libmac_codec.dylib': { filetype: 'dylib', soname: '@rpath/libmac_codec.dylib', needed: ['@rpath/libmac_core.dylib', LIBSYSTEM], weak: [], runpath: ['@loader_path'] },
+    'libmac_accel.dylib': { filetype: 'dylib', soname: '@rpath/libmac_accel.dylib', needed: [LIBSYSTEM], weak: [], runpath: [] },
+    'libmac_app.dylib': { filetype: 'dylib', soname: '@rpath/libmac_app.dylib', needed: ['@loader_path/libmac_codec.dylib', '@rpath/libmac_accel.dylib', LIBSYSTEM], weak: ['@rpath/libmac_accel.dylib'], runpath: ['@loader_path'] },
+    'mac_addon.node': { filetype: 'bundle', soname: null, needed: ['@rpath/libmac_app.dylib', LIBSYSTEM], weak: [], runpath: ['@loader_path'] },
+  };
+
+  for (const arch of ARCHS) {
+    it(`reading (${arch.dir}): readBinary gives each file's install name, load commands in order, weak ones and LC_RPATH, as llvm-otool -L does`, () => {
+      for (const name of CHAIN) {
+        const file = path.join(built[arch.dir], name);
+        const info = readBinaryFile(file);
+        assert.equal(info.format, 'macho');
+        const { fat, images } = info as MachOInfo;
+        assert.equal(fat, null);
+        assert.equal(images.length, 1);
+        const image = images[0] as MachOImage;
+        const want = EXPECTED[name] as (typeof EXPECTED)[string];
+        assert.equal(image.machine, arch.machine, name);
+        assert.equal(image.filetype, want.filetype, name);
+        assert.equal(image.soname, want.soname, name);
+        assert.deepEqual(image.needed, want.needed, name);
+        assert.deepEqual(image.runpath, want.runpath, name);
+        assert.deepEqual(image.needed.filter((_, i) => image.neededCommands[i] === 'LC_LOAD_WEAK_DYLIB'), want.weak, name);
+        assert.deepEqual(otoolNames(file), { soname: want.soname, needed: want.needed, weak: want.weak }, `${name}: llvm-otool -L`);
+      }
+    });
+  }
+
+  it('reading the universal files (llvm-lipo): one image per architecture in header order, each the thin file byte for byte', () => {
+    for (const name of CHAIN) {
+      const file = path.join(built.universal, name);
+      const info = readBinaryFile(file) as MachOInfo;
+      assert.notEqual(info.fat, null, name);
+      assert.deepEqual(info.images.map((i) => i.machine), ['x86_64', 'aarch64'], name);
+      const bytes = fs.readFileSync(file);
+      for (const [i, arch] of (['x86_64', 'arm64'] as const).entries()) {
+        const image = info.images[i] as MachOImage;
+        assert.deepEqual(bytes.subarray(image.offset, image.offset + image.size), fs.readFileSync(path.join(built[arch], name)), `${name} ${arch}`);
+        assert.deepEqual(image.needed, EXPECTED[name]?.needed);
+      }
+    }
+  });
+
+  for (const arch of ARCHS) {
+    it(`packing for ${arch.target}: the thin and the universal build give the same variant; libSystem external, the weak dylib recorded, nothing missing`, () => {
+      const fromThin = tempDir();
+      const thin = pack(CHAIN.map((n) => path.join(built[arch.dir], n)), { name: 'mac', out: fromThin, target: arch.target });
+      const fromFat = tempDir();
+      const fat = pack(CHAIN.map((n) => path.join(built.universal, n)), { name: 'mac', out: fromFat, target: arch.target });
+      assert.deepEqual(fat.variant, thin.variant);
+      assert.deepEqual(thin.missing, []);
+      const v = thin.variant;
+      assert.deepEqual(v.external, [LIBSYSTEM]);
+      for (const f of v.files) {
+        assert.equal(f.format, 'macho');
+        assert.equal(f.machine, arch.machine);
+        // The universal file's slice for this target, byte for byte: the thin file.
+        assert.deepEqual(fs.readFileSync(path.join(fromFat, arch.target, f.name)), fs.readFileSync(path.join(built[arch.dir], f.name)), f.name);
+      }
+      assert.deepEqual(v.files.find((f) => f.name === 'libmac_app.dylib')?.weakNeeded, ['@rpath/libmac_accel.dylib']);
+      // The other architecture is refused for this target.
+      const other = arch.dir === 'arm64' ? built.x86_64 : built.arm64;
+      expectCode('E_WRONG_ARCH', () => pack([path.join(other, 'libmac_core.dylib')], { name: 'mac', out: tempDir(), target: arch.target }));
+    });
+  }
+
+  /** Packs `names` of one architecture and returns the parsed variant and its graph. */
+  function packed(arch: (typeof ARCHS)[number], names: readonly string[]): { out: string; manifest: Manifest; variant: ManifestVariant; graph: ReturnType<typeof variantGraph> } {
+    const out = tempDir();
+    pack(names.map((n) => path.join(built[arch.dir], n)), { name: 'mac', out, target: arch.target });
+    const manifest = parseManifest(fs.readFileSync(path.join(out, MANIFEST_FILE), 'utf8'));
+    const variant = manifest.variants[arch.target] as ManifestVariant;
+    return { out, manifest, variant, graph: variantGraph(variant) };
+  }
+
+  for (const arch of ARCHS) {
+    it(`planning for ${arch.target}: core → codec → app (the weak accelerator before it), the addon last; @rpath and @loader_path resolved against the bundle`, () => {
+      const { variant, graph } = packed(arch, CHAIN);
+      assert.deepEqual(variant.order, ['libmac_accel.dylib', 'libmac_core.dylib', 'libmac_codec.dylib', 'libmac_app.dylib', 'mac_addon.node']);
+      assert.deepEqual(graph.bundledDeps.get('libmac_codec.dylib'), ['libmac_core.dylib']); // @rpath/libmac_core.dylib
+      assert.deepEqual(graph.bundledDeps.get('libmac_app.dylib'), ['libmac_codec.dylib', 'libmac_accel.dylib']); // @loader_path/…, weak @rpath/…
+      assert.deepEqual(graph.bundledDeps.get('mac_addon.node'), ['libmac_app.dylib']);
+      for (const name of CHAIN) assert.deepEqual(graph.externalDeps.get(name), [LIBSYSTEM], name);
+      assert.deepEqual(dependencyClosure(graph, variant.order, 'libmac_app.dylib'), ['libmac_accel.dylib', 'libmac_core.dylib', 'libmac_codec.dylib', 'libmac_app.dylib']);
+      assert.equal(graph.providerOf('@rpath/libmac_codec.dylib')?.name, 'libmac_codec.dylib');
+    });
+  }
+
+  it('the check before any load, for darwin-arm64 in a cache directory placed for darwin: libSystem present (the shared cache), the wrong machine refused', () => {
+    const arch = ARCHS[1];
+    const { manifest, variant, graph, out } = packed(arch, CHAIN);
+    const root = path.join(tempDir(), 'Caches', 'dlbundle');
+    const placed = runSync(place(syncIo, { bundleName: manifest.name, variantKey: arch.target, variant, source: fromDirectory(out), roots: [root], verify: 'size', platform: 'darwin' }));
+    assert.ok('dir' in placed);
+    assert.deepEqual(fs.readdirSync(placed.dir).sort(), [...CHAIN, COMPLETE_MARKER].sort());
+    const search = systemSearch(placed.dir, 'darwin');
+    const found = checkBeforeLoad(graph, variant.order, arch.machine, (dep, f) => search.resolve(dep, f), search.searched);
+    assert.deepEqual([...found], [[LIBSYSTEM, LIBSYSTEM]]);
+    const wrong = expectCode('E_WRONG_ARCH', () => checkBeforeLoad(graph, variant.order, 'x86_64', (dep, f) => search.resolve(dep, f), search.searched));
+    assert.match(wrong.message, /"libmac_accel.dylib" is built for aarch64, but this process runs on x86_64/);
+  });
+
+  it('a bundle without libmac_core.dylib: E_MISSING_DEP names @rpath/libmac_core.dylib and where dyld looks; found once it is next to the codec (LC_RPATH @loader_path)', () => {
+    const arch = ARCHS[1];
+    const { variant, graph } = packed(arch, ['libmac_codec.dylib', 'libmac_app.dylib', 'libmac_accel.dylib']);
+    assert.deepEqual(graph.externalDeps.get('libmac_codec.dylib'), ['@rpath/libmac_core.dylib', LIBSYSTEM]);
+    const closure = dependencyClosure(graph, variant.order, 'libmac_app.dylib');
+    const bundleDir = tempDir();
+    const search = systemSearch(bundleDir, 'darwin');
+    const resolve = (dep: string, f: ManifestFile): string | null => resolveDyldLibrary(dep, { rpaths: f.runpath, loaderDir: bundleDir, executableDir: '/nowhere', env: {}, machine: arch.machine })?.path ?? null;
+    const e = expectCode('E_MISSING_DEP', () => checkBeforeLoad(graph, closure, arch.machine, resolve, search.searched));
+    assert.equal(e.dependency, '@rpath/libmac_core.dylib');
+    assert.equal(e.file, 'libmac_codec.dylib');
+    assert.match(e.message, /searched DYLD_LIBRARY_PATH, its LC_RPATH entries, @loader_path \(the bundle directory\)/);
+    fs.copyFileSync(path.join(built.arm64, 'libmac_core.dylib'), path.join(bundleDir, 'libmac_core.dylib'));
+    assert.deepEqual([...checkBeforeLoad(graph, closure, arch.machine, resolve, search.searched)].sort(), [['@rpath/libmac_core.dylib', path.join(bundleDir, 'libmac_core.dylib')], [LIBSYSTEM, LIBSYSTEM]].sort());
+  });
+
+  it('a bundle without the weak libmac_accel.dylib: external, but not required before the load (dyld loads the app without it); a strong need would be E_MISSING_DEP', () => {
+    const arch = ARCHS[0];
+    const out = tempDir();
+    const result = pack(['libmac_core.dylib', 'libmac_codec.dylib', 'libmac_app.dylib'].map((n) => path.join(built[arch.dir], n)), { name: 'mac', out, target: arch.target });
+    assert.deepEqual(result.missing, []);
+    const variant = result.variant;
+    const graph = variantGraph(variant);
+    assert.deepEqual(graph.externalDeps.get('libmac_app.dylib'), ['@rpath/libmac_accel.dylib', LIBSYSTEM]);
+    const resolve = (dep: string, f: ManifestFile): string | null => resolveDyldLibrary(dep, { rpaths: f.runpath, loaderDir: out, executableDir: '/nowhere', env: {}, machine: arch.machine })?.path ?? null;
+    assert.deepEqual([...checkBeforeLoad(graph, variant.order, arch.machine, resolve)], [[LIBSYSTEM, LIBSYSTEM]]);
+    // The same file without its weak mark: the check would refuse it.
+    const strong = variant.files.map(({ weakNeeded: _weak, ...f }) => f);
+    const e = expectCode('E_MISSING_DEP', () => checkBeforeLoad(dependencyGraph(strong), variant.order, arch.machine, resolve));
+    assert.equal(e.dependency, '@rpath/libmac_accel.dylib');
   });
 });
