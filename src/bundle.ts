@@ -13,7 +13,7 @@ import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { dropLease, sweepStaging } from './leases';
 import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedAddon, type LoadedLibrary } from './loader';
 import { provideAddons as installAddonHooks } from './provide-addons';
-import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
+import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported, noMemoryMode } from './memory';
 import { entryPath, variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { checkBeforeLoad, dependencyClosure, type DependencyGraph } from './plan';
 import { candidateRoots, type RootFallback } from './roots';
@@ -490,7 +490,10 @@ function failedOptional(e: unknown): { ok: false; code: DlbundleErrorCode; reaso
   return { ok: false, code: e.code, reason: e.message.split('\n')[0] ?? e.message, missing };
 }
 
+// Checked before the first file is placed: on a system without memory files
+// (Windows), `mode: 'memory'` is refused before anything is written or loaded.
 function memoryPlacement(fallbacks: readonly RootFallback[]): Placement {
+  if (!memoryModeSupported()) throw noMemoryMode();
   return { kind: 'memory', fallbacks };
 }
 

@@ -4,6 +4,7 @@
  * which looks for V8's code cache there before the rest of dlbundle is compiled.
  */
 import path = require('node:path');
+import { runtimePlatform } from './platform';
 
 /**
  * The user the cache belongs to: the effective uid.
@@ -18,8 +19,9 @@ export function effectiveUid(): number {
 
 /**
  * The first cache root when no `cacheDir` option is given, as an absolute
- * path: $DLBUNDLE_CACHE_DIR, else `<tmpdir>/dlbundle-<uid>`. Read from the
- * environment when called.
+ * path: $DLBUNDLE_CACHE_DIR, else the system's preferred root
+ * (platform.ts; Windows: `%LOCALAPPDATA%\dlbundle`), else
+ * `<tmpdir>/dlbundle-<uid>`. Read from the environment when called.
  *
  * @example
  * defaultRoot() // '/tmp/dlbundle-1000'
@@ -27,15 +29,16 @@ export function effectiveUid(): number {
 export function defaultRoot(): string {
   const env = process.env.DLBUNDLE_CACHE_DIR;
   // Absolute: a relative DLBUNDLE_CACHE_DIR means the same directory to the root check and to the code cache.
-  return path.resolve(env !== undefined && env !== '' ? env : path.join(tmpdir(), `dlbundle-${effectiveUid()}`));
+  if (env !== undefined && env !== '') return path.resolve(env);
+  const system = runtimePlatform().cacheRoots?.(process.env).preferred;
+  return path.resolve(system ?? path.join(tmpdir(), `dlbundle-${effectiveUid()}`));
 }
 
 /**
- * os.tmpdir(), without loading node:os on POSIX (≈ 0.4 ms of a start): the
+ * os.tmpdir() on POSIX, without loading node:os (≈ 0.4 ms of a start): the
  * first of TMPDIR, TMP, TEMP that is set, else /tmp, without a trailing slash.
  */
 function tmpdir(): string {
-  if (process.platform === 'win32') return (require('node:os') as typeof import('node:os')).tmpdir();
   const env = process.env;
   const dir = env.TMPDIR || env.TMP || env.TEMP || '/tmp';
   return dir.length > 1 && dir.endsWith('/') ? dir.slice(0, -1) : dir;

@@ -17,6 +17,7 @@ import { DlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { koffi } from './koffi';
 import { MEMORY_FILE_LABEL, type ManifestFile } from './manifest';
+import { runtimePlatform } from './platform';
 
 const debug = logger('dlbundle:cache');
 
@@ -38,7 +39,22 @@ let flagsThatWork: number | undefined;
  * if (memoryModeSupported()) openBundle({ source, mode: 'memory' });
  */
 export function memoryModeSupported(): boolean {
-  return process.platform === 'linux';
+  return runtimePlatform().noMemoryMode === null;
+}
+
+/**
+ * `E_USAGE` saying that memory mode does not exist on this system, and why.
+ *
+ * @example
+ * if (!memoryModeSupported()) throw noMemoryMode();
+ */
+export function noMemoryMode(): DlbundleError {
+  const platform = runtimePlatform();
+  return new DlbundleError(
+    'E_USAGE',
+    `mode: 'memory' cannot be used on ${platform.name}: ${platform.noMemoryMode ?? 'it is not supported here'}.`,
+    "Use mode: 'disk' (or 'auto', the default) with a writable cache directory.",
+  );
 }
 
 /**
@@ -52,9 +68,7 @@ export function memoryModeSupported(): boolean {
  * const fd = createMemoryFile('libdemo_core.so'); // then write it and load `/proc/self/fd/${fd}`
  */
 export function createMemoryFile(name: string): number {
-  if (!memoryModeSupported()) {
-    throw new DlbundleError('E_USAGE', `Memory mode needs Linux (memfd_create); this is ${process.platform}.`, "Use mode: 'disk' with a writable cache directory.");
-  }
+  if (!memoryModeSupported()) throw noMemoryMode();
   const ffi = koffi();
   memfdCreate ??= ffi.load(null).func('int memfd_create(const char *name, unsigned int flags)') as unknown as MemfdCreate;
   // The manifest refuses file names too long for this label (FILE_NAME_MAX_BYTES).
@@ -151,9 +165,7 @@ const HELPERS: readonly { readonly program: string; readonly args: (name: string
  * const fd = createMemoryFileWithoutKoffi('koffi.node'); // then write it and process.dlopen `/proc/self/fd/${fd}`
  */
 export function createMemoryFileWithoutKoffi(name: string): number {
-  if (!memoryModeSupported()) {
-    throw new DlbundleError('E_USAGE', `Memory mode needs Linux (memfd_create); this is ${process.platform}.`, "Use mode: 'disk' with a writable cache directory.");
-  }
+  if (!memoryModeSupported()) throw noMemoryMode();
   const label = `${MEMORY_FILE_LABEL}${name}`;
   const tried: string[] = [];
   // Required here: child_process loads net, stream and dgram (≈ 5 ms in a

@@ -5,6 +5,7 @@
  */
 import path = require('node:path');
 import type { Io, Step } from './io';
+import { runtimePlatform } from './platform';
 
 /** The mount that holds a path. */
 export interface MountFacts {
@@ -39,12 +40,14 @@ export function mountOf(file: string, mountinfo: string): MountFacts | null {
 /**
  * The mount holding `file` according to this process's mount table, or null
  * when there is no /proc to read it from (no mount flag can be known then,
- * and the callers' other checks still hold).
+ * and the callers' other checks still hold) — Windows among them, where
+ * nothing like noexec exists.
  *
  * @example
  * const mount = runSync(mountOfPath(syncIo, '/tmp/dlbundle-0')); mount?.options.includes('noexec')
  */
 export function* mountOfPath(io: Io, file: string): Step<MountFacts | null> {
+  if (!runtimePlatform().procfs) return null;
   let mountinfo: string;
   try {
     mountinfo = (yield* io.readFile('/proc/self/mountinfo')).toString('utf8');

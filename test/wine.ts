@@ -13,7 +13,7 @@ const wineEnv = require('../scripts/wine-env.js') as {
   prepareWine(options?: { log?: (line: string) => void }): WineSetup;
   startWineServer(setup: WineSetup, lingerSeconds?: number): void;
   stopWineServer(setup: WineSetup): void;
-  runNodeExe(setup: WineSetup, args: readonly string[], options?: { env?: Record<string, string | undefined>; cwd?: string; timeout?: number }): NodeExeExit;
+  runNodeExe(setup: WineSetup, args: readonly string[], options?: { env?: Record<string, string | undefined>; cwd?: string; timeout?: number | undefined }): NodeExeExit;
   fetchWindowsPackage(name: string, version: string, files: readonly string[], options?: { log?: (line: string) => void }): string;
   toWindowsPath(p: string): string;
   fromWindowsPath(prefix: string, p: string): string;

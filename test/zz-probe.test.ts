@@ -1,0 +1,40 @@
+import { startWine, stopWine, toWindowsPath, spawnUnderWine } from './wine';
+it('probe', function () {
+  this.timeout(120000);
+  const w = startWine();
+  const r = spawnUnderWine(`
+    const out = {};
+    const t = (k, fn) => { try { out[k] = { ok: true, v: fn() }; } catch (e) { out[k] = { ok: false, code: e.code, e: e.message }; } };
+    const base = path.join(process.env.TEMP, 'probe3'); fs.rmSync(base, { recursive: true, force: true }); fs.mkdirSync(base);
+    const a = path.join(base, 'a'), b = path.join(base, 'b');
+    fs.mkdirSync(a); fs.writeFileSync(path.join(a, 'x'), '1'); fs.mkdirSync(b); fs.writeFileSync(path.join(b, 'y'), '2');
+    t('renameOntoNonEmpty', () => fs.renameSync(a, b));
+    fs.mkdirSync(path.join(base, 'e'));
+    t('renameOntoEmpty', () => fs.renameSync(a, path.join(base, 'e')));
+    t('fsyncRO', () => { const fd = fs.openSync(path.join(b, 'y'), 'r'); try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); } });
+    t('fsyncDir', () => { const fd = fs.openSync(b, 'r'); try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); } });
+    t('fsyncW', () => { const fd = fs.openSync(path.join(b, 'y'), 'r+'); try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); } });
+    const d = path.join(base, 'dll'); fs.mkdirSync(d); fs.copyFileSync(P.dll, path.join(d, 'chain_a.dll'));
+    const koffi = repoRequire('koffi'); const h = koffi.load(path.join(d, 'chain_a.dll'));
+    t('openWriteLoaded', () => { const fd = fs.openSync(path.join(d, 'chain_a.dll'), 'r+'); fs.closeSync(fd); return 'opened'; });
+    t('renameLoadedFile', () => { fs.renameSync(path.join(d, 'chain_a.dll'), path.join(d, 'moved.dll')); return 'moved'; });
+    t('rmLoadedDir', () => { fs.rmSync(d, { recursive: true, force: true }); return 'removed'; });
+    // a file held open without FILE_SHARE_DELETE: use koffi CreateFileW
+    const k32 = koffi.load('kernel32.dll');
+    const CreateFileW = k32.func('void *CreateFileW(const char16_t *name, uint32_t access, uint32_t share, void *sa, uint32_t disp, uint32_t flags, void *tmpl)');
+    const CloseHandle = k32.func('int CloseHandle(void *h)');
+    const f = path.join(base, 'held'); fs.writeFileSync(f, 'held');
+    const hh = CreateFileW(f, 0x80000000, 1, null, 3, 0, null);
+    t('renameHeld', () => fs.renameSync(f, f + '2'));
+    t('unlinkHeld', () => fs.unlinkSync(f));
+    const fd2 = path.join(base, 'helddir'); fs.mkdirSync(fd2); const f2 = path.join(fd2, 'x'); fs.writeFileSync(f2, 'x');
+    const h2 = CreateFileW(f2, 0x80000000, 1, null, 3, 0, null);
+    t('renameDirWithHeld', () => { fs.renameSync(fd2, fd2 + 'b'); fs.renameSync(fd2 + 'b', fd2); return 'renamed'; });
+    t('rmDirWithHeld', () => { fs.rmSync(fd2, { recursive: true, force: true }); return 'rm'; });
+    CloseHandle(hh); CloseHandle(h2);
+    t('renameAfterClose', () => { fs.renameSync(f, f + '2'); return 'ok'; });
+    return out;
+  `, { params: { dll: toWindowsPath(w.build.chain[0] as string) } });
+  console.log(JSON.stringify(r.result, null, 1), r.stderr);
+  stopWine();
+});
