@@ -400,7 +400,7 @@ class LazyBundle implements Bundle {
   /** A bundled file by file name or by soname; `E_UNKNOWN_LIBRARY` listing the bundle's files otherwise. */
   private fileNamed(name: string): ManifestFile {
     const r = this.resolve();
-    const file = r.graph.nodes.get(name) ?? r.graph.providers.get(name);
+    const file = r.graph.nodes.get(name) ?? r.graph.providerOf(name);
     if (file === undefined) {
       throw new DlbundleError(
         'E_UNKNOWN_LIBRARY',

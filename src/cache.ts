@@ -30,7 +30,7 @@ import { mountOfPath } from './mounts';
 import { asyncIo, readSmallFile, runAsync, type Io, type Step } from './io';
 import { checkRoot, rootFallback, unsafeDir, unsafeFileReason, unsafeReason, type RootFallback } from './roots';
 import { runtimePlatform } from './platform';
-import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, entryPath, type ManifestFile, type ManifestVariant } from './manifest';
+import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, entryPath, sonameLink, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
 
 const debug = logger('dlbundle:cache');
@@ -469,16 +469,6 @@ function expectedEntries(variant: ManifestVariant): Set<string> {
   return names;
 }
 
-/**
- * The name of the symbolic link to `file` that its directory holds: its
- * soname when that differs from its file name, so that `$ORIGIN` lookups and
- * a later dlopen by soname find it. None where users cannot make symbolic
- * links (Windows, whose loader matches a loaded DLL by its file name anyway).
- */
-function sonameLink(file: ManifestFile): string | null {
-  return runtimePlatform().symlinks && file.soname !== null && file.soname !== file.name ? file.soname : null;
-}
-
 /** The xxh64 of the file at `p`, or null when it is longer than `limit`. */
 function* hashFileAt(io: Io, p: string, limit: number, scratch: Buffer): Step<string | null> {
   const fd = yield* io.openRead(p);
@@ -523,7 +513,10 @@ function* extract(io: Io, req: CacheRequest, root: string): Step<{ staging: stri
     for (const file of req.variant.files) {
       yield* writeVerified(io, req, file, path.join(staging, file.name), scratch);
       const link = sonameLink(file);
-      if (link !== null) yield* io.symlink(file.name, path.join(staging, link));
+      if (link !== null) {
+        // The soname link lets $ORIGIN lookups and later dlopen-by-soname find the file.
+        yield* io.symlink(file.name, path.join(staging, link));
+      }
     }
     // Taken once every file is written: nothing after this changes them (a
     // flush or the rename does not move mtime or ctime).

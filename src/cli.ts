@@ -15,7 +15,7 @@ import { pack, packPackage, type PackResult } from './pack';
 import { formatPackageNativeFiles, type PackageNativeFiles } from './package-files';
 import { pruneCache, scanCache, type CacheEntry } from './prune';
 import type { RootFallback } from './roots';
-import { elfTargets } from './variant';
+import { knownTargets } from './variant';
 import { nearest } from './nearest';
 import { ownPackage } from './own-package';
 import { progressLine } from './progress';
@@ -56,7 +56,7 @@ const commands: Readonly<Record<string, CommandSpec>> = {
   pack: {
     summary: "pack shared objects, or an npm package's native files, into a bundle directory (dlbundle.json and one folder per target)",
     args: '<files|dirs…>',
-    argsHelp: 'shared objects, or directories whose *.so, *.so.* and *.node files are packed (none with --package)',
+    argsHelp: 'shared libraries, or directories whose *.so, *.so.*, *.node, *.dll and *.dylib files are packed (none with --package)',
     options: {
       name: { type: 'string', value: 'NAME', required: true, help: "the bundle's name; its cache directories are <NAME>-<digest>" },
       out: { type: 'string', value: 'DIR', required: true, help: 'the bundle directory to write (another target already in it is kept)' },
@@ -66,7 +66,7 @@ const commands: Readonly<Record<string, CommandSpec>> = {
         help: "pack an npm package's .node addons for the target (its own and those of the installed packages it depends on, such as sharp's @img/sharp-linux-x64) with the libraries they need, found as the dynamic linker would: RUNPATH/RPATH with $ORIGIN, then this system (left external), then beside the file. A directory (./node_modules/sharp) or a package name, resolved from the current directory as require would. Prints each file taken and why",
       },
       strict: { type: 'boolean', help: 'with --package: refuse (E_MISSING_DEP, nothing written) when a file needs a library that neither the packages nor this system provides, instead of warning' },
-      target: { type: 'string', value: 'KEY', help: `the target the files are for when it is not this machine's, e.g. linux-arm64-gnu (ELF targets: ${elfTargets().join(', ')})` },
+      target: { type: 'string', value: 'KEY', help: `the target the files are for when it is not this machine's: ELF files for linux-* and freebsd-*, Windows DLLs for win32-*, macOS dylibs (one architecture of a universal file) for darwin-* (${knownTargets().join(', ')})` },
       requires: { type: 'string', value: 'F,F…', help: 'CPU features this build needs (e.g. avx2,fma): it is chosen only on CPUs that have them, as the variant <target>+avx2+fma' },
       optional: { type: 'string', multiple: true, value: 'FILE', help: 'a packed file that may not load on every machine (repeat, or separate with commas): doctor does not count it as a failure' },
       module: { type: 'string', value: 'FILE.cjs', help: 'also write a CommonJS module carrying the bundle and koffi.node, for single-file builds: fromBuffers(require(FILE).manifest, require(FILE).blobs)' },
@@ -132,9 +132,9 @@ const commands: Readonly<Record<string, CommandSpec>> = {
   },
 
   inspect: {
-    summary: 'show the ELF facts of shared objects, or what a bundle directory holds',
-    args: '<file.so…|bundle-dir>',
-    argsHelp: 'shared objects (class, machine, soname, needed, runpath, rpath, interp), or one bundle directory (per target: load order, needs, external dependencies)',
+    summary: 'show the facts of shared libraries (ELF, PE, Mach-O), or what a bundle directory holds',
+    args: '<file.so|.dll|.dylib…|bundle-dir>',
+    argsHelp: 'shared libraries: ELF (class, machine, soname, needed, runpath, rpath, interp), PE (machine, DLL name, imports, delay-load imports), Mach-O (per architecture: machine, install name, dylib load commands, rpaths); or one bundle directory (per target: load order, needs, external dependencies)',
     options: { json: JSON_OPTION },
     run({ values, positionals }, out) {
       if (positionals.length === 0) throw usage('inspect needs shared objects or a bundle directory.', 'inspect');

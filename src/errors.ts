@@ -10,10 +10,14 @@
 
 /** Every code dlbundle can throw, with the kind of failure it stands for. */
 export type DlbundleErrorCode =
-  /** The input does not start with the ELF magic number. */
+  /** The input starts with no magic number dlbundle reads: not ELF, nor PE (Windows) or Mach-O (macOS) where those are read. */
   | 'E_NOT_ELF'
   /** The input is an ELF file whose headers are inconsistent or truncated. */
   | 'E_BAD_ELF'
+  /** The input is a PE file (Windows DLL, `.node`, executable) whose headers or import tables are inconsistent or truncated. */
+  | 'E_BAD_PE'
+  /** The input is a Mach-O file (thin or universal) whose headers or load commands are inconsistent or truncated. */
+  | 'E_BAD_MACHO'
   /** The input is an ELF file but not a shared object (an executable, an object file, a core dump). */
   | 'E_NOT_SHARED_OBJECT'
   /** The library was built for another machine than the one it is packed or loaded for. */

@@ -1,19 +1,21 @@
 /**
- * What `dlbundle inspect` reports: the ELF facts of loose files, or the
- * variants of a bundle directory, as data and as text.
+ * What `dlbundle inspect` reports: the facts of loose files (ELF, PE,
+ * Mach-O), or the variants of a bundle directory, as data and as text.
  */
 import path = require('node:path');
 import { DlbundleError } from './errors';
-import { readElfFile } from './elf-file';
+import { readBinaryFile } from './formats/binary-file';
+import type { DylibCommand } from './formats/macho';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { readManifestFile } from './sources/directory';
 import { dependencyGraph } from './plan';
 import { resolveSystemLibrary } from './system-libs';
 import { hostTarget, parseVariantKey } from './variant';
 
-/** One file's facts, with exactly the keys `inspect --json` prints. */
-export interface FileReport {
+/** An ELF file's facts, with exactly the keys `inspect --json` prints. */
+export interface ElfFileReport {
   readonly file: string;
+  readonly format: 'elf';
   readonly class: 32 | 64;
   readonly machine: string;
   readonly soname: string | null;
@@ -23,16 +25,79 @@ export interface FileReport {
   readonly interp: string | null;
 }
 
+/** A PE file's facts (Windows DLL, `.node`, executable), with exactly the keys `inspect --json` prints. */
+export interface PeFileReport {
+  readonly file: string;
+  readonly format: 'pe';
+  /** 32 for PE32, 64 for PE32+. */
+  readonly class: 32 | 64;
+  readonly machine: string;
+  /** The export directory's DLL name, or null. */
+  readonly soname: string | null;
+  /** The import directory's DLLs in file order, then the delay-load DLLs in order. */
+  readonly needed: readonly string[];
+  /** The delay-load DLLs alone: the end of `needed`. */
+  readonly delayNeeded: readonly string[];
+  /** Always empty: Windows has no per-library search path. */
+  readonly runpath: readonly string[];
+  /** IMAGE_FILE_DLL: true for DLLs and `.node` addons, false for executables. */
+  readonly dll: boolean;
+}
+
+/** One Mach-O image's facts (a thin file, or one architecture of a universal file), with exactly the keys `inspect --json` prints. */
+export interface MachOFileReport {
+  readonly file: string;
+  readonly format: 'macho';
+  readonly class: 32 | 64;
+  readonly machine: string;
+  /** LC_ID_DYLIB of a dylib; null for bundles and executables. */
+  readonly soname: string | null;
+  /** One entry per dylib load command, in command order, as written. */
+  readonly needed: readonly string[];
+  /** The load command of each `needed` entry. */
+  readonly neededCommands: readonly DylibCommand[];
+  /** LC_RPATH entries, unexpanded. */
+  readonly runpath: readonly string[];
+  readonly filetype: string;
+  readonly cputype: number;
+  readonly cpusubtype: number;
+  /** Null for a thin file; which architecture of a universal file this is, and where its bytes are. */
+  readonly slice: null | { readonly index: number; readonly count: number; readonly offset: number; readonly size: number };
+}
+
+/** One report of `inspect`: a file, or one architecture of a universal Mach-O file. */
+export type FileReport = ElfFileReport | PeFileReport | MachOFileReport;
+
 /**
- * The ELF facts of each file, in argument order.
+ * The facts of each file, in argument order; a universal Mach-O file gives
+ * one report per architecture, in the order of its header.
  *
  * @example
  * inspectFiles(['libz.so.1'])[0].needed // ['libc.so.6']
  */
 export function inspectFiles(files: readonly string[]): FileReport[] {
-  return files.map((file) => {
-    const e = readElfFile(file);
-    return { file, class: e.class, machine: e.machine, soname: e.soname, needed: e.needed, runpath: e.runpath, rpath: e.rpath, interp: e.interp };
+  return files.flatMap((file): FileReport[] => {
+    const info = readBinaryFile(file);
+    if (info.format === 'elf') {
+      return [{ file, format: 'elf', class: info.class, machine: info.machine, soname: info.soname, needed: info.needed, runpath: info.runpath, rpath: info.rpath, interp: info.interp }];
+    }
+    if (info.format === 'pe') {
+      return [{ file, format: 'pe', class: info.class, machine: info.machine, soname: info.soname, needed: info.needed, delayNeeded: info.delayImports, runpath: [], dll: info.dll }];
+    }
+    return info.images.map((m, index) => ({
+      file,
+      format: 'macho' as const,
+      class: m.class,
+      machine: m.machine,
+      soname: m.soname,
+      needed: m.needed,
+      neededCommands: m.neededCommands,
+      runpath: m.runpath,
+      filetype: m.filetype,
+      cputype: m.cputype,
+      cpusubtype: m.cpusubtype,
+      slice: info.fat === null ? null : { index, count: info.images.length, offset: m.offset, size: m.size },
+    }));
   });
 }
 
@@ -53,6 +118,29 @@ export function readBundleManifest(dir: string): Manifest {
 /** Text for one file's facts, as `inspect` prints it. */
 export function formatFileReport(r: FileReport): string {
   const list = (xs: readonly string[]): string => (xs.length === 0 ? '(none)' : xs.join(', '));
+  if (r.format === 'pe') {
+    const imports = r.needed.slice(0, r.needed.length - r.delayNeeded.length);
+    return [
+      `${r.file}`,
+      `  format:  PE${r.class === 64 ? '32+' : '32'} ${r.dll ? 'DLL' : 'executable'}`,
+      `  machine: ${r.machine}`,
+      `  name:    ${r.soname ?? '(none)'}`,
+      `  imports: ${list(imports)}`,
+      `  delay:   ${list(r.delayNeeded)}`,
+    ].join('\n');
+  }
+  if (r.format === 'macho') {
+    const slice = r.slice === null ? '' : ` (architecture ${r.slice.index + 1} of ${r.slice.count}, bytes ${r.slice.offset}..${r.slice.offset + r.slice.size})`;
+    const needs = r.needed.map((n, i) => (r.neededCommands[i] === 'LC_LOAD_DYLIB' ? n : `${n} (${(r.neededCommands[i] as string).replace(/^LC_|_DYLIB$/g, '').toLowerCase()})`));
+    return [
+      `${r.file}${slice}`,
+      `  format:  Mach-O ${r.class}-bit ${r.filetype}`,
+      `  machine: ${r.machine} (cputype ${r.cputype}, cpusubtype ${r.cpusubtype})`,
+      `  install name: ${r.soname ?? '(none)'}`,
+      `  needed:  ${list(needs)}`,
+      `  rpath:   ${list(r.runpath)}`,
+    ].join('\n');
+  }
   return [
     `${r.file}`,
     `  class:   ELF${r.class}`,
@@ -127,7 +215,7 @@ export function describeDependencies(variant: ManifestVariant, dir: string, look
   return variant.order.map((name) => {
     const file = graph.nodes.get(name) as ManifestFile;
     const needs = file.needed.map((dep): DependencyFact => {
-      const provider = graph.providers.get(dep);
+      const provider = graph.providerOf(dep);
       if (provider !== undefined) return { name: dep, kind: 'bundled', path: provider.name };
       if (!lookUp) return { name: dep, kind: 'unknown' };
       const found = resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir });

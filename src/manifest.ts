@@ -23,14 +23,29 @@ export interface ManifestFile {
   readonly size: number;
   /** xxh64 of the content, 16 lowercase hex digits. */
   readonly xxh64: string;
-  /** DT_SONAME, or null when the file has none. */
+  /**
+   * The name other libraries know it by, or null: DT_SONAME (ELF), the
+   * export directory's DLL name (PE), the LC_ID_DYLIB install name of a
+   * dylib (Mach-O, as written: `@rpath/libfoo.dylib`).
+   */
   readonly soname: string | null;
-  /** DT_NEEDED entries in file order. */
+  /** What it needs, in file order: DT_NEEDED (ELF); imported then delay-loaded DLLs (PE); one entry per dylib load command (Mach-O). */
   readonly needed: readonly string[];
-  /** DT_RUNPATH directories in file order. */
+  /** DT_RUNPATH directories (ELF), LC_RPATH entries unexpanded (Mach-O), in file order; none for PE. */
   readonly runpath: readonly string[];
-  /** ELF machine name (`x86_64`, `aarch64`, …). */
+  /** The machine by ELF's names (`x86_64`, `aarch64`, …), whatever the format. */
   readonly machine: string;
+  /**
+   * `pe` (Windows) or `macho` (macOS, one architecture); absent for ELF, and
+   * in every manifest written before dlbundle read other formats.
+   */
+  readonly format?: 'pe' | 'macho';
+  /**
+   * The entries of `needed` the library loads without: PE delay-load imports
+   * (resolved at their first call), Mach-O LC_LOAD_WEAK_DYLIB and
+   * LC_LAZY_LOAD_DYLIB names no other command names. Absent when none.
+   */
+  readonly weakNeeded?: readonly string[];
   /** Present and true for a library the application loads with `bundle.optional()` (`pack --optional`): `doctor` does not count its failure. */
   readonly optional?: true;
 }
@@ -230,10 +245,12 @@ function parseVariant(value: unknown, origin: string, at: string, checkDigest: b
   const onDisk = new Map<string, ManifestFile | null>([[COMPLETE_MARKER, null]]);
   const describe = (entry: string, f: ManifestFile | null): string =>
     f === null ? 'the completion marker' : entry === f.name ? `file ${JSON.stringify(f.name)}` : `the soname link of ${JSON.stringify(f.name)}`;
+  const format = files[0]?.format;
   for (const f of files) {
+    if (f.format !== format) throw bad(origin, `${at}.files`, `mixes formats: ${JSON.stringify(f.name)} is ${f.format ?? 'elf'}, ${JSON.stringify(files[0]?.name)} is ${format ?? 'elf'}`);
     for (let k = 0; k < 2; k++) {
-      const entry = k === 0 ? f.name : f.soname;
-      if (entry === null || (k === 1 && entry === f.name)) continue;
+      const entry = k === 0 ? f.name : sonameLink(f);
+      if (entry === null) continue;
       const other = onDisk.get(entry);
       if (other !== undefined) throw bad(origin, `${at}.files`, `has ${describe(entry, f)} and ${describe(entry, other)} both named ${JSON.stringify(entry)}`);
       onDisk.set(entry, f);
@@ -291,18 +308,62 @@ function parseFile(value: unknown, origin: string, variantAt: string, i: number)
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
     throw bad(origin, at('.size'), `is ${show(size)}, not a non-negative integer`);
   }
-  // The soname becomes a symlink in the bundle directory (a directory entry); the file name may also name a memfd.
-  const soname = f.soname === null ? null : baseName(f.soname, origin, '.soname', NAME_MAX, at);
+  const format = formatField(f.format, origin, at);
+  // An ELF soname becomes a symlink in the bundle directory (a directory
+  // entry); the file name may also name a memfd. A DLL's export name and an
+  // install name are names, not entries (see sonameLink).
+  const soname = f.soname === null ? null : format === undefined ? baseName(f.soname, origin, '.soname', NAME_MAX, at) : str(f.soname, origin, '.soname', at);
+  const needed = strings(f.needed, origin, '.needed', at);
   return {
     name: baseName(f.name, origin, '.name', FILE_NAME_MAX_BYTES, at),
     size,
     xxh64: hex16(f.xxh64, origin, '.xxh64', at),
     soname,
-    needed: strings(f.needed, origin, '.needed', at),
+    needed,
     runpath: strings(f.runpath, origin, '.runpath', at),
     machine: str(f.machine, origin, '.machine', at),
     ...optionalFlag(f.optional, origin, at('.optional')),
+    ...(format === undefined ? {} : { format }),
+    ...weakField(f.weakNeeded, needed, origin, at),
   };
+}
+
+function formatField(value: unknown, origin: string, at: Prefix): 'pe' | 'macho' | undefined {
+  if (value === undefined || value === 'pe' || value === 'macho') return value;
+  throw bad(origin, at('.format'), `is ${show(value)}; this dlbundle reads "pe", "macho", or no format (ELF)`, 'Repack the bundle with this version of dlbundle, or upgrade dlbundle.');
+}
+
+function weakField(value: unknown, needed: readonly string[], origin: string, at: Prefix): { weakNeeded?: readonly string[] } {
+  if (value === undefined) return {};
+  const weak = strings(value, origin, '.weakNeeded', at);
+  const stray = weak.find((w) => !needed.includes(w));
+  if (stray !== undefined) throw bad(origin, at('.weakNeeded'), `names ${show(stray)}, which is not in needed`);
+  return { weakNeeded: weak };
+}
+
+// An install name the dynamic loader resolves next to the image that asks
+// for it (`@rpath/libfoo.dylib`, `@loader_path/libfoo.dylib`): one component.
+const RELATIVE_INSTALL_NAME = /^@(?:rpath|loader_path|executable_path)\/([^/]+)$/;
+
+/**
+ * The second directory entry a file gets beside its own name in a bundle
+ * directory, or null: its ELF soname (what ld.so and `$ORIGIN` lookups ask
+ * for), or the last component of a Mach-O install name relative to
+ * `@rpath` / `@loader_path` / `@executable_path` (what dyld looks for beside
+ * the image). None for PE: Windows matches a loaded DLL by its file name.
+ *
+ * @example
+ * sonameLink({ name: 'libdemo_codec.so.1.2.3', soname: 'libdemo_codec.so.1' }) // 'libdemo_codec.so.1'
+ * sonameLink({ name: 'libvips.dylib', soname: '@rpath/libvips.42.dylib', format: 'macho' }) // 'libvips.42.dylib'
+ */
+export function sonameLink(file: Pick<ManifestFile, 'name' | 'soname' | 'format'>): string | null {
+  const soname = file.soname;
+  if (soname === null || soname === file.name) return null;
+  // ELF: parseFile has already checked that the soname is a plain file name.
+  if (file.format === undefined) return soname;
+  if (file.format === 'pe') return null;
+  const link = RELATIVE_INSTALL_NAME.exec(soname)?.[1];
+  return link === undefined || link === file.name || unsafeNameReason(link) !== null ? null : link;
 }
 
 function optionalFlag(value: unknown, origin: string, at: string): { optional?: true } {

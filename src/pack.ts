@@ -1,6 +1,7 @@
 /**
- * Build-time packing: reads shared objects, records what each one is in the
- * manifest, and lays the blobs out as `<out>/<target>/<file>` beside
+ * Build-time packing: reads shared libraries (ELF for Linux targets, PE for
+ * Windows, Mach-O for macOS: one architecture of a universal file), records
+ * what each one is in the manifest, and lays the blobs out as `<out>/<target>/<file>` beside
  * `<out>/dlbundle.json`. Everything is checked before the output directory is
  * touched. Inputs are read in chunks (any size, little memory). The new files
  * become a complete generation directory `<out>/.<target>.<digest>/` first;
@@ -15,7 +16,9 @@ import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError } from './errors';
 import type { ElfInfo } from './elf';
-import { readElfFile } from './elf-file';
+import { readBinaryFile } from './formats/binary-file';
+import type { BinaryFormat, BinaryInfo } from './formats/binary';
+import type { DylibCommand, MachOImage } from './formats/macho';
 import { ioError } from './file-io';
 import { createXxh64 } from './hash';
 import { runSync, syncIo } from './io';
@@ -32,12 +35,13 @@ import {
   type ManifestFile,
   type ManifestVariant,
 } from './manifest';
-import { compareNames, dependencyGraph, externalDependencies, loadOrder } from './plan';
+import { compareNames, dependencyGraph, externalDependencies, loadOrder, type DependencyGraph } from './plan';
 import { generationDirName, parseGenerationDirName, readManifestFile } from './sources/directory';
-import { elfTarget, hostTarget, knownFeatures, parseVariantKey, targetFacts, variantKey } from './variant';
+import { hostTarget, knownFeatures, parseVariantKey, targetLibraries, variantKey, type TargetLibraries } from './variant';
 import { nearest } from './nearest';
 import { packageNativeFiles, type PackageNativeFiles } from './package-files';
 import { resolveSystemLibrary } from './system-libs';
+import { macosSystemLibrary, windowsSystemDll } from './system-names';
 
 const debug = logger('dlbundle:pack');
 
@@ -72,9 +76,12 @@ export interface PackResult {
   /**
    * Libraries a packed file needs that are neither packed nor on this system
    * (looked up as the dynamic linker would, from where the file was packed);
-   * checked only when packing for this machine's target, and not for files
-   * marked optional. Most often a forgotten file: `libfoo.so.1.2.3` beside
-   * `libfoo.so` when only `*.so` was given.
+   * checked when packing for this machine's target, and, for Windows and
+   * macOS targets, by name: what such a system does not provide (its
+   * KnownDLLs, API sets, System32 DLLs and the Visual C++ runtime; /usr/lib
+   * and /System). Not for files marked optional, nor for delay-loaded DLLs
+   * and weak dylibs. Most often a forgotten file: `libfoo.so.1.2.3` beside
+   * `libfoo.so` when only `*.so` was given, `ggml-base.dll` beside `ggml.dll`.
    */
   readonly missing: readonly { readonly file: string; readonly dependency: string }[];
 }
@@ -91,13 +98,39 @@ export interface NamedInput {
   readonly file: string;
 }
 
-// Names that look like shared objects: libfoo.so, libfoo.so.1.2, addon.node.
-const SHARED_OBJECT_NAME = /\.so(\.[0-9A-Za-z_.-]+)?$|\.node$/;
+// Names that look like shared libraries: libfoo.so, libfoo.so.1.2, addon.node, foo.dll, libfoo.dylib.
+const SHARED_OBJECT_NAME = /\.so(\.[0-9A-Za-z_.-]+)?$|\.node$|\.dll$|\.dylib$/i;
+
+/** One input, as it will be packed. */
+interface Input {
+  readonly facts: PackedFacts;
+  /** The input's identity when it was read: a file rebuilt since is refused. */
+  readonly seen: fs.Stats;
+  /** The bytes packed: the whole file, or one architecture of a universal Mach-O file. */
+  readonly range: { readonly offset: number; readonly size: number };
+}
+
+/** What the manifest records of one input, whatever its format. */
+interface PackedFacts {
+  readonly format: BinaryFormat;
+  readonly soname: string | null;
+  readonly needed: readonly string[];
+  readonly runpath: readonly string[];
+  readonly machine: string;
+  readonly weakNeeded: readonly string[];
+  /** ELF inputs: every fact, for the check of dependencies on this machine. */
+  readonly elf: ElfInfo | null;
+}
+
+const FORMAT_NAMES: Readonly<Record<BinaryFormat, string>> = { elf: 'an ELF file (Linux, FreeBSD)', pe: 'a PE file (Windows)', macho: 'a Mach-O file (macOS)' };
 
 /**
- * Packs shared objects (files, or directories whose `*.so*` / `*.node` files are
- * taken, or files under names of their own) into the bundle directory
- * `options.out`, adding or replacing the variant of `options.target`.
+ * Packs shared libraries (files, or directories whose `*.so*`, `*.node`,
+ * `*.dll` and `*.dylib` files are taken, or files under names of their own)
+ * into the bundle directory `options.out`, adding or replacing the variant of
+ * `options.target`. ELF files for Linux targets, PE DLLs for `win32-*`,
+ * Mach-O dylibs and bundles for `darwin-*` (a universal file gives the
+ * architecture of the target).
  *
  * @example
  * pack(['build/Release'], { name: 'demo', out: 'dist/native' });
@@ -107,7 +140,8 @@ export function pack(inputs: readonly (string | NamedInput)[], options: PackOpti
   if (nameProblem !== null || !/^[A-Za-z0-9][A-Za-z0-9_.+-]*$/.test(options.name)) {
     throw new DlbundleError('E_USAGE', `Bundle name ${JSON.stringify(options.name)} is not usable as a directory name${nameProblem === null ? '' : `: it ${nameProblem}`}.`, `Use at most ${BUNDLE_NAME_MAX_BYTES} letters, digits, ".", "_", "+" and "-", starting with a letter or digit.`);
   }
-  const base = elfTarget(options.target ?? hostTarget());
+  const base = options.target ?? hostTarget();
+  const expected = targetLibraries(base);
   const target = variantKey(base, options.requires ?? []);
   const { features } = parseVariantKey(target);
   const known = knownFeatures(base);
@@ -120,35 +154,17 @@ export function pack(inputs: readonly (string | NamedInput)[], options: PackOpti
       `Use the flag names Linux shows in /proc/cpuinfo: ${(known ?? []).slice(0, 12).join(', ')}, …`,
     );
   }
-  const expected = targetFacts(base).elf as NonNullable<ReturnType<typeof targetFacts>['elf']>;
   const sources = collectInputs(inputs);
   for (const name of options.optional ?? []) {
     if (!sources.has(name)) throw new DlbundleError('E_USAGE', `--optional names ${JSON.stringify(name)}, which is not among the files packed.`, `Use one of: ${[...sources.keys()].join(', ')}.`);
   }
   const manifestPath = path.join(options.out, MANIFEST_FILE);
 
-  // Every input's ELF facts come from a few positioned reads, before anything is written.
-  const elves = new Map<string, { elf: ElfInfo; seen: fs.Stats }>();
+  // Every input's facts come from a few positioned reads, before anything is written.
+  const read = new Map<string, Input>();
   for (const [name, from] of sources) {
     const seen = statInput(from);
-    const elf = readElfFile(from);
-    if (elf.type !== 'dyn') {
-      throw new DlbundleError('E_NOT_SHARED_OBJECT', `${JSON.stringify(from)} is an ELF ${elf.type} file, not a shared object.`, 'Pack shared libraries (linked with -shared) and .node addons only.', { file: from });
-    }
-    // A position-independent executable is ET_DYN too: it names a program
-    // interpreter and no soname. (libc names both, and is a library.)
-    if (elf.interp !== null && elf.soname === null) {
-      throw new DlbundleError('E_NOT_SHARED_OBJECT', `${JSON.stringify(from)} is an executable (position-independent: it names the program interpreter ${elf.interp} and has no soname), not a shared object.`, 'Pack shared libraries (linked with -shared) and .node addons only.', { file: from });
-    }
-    if (elf.machine !== expected.machine || elf.class !== expected.class) {
-      throw new DlbundleError(
-        'E_WRONG_ARCH',
-        `${JSON.stringify(from)} is built for ${elf.machine} (ELF${elf.class}), but target ${JSON.stringify(base)} runs ${expected.machine} (ELF${expected.class}).`,
-        `Pack it under its own target with --target, or rebuild it for ${expected.machine}.`,
-        { file: from },
-      );
-    }
-    elves.set(name, { elf, seen });
+    read.set(name, { ...packedFacts(readBinaryFile(from), from, base, expected), seen });
   }
 
   // Directories are made with mode 0777 and files with 0666, so the umask
@@ -160,7 +176,10 @@ export function pack(inputs: readonly (string | NamedInput)[], options: PackOpti
   }
   const unlock = lockOutput(options.out);
   try {
-    return { ...packLocked(options, target, sources, elves, manifestPath), missing: base === hostTarget() ? missingDependencies(sources, elves, options.optional ?? []) : [] };
+    const result = packLocked(options, target, sources, read, manifestPath);
+    const optional = options.optional ?? [];
+    const missing = expected.format !== 'elf' ? missingByName(result.variant.files, expected.format, optional) : base === hostTarget() ? missingDependencies(sources, read, optional) : [];
+    return { ...result, missing };
   } finally {
     unlock();
   }
@@ -215,15 +234,16 @@ export function packPackage(spec: string, options: PackPackageOptions): PackPack
 
 /** {@link pack}'s writing part, with the output directory locked: from reading the old manifest to the switch. */
 /** What each packed file needs that neither the bundle nor this system provides (see {@link PackResult.missing}). */
-function missingDependencies(sources: ReadonlyMap<string, string>, elves: ReadonlyMap<string, { elf: ElfInfo }>, optional: readonly string[]): PackResult['missing'] {
+function missingDependencies(sources: ReadonlyMap<string, string>, inputs: ReadonlyMap<string, Input>, optional: readonly string[]): PackResult['missing'] {
   const provided = new Set<string>();
-  for (const [name, { elf }] of elves) {
+  for (const [name, { facts }] of inputs) {
     provided.add(name);
-    if (elf.soname !== null) provided.add(elf.soname);
+    if (facts.soname !== null) provided.add(facts.soname);
   }
   const missing: { file: string; dependency: string }[] = [];
-  for (const [name, { elf }] of elves) {
-    if (optional.includes(name)) continue;
+  for (const [name, { facts }] of inputs) {
+    const elf = facts.elf;
+    if (optional.includes(name) || elf === null) continue;
     const origin = path.dirname(path.resolve(sources.get(name) as string));
     for (const dep of elf.needed) {
       if (provided.has(dep)) continue;
@@ -233,7 +253,81 @@ function missingDependencies(sources: ReadonlyMap<string, string>, elves: Readon
   return missing;
 }
 
-function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<string, string>, elves: ReadonlyMap<string, { elf: ElfInfo; seen: fs.Stats }>, manifestPath: string): Omit<PackResult, 'missing'> {
+/**
+ * What the packed files of a Windows or macOS variant need that neither the
+ * bundle nor such a system provides, by name ({@link windowsSystemDll},
+ * {@link macosSystemLibrary}); delay-loaded and weak names are left out.
+ */
+function missingByName(files: readonly ManifestFile[], format: 'pe' | 'macho', optional: readonly string[]): PackResult['missing'] {
+  const graph: DependencyGraph<ManifestFile> = dependencyGraph(files);
+  const system = format === 'pe' ? windowsSystemDll : macosSystemLibrary;
+  const missing: { file: string; dependency: string }[] = [];
+  for (const f of files) {
+    if (optional.includes(f.name)) continue;
+    for (const dep of graph.externalDeps.get(f.name) ?? []) {
+      if (f.weakNeeded?.includes(dep) !== true && system(dep) === null) missing.push({ file: f.name, dependency: dep });
+    }
+  }
+  return missing;
+}
+
+/**
+ * The facts `pack` records of one input, checked against the target: its
+ * format, its machine (for a universal Mach-O file, the architecture the
+ * target runs is taken), and that it is a library (`E_WRONG_ARCH`,
+ * `E_NOT_SHARED_OBJECT`).
+ */
+function packedFacts(info: BinaryInfo, from: string, base: string, expected: TargetLibraries): Omit<Input, 'seen'> {
+  if (info.format !== expected.format) {
+    throw new DlbundleError(
+      'E_WRONG_ARCH',
+      `${JSON.stringify(from)} is ${FORMAT_NAMES[info.format]}, but target ${JSON.stringify(base)} loads ${FORMAT_NAMES[expected.format]}.`,
+      'Pack it under a target of its own platform with --target (linux-x64-gnu, win32-x64, darwin-arm64, …), or pack the build made for this one.',
+      { file: from },
+    );
+  }
+  const wrongMachine = (machine: string, what = machine): DlbundleError =>
+    new DlbundleError('E_WRONG_ARCH', `${JSON.stringify(from)} is built for ${what}, but target ${JSON.stringify(base)} runs ${expected.machine}.`, `Pack it under its own target with --target, or rebuild it for ${expected.machine}.`, { file: from });
+  const notLibrary = (what: string): DlbundleError =>
+    new DlbundleError('E_NOT_SHARED_OBJECT', `${JSON.stringify(from)} is ${what}, not a shared library.`, 'Pack shared libraries (DLLs, dylibs, .so files) and .node addons only.', { file: from });
+  const whole = (size: number): Input['range'] => ({ offset: 0, size });
+  if (info.format === 'elf') {
+    const elf = info;
+    if (elf.type !== 'dyn') throw notLibrary(`an ELF ${elf.type} file`);
+    // A position-independent executable is ET_DYN too: it names a program
+    // interpreter and no soname. (libc names both, and is a library.)
+    if (elf.interp !== null && elf.soname === null) {
+      throw notLibrary(`an executable (position-independent: it names the program interpreter ${elf.interp} and has no soname)`);
+    }
+    if (elf.machine !== expected.machine || elf.class !== expected.class) throw wrongMachine(elf.machine, `${elf.machine} (ELF${elf.class})`);
+    return { facts: { format: 'elf', soname: elf.soname, needed: elf.needed, runpath: elf.runpath, machine: elf.machine, weakNeeded: [], elf }, range: whole(-1) };
+  }
+  if (info.format === 'pe') {
+    if (info.machine !== expected.machine) throw wrongMachine(info.machine);
+    if (!info.dll) throw notLibrary('a Windows executable (its COFF header does not say IMAGE_FILE_DLL)');
+    // A DLL both imported and delay-loaded is needed at load time.
+    const imported = new Set(info.imports.map((n) => n.toLowerCase()));
+    const weakNeeded = info.delayImports.filter((n) => !imported.has(n.toLowerCase()));
+    return { facts: { format: 'pe', soname: info.soname, needed: info.needed, runpath: [], machine: info.machine, weakNeeded, elf: null }, range: whole(-1) };
+  }
+  // The architecture the target runs: of arm64 and arm64e (or x86_64 and
+  // x86_64h), the plain one, which every machine of that CPU loads.
+  const image = info.images.filter((i) => i.machine === expected.machine).sort((a, b) => a.cpusubtype - b.cpusubtype)[0] as MachOImage | undefined;
+  if (image === undefined) throw wrongMachine('', info.images.map((i) => i.machine).join(' and '));
+  if (image.filetype !== 'dylib' && image.filetype !== 'bundle') throw notLibrary(`a Mach-O ${image.filetype} file`);
+  return {
+    facts: { format: 'macho', soname: image.soname, needed: image.needed, runpath: image.runpath, machine: image.machine, weakNeeded: weakDylibs(image.needed, image.neededCommands), elf: null },
+    range: info.fat === null ? whole(-1) : { offset: image.offset, size: image.size },
+  };
+}
+
+// Dyld loads an image without its weak and lazy dylibs; a name another command also names is needed all the same.
+function weakDylibs(needed: readonly string[], commands: readonly DylibCommand[]): string[] {
+  const strong = new Set(needed.filter((_, i) => commands[i] !== 'LC_LOAD_WEAK_DYLIB' && commands[i] !== 'LC_LAZY_LOAD_DYLIB'));
+  return [...new Set(needed.filter((n) => !strong.has(n)))];
+}
+
+function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<string, string>, inputs: ReadonlyMap<string, Input>, manifestPath: string): Omit<PackResult, 'missing'> {
   const previous = readExistingManifest(manifestPath, options.name);
   const leftovers = finishInterruptedPacks(options.out, previous);
   const staging = runSync(syncIo.mkdtemp(options.out, stagingPrefix(`pack-${target}`)));
@@ -241,24 +335,27 @@ function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<s
     const blobs = path.join(staging, 'files');
     fs.mkdirSync(blobs, { mode: 0o777 });
     const files: ManifestFile[] = [];
-    const total = [...elves.values()].reduce((n, e) => n + e.seen.size, 0);
+    const total = [...inputs.values()].reduce((n, e) => n + rangeSize(e), 0);
     let done = 0;
     const progress = (n: number): void => {
       done += n;
       options.onProgress?.(done, total);
     };
     for (const [name, from] of sources) {
-      const { elf, seen } = elves.get(name) as { elf: ElfInfo; seen: fs.Stats };
-      const { size, xxh64 } = stageBlob(from, seen, path.join(blobs, name), progress);
+      const input = inputs.get(name) as Input;
+      const { facts } = input;
+      const { size, xxh64 } = stageBlob(from, input.seen, path.join(blobs, name), progress, { offset: input.range.offset, size: rangeSize(input) });
       files.push({
         name,
         size,
         xxh64,
-        soname: elf.soname,
-        needed: elf.needed,
-        runpath: elf.runpath,
-        machine: elf.machine,
+        soname: facts.soname,
+        needed: facts.needed,
+        runpath: facts.runpath,
+        machine: facts.machine,
         ...(options.optional?.includes(name) === true ? { optional: true as const } : {}),
+        ...(facts.format === 'elf' ? {} : { format: facts.format }),
+        ...(facts.weakNeeded.length === 0 ? {} : { weakNeeded: facts.weakNeeded }),
       });
       debug('packed %s (%d bytes) from %s', name, size, from);
     }
@@ -290,6 +387,11 @@ function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<s
   } finally {
     fs.rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/** How many bytes of the input are packed: its range, or the whole file (a range of size -1). */
+function rangeSize(input: Input): number {
+  return input.range.size < 0 ? input.seen.size : input.range.size;
 }
 
 /** Expands files and directories into (name in bundle → source path), refusing two inputs with one name. */
@@ -347,10 +449,11 @@ const CHUNK = 1 << 20;
 let zeros: Buffer | undefined;
 
 /**
- * Copies `from` to the new file `to` in chunks, hashing as it goes, and
+ * Copies `range` of `from` (the whole file, or one architecture of a
+ * universal file) to the new file `to` in chunks, hashing as it goes, and
  * flushes it. Returns the size and the xxh64 of the bytes copied.
  */
-function stageBlob(from: string, seen: fs.Stats, to: string, progress: (bytes: number) => void): { size: number; xxh64: string } {
+function stageBlob(from: string, seen: fs.Stats, to: string, progress: (bytes: number) => void, range: { readonly offset: number; readonly size: number }): { size: number; xxh64: string } {
   const input = open(from, 'r');
   try {
     // The ELF facts were read from what `seen` describes; a file rebuilt since
@@ -372,14 +475,14 @@ function stageBlob(from: string, seen: fs.Stats, to: string, progress: (bytes: n
       const scratch = Buffer.allocUnsafe(CHUNK);
       const hash = createXxh64();
       let size = 0;
-      for (;;) {
+      while (size < range.size) {
         let n: number;
         try {
-          n = runSync(syncIo.read(input, scratch, size));
+          n = runSync(syncIo.read(input, scratch.subarray(0, Math.min(CHUNK, range.size - size)), range.offset + size));
         } catch (e) {
           throw ioError(from, e);
         }
-        if (n === 0) break;
+        if (n === 0) throw new DlbundleError('E_IO', `${JSON.stringify(from)} ended after ${range.offset + size} bytes while it was being packed.`, 'Pack again once the build that writes it has finished.', { file: from });
         const chunk = scratch.subarray(0, n);
         hash.update(chunk);
         // Runs of zeros are left as holes: a sparse input stays sparse.

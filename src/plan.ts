@@ -3,8 +3,12 @@
  * DT_NEEDED entry, the order that loads every dependency before its users,
  * and the dependencies that nothing in the bundle provides (external).
  *
- * A library is known by its soname, or by its file name when it has none —
- * the names glibc's loader matches an already-loaded object against.
+ * A library is known by the names its format's loader matches an
+ * already-loaded library against: for ELF its soname, or its file name when
+ * it has none (glibc's ld.so); for PE its file name, in any case (Windows);
+ * for Mach-O its install name, and for names relative to `@rpath`,
+ * `@loader_path` or `@executable_path` its file name or the file name its
+ * install name ends with (dyld, with every bundled file in one directory).
  */
 import { DlbundleError } from './errors';
 
@@ -14,25 +18,73 @@ export interface GraphNode {
   readonly name: string;
   /** DT_SONAME, or null. */
   readonly soname: string | null;
-  /** DT_NEEDED entries. */
+  /** DT_NEEDED entries (or the imports, or the dylib load commands). */
   readonly needed: readonly string[];
+  /** Absent for ELF; `pe` or `macho`. */
+  readonly format?: 'pe' | 'macho';
 }
 
 /** The resolved graph: for each file, the bundled files it needs and the external names it needs. */
 export interface DependencyGraph<N extends GraphNode = GraphNode> {
   /** Nodes by file name. */
   readonly nodes: ReadonlyMap<string, N>;
-  /** The file that provides each soname (or file name, for files without one). */
+  /** The file that provides each name, keyed as {@link providerKeys} makes them: use {@link DependencyGraph.providerOf} to look one up. */
   readonly providers: ReadonlyMap<string, N>;
+  /** The bundled file that satisfies a needed name (or a name the application asks for), as the loader of the files' format matches it. */
+  providerOf(name: string): N | undefined;
   /** For each file name: the file names of its bundled dependencies. */
   readonly bundledDeps: ReadonlyMap<string, readonly string[]>;
   /** For each file name: the DT_NEEDED entries nothing in the bundle provides. */
   readonly externalDeps: ReadonlyMap<string, readonly string[]>;
+  /** The files' format (absent: ELF). */
+  readonly format?: 'pe' | 'macho';
 }
 
 /** The name a library is matched by: its soname, else its file name. */
 export function providedName(node: GraphNode): string {
   return node.soname ?? node.name;
+}
+
+// Mach-O files are also found by file name beside the image that asks; such
+// keys start with a NUL, which no install name (and no manifest string) holds.
+const BY_FILE_NAME = '\0';
+const RELATIVE_INSTALL_NAME = /^@(?:rpath|loader_path|executable_path)\//;
+
+function baseName(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+
+/**
+ * The keys under which `node` is found: its soname or file name (ELF), its
+ * lower-cased file name (PE), its install name and its file names (Mach-O).
+ *
+ * @example
+ * providerKeys({ name: 'libvips-42.dll', soname: 'libvips-42.dll', needed: [], format: 'pe' }) // ['libvips-42.dll']
+ */
+export function providerKeys(node: GraphNode): string[] {
+  if (node.format === 'pe') return [node.name.toLowerCase()];
+  if (node.format === 'macho') {
+    const keys = [`${BY_FILE_NAME}${node.name}`];
+    if (node.soname !== null) {
+      keys.unshift(node.soname);
+      const tail = baseName(node.soname);
+      if (RELATIVE_INSTALL_NAME.test(node.soname) && tail !== node.name) keys.push(`${BY_FILE_NAME}${tail}`);
+    }
+    return keys;
+  }
+  return [providedName(node)];
+}
+
+/**
+ * The keys a needed name is looked up by, most exact first, for a library of `format`.
+ *
+ * @example
+ * dependencyKeys('@rpath/libggml-base.dylib', 'macho') // ['@rpath/libggml-base.dylib', '\0libggml-base.dylib']
+ */
+export function dependencyKeys(name: string, format: GraphNode['format']): string[] {
+  if (format === 'pe') return [name.toLowerCase()];
+  if (format === 'macho' && RELATIVE_INSTALL_NAME.test(name)) return [name, `${BY_FILE_NAME}${baseName(name)}`];
+  return [name];
 }
 
 /**
@@ -47,18 +99,28 @@ export function dependencyGraph<N extends GraphNode>(files: readonly N[]): Depen
   const providers = new Map<string, N>();
   for (const f of files) {
     nodes.set(f.name, f);
-    const provided = providedName(f);
-    const other = providers.get(provided);
-    if (other !== undefined) {
-      throw new DlbundleError(
-        'E_DUPLICATE_SONAME',
-        `${JSON.stringify(other.name)} and ${JSON.stringify(f.name)} both provide ${JSON.stringify(provided)}.`,
-        'Bundle only one of them: the dynamic linker would load whichever comes first for both.',
-        { file: f.name, dependency: provided },
-      );
+    for (const key of providerKeys(f)) {
+      const other = providers.get(key);
+      if (other === f) continue;
+      if (other !== undefined) {
+        const provided = key.startsWith(BY_FILE_NAME) ? key.slice(1) : key;
+        throw new DlbundleError(
+          'E_DUPLICATE_SONAME',
+          `${JSON.stringify(other.name)} and ${JSON.stringify(f.name)} both provide ${JSON.stringify(provided)}.`,
+          'Bundle only one of them: the dynamic linker would load whichever comes first for both.',
+          { file: f.name, dependency: provided },
+        );
+      }
+      providers.set(key, f);
     }
-    providers.set(provided, f);
   }
+  const providerOf = (name: string, format = files[0]?.format): N | undefined => {
+    for (const key of dependencyKeys(name, format)) {
+      const p = providers.get(key);
+      if (p !== undefined) return p;
+    }
+    return undefined;
+  };
   const bundledDeps = new Map<string, string[]>();
   const externalDeps = new Map<string, string[]>();
   for (const f of files) {
@@ -67,7 +129,7 @@ export function dependencyGraph<N extends GraphNode>(files: readonly N[]): Depen
     // A file may list thousands of DT_NEEDED entries: past a few, duplicates are found with a Set, not includes().
     const seen = f.needed.length > 16 ? new Set<string>() : null;
     for (const dep of f.needed) {
-      const p = providers.get(dep);
+      const p = providerOf(dep, f.format);
       if (p === undefined) external.push(dep);
       // A library that names itself is already being loaded; it is no cycle to ld.so.
       else if (p.name !== f.name && !(seen?.has(p.name) ?? bundled.includes(p.name))) {
@@ -78,7 +140,8 @@ export function dependencyGraph<N extends GraphNode>(files: readonly N[]): Depen
     bundledDeps.set(f.name, bundled);
     externalDeps.set(f.name, external);
   }
-  return { nodes, providers, bundledDeps, externalDeps };
+  const format = files[0]?.format;
+  return { nodes, providers, providerOf: (name) => providerOf(name), bundledDeps, externalDeps, ...(format === undefined ? {} : { format }) };
 }
 
 /**
@@ -215,7 +278,11 @@ function findCycle(graph: DependencyGraph, ordered: ReadonlySet<string>): string
  */
 export function externalDependencies(files: readonly GraphNode[] | DependencyGraph): string[] {
   const graph = 'providers' in files ? files : dependencyGraph(files);
-  return [...new Set([...graph.externalDeps.values()].flat())].sort(compareNames);
+  const names = [...new Set([...graph.externalDeps.values()].flat())].sort(compareNames);
+  if (graph.format !== 'pe') return names;
+  // Windows names one DLL in any case (KERNEL32.dll, kernel32.dll): listed once, by its first spelling in this order.
+  const seen = new Set<string>();
+  return names.filter((n) => !seen.has(n.toLowerCase()) && seen.add(n.toLowerCase()) !== undefined);
 }
 
 /**

@@ -6,6 +6,7 @@
 import fs = require('node:fs');
 import { DlbundleError } from './errors';
 import type { ElfInfo } from './elf';
+import type { BinaryFormat } from './formats/binary';
 import { readInterpreterFile } from './elf-file';
 import { nearest } from './nearest';
 import { runtimePlatform } from './platform';
@@ -30,6 +31,10 @@ export interface TargetFacts {
   readonly glibc: { readonly multiarch: string; readonly ldCacheFlags: number } | null;
   /** musl targets: the architecture name in musl's file names (`ld-musl-<arch>.so.1`, `/etc/ld-musl-<arch>.path`). */
   readonly musl: { readonly arch: string } | null;
+  /** Windows targets: the COFF machine of their DLLs (PE32+), by the ELF machine names. */
+  readonly pe?: { readonly machine: string };
+  /** macOS targets: the CPU of their Mach-O images, by the ELF machine names (a universal file is split per CPU). */
+  readonly macho?: { readonly machine: string };
 }
 
 // Keyed like esbuild's platform table: `<platform>-<arch>[-<libc>]`.
@@ -45,10 +50,10 @@ const TARGETS: Readonly<Record<string, TargetFacts>> = {
   'linux-s390x-gnu': { platform: 'linux', arch: 's390x', libc: 'gnu', elf: { machine: 's390', class: 64 }, glibc: { multiarch: 's390x-linux-gnu', ldCacheFlags: 0x0403 }, musl: null },
   'linux-loong64-gnu': { platform: 'linux', arch: 'loong64', libc: 'gnu', elf: { machine: 'loongarch', class: 64 }, glibc: { multiarch: 'loongarch64-linux-gnu', ldCacheFlags: 0x1303 }, musl: null },
   'freebsd-x64': { platform: 'freebsd', arch: 'x64', libc: null, elf: { machine: 'x86_64', class: 64 }, glibc: null, musl: null },
-  'darwin-x64': { platform: 'darwin', arch: 'x64', libc: null, elf: null, glibc: null, musl: null },
-  'darwin-arm64': { platform: 'darwin', arch: 'arm64', libc: null, elf: null, glibc: null, musl: null },
-  'win32-x64': { platform: 'win32', arch: 'x64', libc: null, elf: null, glibc: null, musl: null },
-  'win32-arm64': { platform: 'win32', arch: 'arm64', libc: null, elf: null, glibc: null, musl: null },
+  'darwin-x64': { platform: 'darwin', arch: 'x64', libc: null, elf: null, glibc: null, musl: null, macho: { machine: 'x86_64' } },
+  'darwin-arm64': { platform: 'darwin', arch: 'arm64', libc: null, elf: null, glibc: null, musl: null, macho: { machine: 'aarch64' } },
+  'win32-x64': { platform: 'win32', arch: 'x64', libc: null, elf: null, glibc: null, musl: null, pe: { machine: 'x86_64' } },
+  'win32-arm64': { platform: 'win32', arch: 'arm64', libc: null, elf: null, glibc: null, musl: null, pe: { machine: 'aarch64' } },
 };
 
 /**
@@ -96,6 +101,35 @@ export function elfTarget(key: string): string {
     `${key in TARGETS ? `Target ${JSON.stringify(key)} does not use ELF shared objects; dlbundle packs ELF libraries.` : `Unknown target ${JSON.stringify(key)}.`}${guess === null ? '' : ` Did you mean ${JSON.stringify(guess)}?`}`,
     `Use one of: ${packable.join(', ')}.`,
   );
+}
+
+/** The binary format and machine of a target's libraries. */
+export interface TargetLibraries {
+  readonly format: BinaryFormat;
+  /** The machine by dlbundle's names (`x86_64`, `aarch64`, …), whatever the format. */
+  readonly machine: string;
+  /** ELF targets: the ELF class. */
+  readonly class: 32 | 64 | null;
+}
+
+/**
+ * What `pack` expects the libraries of target `key` to be; `E_USAGE` with the
+ * nearest known key when it is not one.
+ *
+ * @example
+ * targetLibraries('win32-arm64') // { format: 'pe', machine: 'aarch64', class: null }
+ */
+export function targetLibraries(key: string): TargetLibraries {
+  const facts = TARGETS[key];
+  if (facts === undefined) {
+    const guess = nearest(key, knownTargets());
+    throw new DlbundleError('E_USAGE', `Unknown target ${JSON.stringify(key)}.${guess === null ? '' : ` Did you mean ${JSON.stringify(guess)}?`}`, `Use one of: ${knownTargets().join(', ')}.`);
+  }
+  if (facts.elf !== null) return { format: 'elf', machine: facts.elf.machine, class: facts.elf.class };
+  if (facts.pe !== undefined) return { format: 'pe', machine: facts.pe.machine, class: null };
+  if (facts.macho !== undefined) return { format: 'macho', machine: facts.macho.machine, class: null };
+  // Every row names one format; a row without one is a mistake in the table above.
+  throw new DlbundleError('E_USAGE', `Target ${JSON.stringify(key)} names no binary format in dlbundle's target table.`, 'Report this as a bug in dlbundle.');
 }
 
 /** The DT_NEEDED names of a target's C library: what tells a glibc build from a musl one of the same machine. */

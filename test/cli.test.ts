@@ -104,7 +104,7 @@ describe('cli: conventions', () => {
     assert.equal(bad.status, 1);
     const error = (JSON.parse(bad.stderr) as { error: { code: string; message: string; hint: string } }).error;
     assert.equal(error.code, 'E_NOT_ELF');
-    assert.match(error.message, /is not an ELF file/);
+    assert.match(error.message, /is not an ELF, PE or Mach-O file/);
     assert.notEqual(error.hint, '');
   });
 

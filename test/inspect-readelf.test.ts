@@ -11,6 +11,7 @@ import { REPO } from './fixtures';
 
 interface Facts {
   file: string;
+  format: 'elf';
   class: number;
   machine: string;
   soname: string | null;
@@ -65,6 +66,7 @@ function readelfFacts(files: readonly string[]): Map<string, Facts & { type: str
       const machineText = one(/^\s*Machine:\s+(.+?)\s*$/m) ?? '';
       result.set(file, {
         file,
+        format: 'elf',
         type: one(/^\s*Type:\s+(\w+)/m) ?? '',
         class: Number(one(/^\s*Class:\s+ELF(32|64)/m)),
         machine: READELF_MACHINES[machineText] ?? `unmapped readelf machine ${machineText}`,
@@ -96,7 +98,7 @@ describe('inspect --json agrees with readelf', function () {
 
       const differing: string[] = [];
       for (const o of ours) {
-        assert.deepEqual(Object.keys(o), ['file', 'class', 'machine', 'soname', 'needed', 'runpath', 'rpath', 'interp']);
+        assert.deepEqual(Object.keys(o), ['file', 'format', 'class', 'machine', 'soname', 'needed', 'runpath', 'rpath', 'interp']);
         const { type: _type, ...expected } = reference.get(o.file) as Facts & { type: string };
         try {
           assert.deepEqual(o, expected);

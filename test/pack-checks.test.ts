@@ -40,13 +40,16 @@ describe('pack: checks before a bundle ships', () => {
     assert.equal(pack([nativeFixture('libdemo_core.so')], { name: 'demo', out: tempDir(), requires: ['fma', 'avx2'] }).target, 'linux-x64-gnu+avx2+fma');
   });
 
-  it('lists only ELF targets when a target is refused', () => {
-    for (const target of ['darwin-arm64', 'linux-x64-gn']) {
-      const e = expectCode('E_USAGE', () => pack([nativeFixture('libdemo_core.so')], { name: 'demo', out: tempDir(), target }));
-      assert.doesNotMatch(e.message, /Use one of: .*(darwin|win32)/);
-      assert.match(e.message, /Use one of: linux-x64-gnu, /);
+  it('refuses an unknown target with the nearest key and every target; an ELF file for a macOS or Windows target is E_WRONG_ARCH naming both formats', () => {
+    const e = expectCode('E_USAGE', () => pack([nativeFixture('libdemo_core.so')], { name: 'demo', out: tempDir(), target: 'linux-x64-gn' }));
+    assert.match(e.message, /Did you mean "linux-x64-gnu"\?/);
+    assert.match(e.message, /Use one of: linux-x64-gnu, .*darwin-arm64.*win32-x64/);
+    for (const [target, format] of [['darwin-arm64', 'a Mach-O file'], ['win32-x64', 'a PE file']] as const) {
+      const out = tempDir();
+      const w = expectCode('E_WRONG_ARCH', () => pack([nativeFixture('libdemo_core.so')], { name: 'demo', out, target }));
+      assert.match(w.message, new RegExp(`libdemo_core\\.so" is an ELF file \\(Linux, FreeBSD\\), but target "${target}" loads ${format}`));
+      assert.deepEqual(fs.readdirSync(out), [], 'nothing written');
     }
-    assert.match(expectCode('E_USAGE', () => pack([nativeFixture('libdemo_core.so')], { name: 'demo', out: tempDir(), target: 'linux-x64-gn' })).message, /Did you mean "linux-x64-gnu"\?/);
   });
 
   it('reports a dependency that is neither packed nor on this system, unless the file is optional', () => {

@@ -148,7 +148,7 @@ describe('dlbundle pack', () => {
     fs.writeFileSync(txt, 'not elf');
     const r = cli('pack', txt, '--name', 'demo', '--out', tempDir());
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /^dlbundle: E_NOT_ELF: ".*libnotes\.so" is not an ELF file/);
+    assert.match(r.stderr, /^dlbundle: E_NOT_ELF: ".*libnotes\.so" is not an ELF, PE or Mach-O file/);
     const u = cli('pack', '--name', 'demo');
     assert.equal(u.status, 2);
     assert.match(u.stderr, /E_USAGE/);
@@ -178,8 +178,8 @@ describe('dlbundle inspect', () => {
     const r = cli('inspect', '--json', ...files);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), [
-      { file: files[0], class: 64, machine: 'x86_64', soname: 'libdemo_codec.so.1', needed: ['libdemo_core.so'], runpath: [], rpath: [], interp: null },
-      { file: files[1], class: 64, machine: 'x86_64', soname: 'libdemo_core.so', needed: ['libc.so.6'], runpath: [], rpath: [], interp: null },
+      { file: files[0], format: 'elf', class: 64, machine: 'x86_64', soname: 'libdemo_codec.so.1', needed: ['libdemo_core.so'], runpath: [], rpath: [], interp: null },
+      { file: files[1], format: 'elf', class: 64, machine: 'x86_64', soname: 'libdemo_core.so', needed: ['libc.so.6'], runpath: [], rpath: [], interp: null },
     ]);
     const text = cli('inspect', files[0] as string);
     assert.match(text.stdout, /soname:  libdemo_codec\.so\.1/);
