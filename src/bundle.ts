@@ -20,6 +20,7 @@ import { candidateRoots, type RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
 import { resolveSystemLibrary } from './system-libs';
+import { DLL_SEARCH, resolveSystemDll } from './system-dlls';
 import { hostTarget, selectVariant, targetFacts } from './variant';
 
 const debug = logger('dlbundle:plan');
@@ -240,7 +241,7 @@ class LazyBundle implements Bundle {
     // The addon's own dlopen is Node's (process.dlopen), so that Node runs its
     // registration; only the libraries it needs go through koffi first.
     for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
-    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver());
+    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver(), this.searched());
     const loaded = this.addons.get(file.name) ?? loadAddon(file, () => this.locate(file));
     this.addons.set(file.name, loaded);
     return loaded.exports as T;
@@ -432,7 +433,7 @@ class LazyBundle implements Bundle {
     const r = this.resolve();
     const closure = dependencyClosure(r.graph, r.variant.order, name).filter((n) => !this.loaded.has(n));
     if (closure.length === 0) return;
-    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver());
+    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver(), this.searched());
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;
@@ -459,19 +460,30 @@ class LazyBundle implements Bundle {
     const missing = new Set<string>();
     for (const n of dependencyClosure(r.graph, r.variant.order, this.fileNamed(name).name)) {
       const file = r.graph.nodes.get(n) as ManifestFile;
-      for (const dep of r.graph.externalDeps.get(n) ?? []) if (resolve(dep, file) === null) missing.add(dep);
+      for (const dep of r.graph.externalDeps.get(n) ?? []) if (file.weakNeeded?.includes(dep) !== true && resolve(dep, file) === null) missing.add(dep);
     }
     return [...missing];
   }
 
   private machine(): string {
-    return targetFacts(hostTarget()).elf?.machine ?? process.arch;
+    const facts = targetFacts(hostTarget());
+    return facts.elf?.machine ?? facts.pe?.machine ?? facts.macho?.machine ?? process.arch;
   }
 
-  /** Looks external dependencies up the way ld.so will, with `$ORIGIN` = the bundle directory (none in memory). */
+  /**
+   * Looks external dependencies up the way this system's loader will: ld.so
+   * with `$ORIGIN` = the bundle directory (none in memory), or Windows's DLL
+   * search (system-dlls.ts).
+   */
   private systemResolver(): (dep: string, file: ManifestFile) => string | null {
+    if (targetFacts(hostTarget()).pe !== undefined) return (dep) => resolveSystemDll(dep)?.path ?? null;
     const origin = this.dir ?? '';
     return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin })?.path ?? null;
+  }
+
+  /** Where {@link systemResolver} looks, as `E_MISSING_DEP` says it; undefined: ld.so's places. */
+  private searched(): string | undefined {
+    return targetFacts(hostTarget()).pe !== undefined ? DLL_SEARCH : undefined;
   }
 }
 

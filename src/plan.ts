@@ -307,13 +307,16 @@ export function dependencyClosure(graph: DependencyGraph, order: readonly string
 export interface LoadCandidate extends GraphNode {
   readonly machine: string;
   readonly runpath: readonly string[];
+  /** Dependencies it loads without (PE delay-load imports, Mach-O weak dylibs): not required to be found. */
+  readonly weakNeeded?: readonly string[];
 }
 
 /**
  * Checks, before any `dlopen`, that each library in `closure` is built for
  * `machine` (`E_WRONG_ARCH`) and that each of its external dependencies is
  * found by `resolve` (`E_MISSING_DEP`, naming the dependency and the library
- * that needs it). Returns where each external dependency was found.
+ * that needs it, and `searched`: where `resolve` looked), except those it
+ * loads without (`weakNeeded`). Returns where each external dependency was found.
  *
  * @example
  * checkBeforeLoad(graph, ['libdemo_accel.so'], 'x86_64', (dep, f) => resolveSystemLibrary(dep, …)?.path ?? null);
@@ -323,6 +326,7 @@ export function checkBeforeLoad<N extends LoadCandidate>(
   closure: readonly string[],
   machine: string,
   resolve: (dependency: string, file: N) => string | null,
+  searched = 'its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories',
 ): Map<string, string> {
   const found = new Map<string, string>();
   for (const name of closure) {
@@ -338,10 +342,12 @@ export function checkBeforeLoad<N extends LoadCandidate>(
     }
     for (const dep of graph.externalDeps.get(name) ?? []) {
       const where = found.get(dep) ?? resolve(dep, file);
+      // A delay-loaded DLL or a weak dylib: the library loads without it.
+      if (where === null && file.weakNeeded?.includes(dep) === true) continue;
       if (where === null) {
         throw new DlbundleError(
           'E_MISSING_DEP',
-          `${JSON.stringify(name)} needs ${JSON.stringify(dep)}, which is not in the bundle and not installed on this system (searched its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories).`,
+          `${JSON.stringify(name)} needs ${JSON.stringify(dep)}, which is not in the bundle and not installed on this system (searched ${searched}).`,
           `Install the package that provides ${dep}, add it to the bundle with \`dlbundle pack\`, or load ${name} with bundle.optional() if it is optional.`,
           { file: name, dependency: dep },
         );
