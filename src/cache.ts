@@ -28,7 +28,8 @@ import { createXxh64, hashScratch } from './hash';
 import { claimExtraction, dropLease, releaseExtraction, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOfPath } from './mounts';
 import { asyncIo, readSmallFile, runAsync, type Io, type Step } from './io';
-import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
+import { checkRoot, rootFallback, unsafeDir, unsafeFileReason, unsafeReason, type RootFallback } from './roots';
+import { runtimePlatform } from './platform';
 import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, entryPath, sonameLink, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
 
@@ -72,7 +73,9 @@ export interface CacheRequest {
    * soon as every file is written and verified, with a completion marker
    * valid only in this boot, and flushed later if the process still runs
    * ({@link sealLater}); after a crash, a marker of another boot has the
-   * files hashed before they are trusted.
+   * files hashed before they are trusted. Where a published file cannot be
+   * flushed later (Windows: a loaded DLL cannot be opened for writing), it
+   * is `'before-use'`.
    */
   readonly durability?: 'before-use' | 'background';
   /** Whose rules the roots are checked by (platform.ts); this process's platform by default. */
@@ -257,7 +260,7 @@ function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string
   // Renamed into place, the staging directory is gone: nothing to remove.
   let renamed = false;
   try {
-    if (req.durability === 'background') {
+    if (req.durability === 'background' && runtimePlatform().backgroundFlush) {
       yield* writeMarker(io, staging, markerText(req.variant, identities, bootId()), false);
       const published = yield* publish(io, staging, dir, req, root, false);
       renamed = !published.reused;
@@ -266,7 +269,7 @@ function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string
     }
     yield* flushFiles(io, staging, req);
     yield* writeMarker(io, staging, markerText(req.variant, identities), true);
-    yield* fsyncFile(io, staging);
+    yield* fsyncDirectory(io, staging);
     const published = yield* publish(io, staging, dir, req, root, true);
     renamed = !published.reused;
     return published;
@@ -320,12 +323,11 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stat
 
   let scratch: Buffer | undefined;
   let moved = false;
-  const me = uid();
   for (const file of req.variant.files) {
     const p = entryPath(dir, file.name);
     const fst = yield* io.lstat(p);
     if (fst === null) return `${file.name} is missing`;
-    if (!fst.isFile() || fst.uid !== me || (fst.mode & 0o022) !== 0) return `${file.name} is not a private regular file of this user`;
+    if (unsafeFileReason(fst) !== null) return `${file.name} is not a private regular file of this user`;
     if (fst.size !== file.size) return `${file.name} has ${fst.size} bytes instead of ${file.size}`;
     const link = sonameLink(file);
     if (link !== null) {
@@ -439,6 +441,7 @@ let bootIdCache: string | null | undefined;
 /** This boot's id (`/proc/sys/kernel/random/boot_id`), or null without /proc: then no boot-bound marker is trusted. */
 function bootId(): string | null {
   if (bootIdCache === undefined) {
+    if (!runtimePlatform().procfs) return (bootIdCache = null);
     try {
       bootIdCache = readSmallFile('/proc/sys/kernel/random/boot_id').toString('latin1').trim();
     } catch {
@@ -565,8 +568,8 @@ function sealLater(dir: string, req: CacheRequest, root: string, identities: Rea
   function* seal(): Step<void> {
     yield* flushFiles(asyncIo, dir, req);
     yield* replaceMarker(asyncIo, dir, root, markerText(req.variant, identities));
-    yield* fsyncFile(asyncIo, dir);
-    yield* fsyncFile(asyncIo, root);
+    yield* fsyncDirectory(asyncIo, dir);
+    yield* fsyncDirectory(asyncIo, root);
   }
   // Started a while later, and only in a process still running then: the
   // flush is not needed for correctness (the boot-bound marker covers a
@@ -653,7 +656,7 @@ function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root:
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       yield* io.rename(staging, dir);
-      if (flush) yield* fsyncFile(io, root);
+      if (flush) yield* fsyncDirectory(io, root);
       return { dir, reused: false };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -678,10 +681,22 @@ function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root:
   throw new DlbundleError('E_IO', `Could not publish ${JSON.stringify(dir)}: it kept changing under this process.`, 'Another program is modifying the cache directory; stop it, or use another cache directory.', { dir });
 }
 
-// Flushing a directory makes its new entries (files, then the rename)
-// durable, so a power cut cannot leave a marker without its files.
+// Windows flushes a file only through a handle open for writing.
 function* fsyncFile(io: Io, file: string): Step<void> {
-  const fd = yield* io.openRead(file);
+  const fd = runtimePlatform().flushNeedsWrite ? yield* io.openWrite(file) : yield* io.openRead(file);
+  try {
+    yield* io.fsync(fd);
+  } finally {
+    yield* io.close(fd);
+  }
+}
+
+// Flushing a directory makes its new entries (files, then the rename)
+// durable, so a power cut cannot leave a marker without its files. NTFS
+// journals directory changes itself, and refuses a directory's flush.
+function* fsyncDirectory(io: Io, dir: string): Step<void> {
+  if (!runtimePlatform().directoryFsync) return;
+  const fd = yield* io.openRead(dir);
   try {
     yield* io.fsync(fd);
   } finally {

@@ -45,9 +45,9 @@ export function defaultRoot(platform: NodeJS.Platform = process.platform): strin
   const env = process.env.DLBUNDLE_CACHE_DIR;
   // Absolute: a relative DLBUNDLE_CACHE_DIR means the same directory to the root check and to the code cache.
   if (env !== undefined && env !== '') return path.resolve(env);
-  for (const r of platformRoots(platform)) if ('root' in r) return r.root;
-  // Every platform names its temporary directory's root.
-  return path.join(tmpdir(platform), `dlbundle-${effectiveUid()}`);
+  for (const r of platformRoots(platform)) if ('root' in r) return path.resolve(r.root);
+  // Every platform names a root in its temporary directory; this is not reached.
+  return path.resolve(tmpdir(platform), `dlbundle-${effectiveUid()}`);
 }
 
 /**

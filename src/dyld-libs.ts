@@ -42,6 +42,9 @@ export interface DyldResolution {
   readonly via: 'DYLD_LIBRARY_PATH' | 'system' | 'rpath' | 'loader_path' | 'executable_path' | 'path' | 'DYLD_FALLBACK_LIBRARY_PATH';
 }
 
+/** What {@link resolveDyldLibrary} searches, in dyld's words: `E_MISSING_DEP` says it. */
+export const DYLD_SEARCH = 'DYLD_LIBRARY_PATH, its LC_RPATH entries, @loader_path (the bundle directory), @executable_path and DYLD_FALLBACK_LIBRARY_PATH; /usr/lib and /System are taken as present (the dyld shared cache)';
+
 /** Directories whose libraries every macOS (11 and later) has in its dyld shared cache. */
 const SYSTEM_PREFIXES = ['/usr/lib/', '/System/'];
 

@@ -17,7 +17,7 @@ import { DlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { koffi } from './koffi';
 import { MEMORY_FILE_LABEL, type ManifestFile } from './manifest';
-import { memoryModeRefusal, runtimePlatform } from './platform';
+import { runtimePlatform } from './platform';
 
 const debug = logger('dlbundle:cache');
 
@@ -43,6 +43,22 @@ export function memoryModeSupported(platform: NodeJS.Platform = process.platform
 }
 
 /**
+ * `E_USAGE` saying that memory mode does not exist on `platform` (default:
+ * this system), and why.
+ *
+ * @example
+ * if (!memoryModeSupported()) throw noMemoryMode();
+ */
+export function noMemoryMode(platformName: NodeJS.Platform = process.platform): DlbundleError {
+  const platform = runtimePlatform(platformName);
+  return new DlbundleError(
+    'E_USAGE',
+    `mode: 'memory' cannot be used on ${platform.name}: ${platform.noMemoryMode ?? 'it is not supported here'}.`,
+    "Use mode: 'disk' (or 'auto', the default) with a writable cache directory.",
+  );
+}
+
+/**
  * Creates an executable in-memory file named after `name` and returns its
  * descriptor, which stays open for the life of the process. Tries
  * `MFD_CLOEXEC | MFD_EXEC`, then `MFD_CLOEXEC` on kernels that do not know
@@ -53,8 +69,7 @@ export function memoryModeSupported(platform: NodeJS.Platform = process.platform
  * const fd = createMemoryFile('libdemo_core.so'); // then write it and load `/proc/self/fd/${fd}`
  */
 export function createMemoryFile(name: string): number {
-  const refusal = memoryModeRefusal();
-  if (refusal !== null) throw refusal;
+  if (!memoryModeSupported()) throw noMemoryMode();
   const ffi = koffi();
   memfdCreate ??= ffi.load(null).func('int memfd_create(const char *name, unsigned int flags)') as unknown as MemfdCreate;
   // The manifest refuses file names too long for this label (FILE_NAME_MAX_BYTES).
@@ -151,8 +166,7 @@ const HELPERS: readonly { readonly program: string; readonly args: (name: string
  * const fd = createMemoryFileWithoutKoffi('koffi.node'); // then write it and process.dlopen `/proc/self/fd/${fd}`
  */
 export function createMemoryFileWithoutKoffi(name: string): number {
-  const refusal = memoryModeRefusal();
-  if (refusal !== null) throw refusal;
+  if (!memoryModeSupported()) throw noMemoryMode();
   const label = `${MEMORY_FILE_LABEL}${name}`;
   const tried: string[] = [];
   // Required here: child_process loads net, stream and dgram (≈ 5 ms in a

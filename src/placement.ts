@@ -14,8 +14,7 @@ import { asyncIo, runAsync, runSync, syncIo } from './io';
 import { dropLease, sweepStaging } from './leases';
 import { sharedMemoryFile, type LibraryLocation } from './loader';
 import { entryPath, type ManifestFile, type ManifestVariant } from './manifest';
-import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';
-import { memoryModeRefusal } from './platform';
+import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported, noMemoryMode } from './memory';
 import { candidateRoots, type RootFallback } from './roots';
 import type { Source } from './sources/source';
 
@@ -38,18 +37,18 @@ export type Placement =
  * The placements tried for `mode`, in order: the source's own directory when
  * it loads in place, else the cache; then memory files in `'auto'` mode where
  * the platform has them (Linux). `'memory'` on a platform without memory
- * files (macOS) is `E_USAGE`, before anything is read or written.
+ * files (macOS, Windows) is `E_USAGE`, before any file is written.
  *
  * @example
  * placementsFor('auto', false, 'linux')  // ['disk', 'memory']
  * placementsFor('auto', false, 'darwin') // ['disk']
- * placementsFor('memory', false, 'darwin') // throws E_USAGE: memory mode does not exist on macOS
+ * placementsFor('memory', false, 'darwin') // throws E_USAGE: mode: 'memory' cannot be used on macOS
  */
 export function placementsFor(mode: PlacementMode, inPlace: boolean, platform: NodeJS.Platform = process.platform): readonly PlacementKind[] {
   const memory = memoryModeSupported(platform);
   if (mode === 'memory') {
-    const refusal = memoryModeRefusal(platform);
-    if (refusal !== null) throw refusal;
+    // Refused before anything is written or loaded (Windows, macOS).
+    if (!memory) throw noMemoryMode(platform);
     return ['memory'];
   }
   const directory: PlacementKind = inPlace ? 'in-place' : 'disk';

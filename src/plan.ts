@@ -307,17 +307,16 @@ export function dependencyClosure(graph: DependencyGraph, order: readonly string
 export interface LoadCandidate extends GraphNode {
   readonly machine: string;
   readonly runpath: readonly string[];
-  /** Entries of `needed` it loads without (Mach-O weak dylibs, PE delay-loaded DLLs): not required before a load. */
+  /** Dependencies it loads without (PE delay-load imports, Mach-O weak dylibs): not required to be found. */
   readonly weakNeeded?: readonly string[];
 }
 
 /**
  * Checks, before any `dlopen`, that each library in `closure` is built for
  * `machine` (`E_WRONG_ARCH`) and that each of its external dependencies is
- * found by `resolve` unless the library loads without it (`weakNeeded`)
- * (`E_MISSING_DEP`, naming the dependency and the library
- * that needs it; `searched` says where `resolve` looked). Returns where each
- * external dependency was found.
+ * found by `resolve` (`E_MISSING_DEP`, naming the dependency and the library
+ * that needs it, and `searched`: where `resolve` looked), except those it
+ * loads without (`weakNeeded`). Returns where each external dependency was found.
  *
  * @example
  * checkBeforeLoad(graph, ['libdemo_accel.so'], 'x86_64', (dep, f) => resolveSystemLibrary(dep, …)?.path ?? null);
@@ -342,9 +341,9 @@ export function checkBeforeLoad<N extends LoadCandidate>(
       );
     }
     for (const dep of graph.externalDeps.get(name) ?? []) {
-      // Not needed to load: a weak dylib (dyld binds its symbols to NULL), a delay-loaded DLL (loaded at its first call).
-      if (file.weakNeeded?.includes(dep) === true) continue;
       const where = found.get(dep) ?? resolve(dep, file);
+      // A delay-loaded DLL or a weak dylib: the library loads without it.
+      if (where === null && file.weakNeeded?.includes(dep) === true) continue;
       if (where === null) {
         throw new DlbundleError(
           'E_MISSING_DEP',

@@ -30,6 +30,7 @@ import { ioError } from './file-io';
 import { runSync, syncIo, type Io, type Step } from './io';
 import { mountOfPath, type MountFacts } from './mounts';
 import { effectiveUid, platformRoots } from './default-root';
+import { runtimePlatform } from './platform';
 
 export { effectiveUid };
 
@@ -49,9 +50,10 @@ export interface CandidateRoots {
 /**
  * The candidate roots: `cacheDir` if given, else `$DLBUNDLE_CACHE_DIR`, else
  * the platform's preferred root (platform.ts: `<tmpdir>/dlbundle-<uid>` on
- * Linux, `~/Library/Caches/dlbundle` on macOS); then the platform's fallbacks
- * (Linux: `$XDG_CACHE_HOME/dlbundle` or `~/.cache/dlbundle`; macOS:
- * `<tmpdir>/dlbundle-<uid>`). A uid with no passwd entry and no `HOME`
+ * Linux, `~/Library/Caches/dlbundle` on macOS, `%LOCALAPPDATA%\dlbundle` on
+ * Windows); then the platform's fallbacks (Linux: `$XDG_CACHE_HOME/dlbundle`
+ * or `~/.cache/dlbundle`; macOS: `<tmpdir>/dlbundle-<uid>`; Windows:
+ * `%TEMP%\dlbundle`). A uid with no passwd entry and no `HOME`
  * (`docker run --user 4242`) has no home directory: a root in it is left out
  * and reported in `unavailable` instead. The environment is read here, on
  * first use, not when dlbundle is imported.
@@ -93,7 +95,7 @@ const MAX_SYMLINKS = 40;
  * runSync(checkRoot(syncIo, '/tmp/dlbundle-1000', { create: true })) // { exists: true, real: '/tmp/dlbundle-1000' }
  */
 export function* checkRoot(io: Io, root: string, options: { readonly create: boolean; readonly platform?: NodeJS.Platform | undefined }): Step<RootCheck> {
-  const r = yield* walkRoot(io, root, options.create, options.platform);
+  const r = yield* walk(io, root, options.create, options.platform);
   if ('refused' in r) throw unsafeDir(root, r.ofRoot ? `the cache root ${r.refused}` : r.refused);
   return r;
 }
@@ -104,7 +106,48 @@ interface Refusal {
   readonly ofRoot: boolean;
 }
 
-// The walk behind checkRoot and assessRoot: from "/" down, one lstat per component.
+// The walk behind checkRoot and assessRoot, as the system judges privacy.
+function walk(io: Io, root: string, create: boolean, platform?: NodeJS.Platform): Step<RootCheck | Refusal> {
+  return runtimePlatform(platform).privacy === 'windows' ? walkWindowsRoot(io, root, create) : walkRoot(io, root, create, platform);
+}
+
+/**
+ * Windows: lstat reports no owner and no permission bits, and another user's
+ * access is the ACL a directory inherits — in `%LOCALAPPDATA%` and `%TEMP%`,
+ * from the user's profile directory, which only the user, SYSTEM and
+ * administrators can enter. What the walk checks: every component from the
+ * drive down is a real directory, and the root itself is not a reparse point
+ * (a symbolic link or junction: whoever can write its parent could point it
+ * elsewhere); links above the root are followed, as the file system would.
+ * Directories it makes inherit their parent's ACL. A `cacheDir` outside the
+ * profile is as private as its ACL, which is not read.
+ */
+function* walkWindowsRoot(io: Io, root: string, create: boolean): Step<RootCheck | Refusal> {
+  const full = path.resolve(root);
+  const top = path.parse(full).root;
+  const names = full.slice(top.length).split(/[\\/]/).filter((c) => c !== '');
+  let here = top;
+  if ((yield* io.lstat(top)) === null) return { refused: `${JSON.stringify(top)} does not exist`, ofRoot: false };
+  for (let i = 0; i < names.length; i++) {
+    const p = path.join(here, names[i] as string);
+    const last = i === names.length - 1;
+    let st = yield* io.lstat(p);
+    if (st === null) {
+      if (!create) return { exists: false, existing: here };
+      st = yield* makeDirectory(io, p, last);
+    }
+    if (last) {
+      const problem = unsafeReason(st);
+      return problem === null ? { exists: true, real: p } : { refused: problem, ofRoot: true };
+    }
+    if (!st.isDirectory() && !st.isSymbolicLink()) return { refused: `${JSON.stringify(p)} is not a directory`, ofRoot: false };
+    here = p;
+  }
+  // The root is a drive's root.
+  return { exists: true, real: top };
+}
+
+// The POSIX walk: from "/" down, one lstat per component.
 function* walkRoot(io: Io, root: string, create: boolean, platform?: NodeJS.Platform): Step<RootCheck | Refusal> {
   const me = effectiveUid();
   const onPath = (refused: string): Refusal => ({ refused, ofRoot: false });
@@ -221,8 +264,26 @@ function* refusePseudoFileSystem(io: Io, root: string, existing: string, platfor
  */
 export function unsafeReason(st: fs.Stats | null, me = effectiveUid()): string | null {
   if (st === null) return 'does not exist';
-  if (st.isSymbolicLink()) return 'is a symbolic link';
+  if (st.isSymbolicLink()) return runtimePlatform().privacy === 'windows' ? 'is a symbolic link or a junction' : 'is a symbolic link';
   if (!st.isDirectory()) return 'is not a directory';
+  // Windows reports no owner (uid 0) and no permission bits: the ACL the directory inherits decides.
+  if (runtimePlatform().privacy === 'windows') return null;
+  if (st.uid !== me) return `is owned by uid ${st.uid}, not by this user (uid ${me})`;
+  if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${modeText(st)})`;
+  return null;
+}
+
+/**
+ * Why a file in a bundle directory is not one of this user's private regular
+ * files, or null: a symbolic link or anything but a regular file; on POSIX
+ * systems also another owner or write permission for group or others.
+ *
+ * @example
+ * unsafeFileReason(fs.lstatSync(file)) // 'is writable by group or others (mode 0666)'
+ */
+export function unsafeFileReason(st: fs.Stats, me = effectiveUid()): string | null {
+  if (!st.isFile()) return 'is not a regular file';
+  if (runtimePlatform().privacy === 'windows') return null;
   if (st.uid !== me) return `is owned by uid ${st.uid}, not by this user (uid ${me})`;
   if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${modeText(st)})`;
   return null;
@@ -267,7 +328,7 @@ export interface RootAssessment {
  */
 export function assessRoot(root: string): RootAssessment {
   const no = (reason: string): RootAssessment => ({ root, usable: false, reason });
-  const state = runSync(walkRoot(syncIo, root, false));
+  const state = runSync(walk(syncIo, root, false));
   if ('refused' in state) return no(state.ofRoot ? `it ${state.refused}` : state.refused);
   const at = state.exists ? state.real : state.existing;
   const mount = runSync(mountOfPath(syncIo, at));
@@ -276,11 +337,18 @@ export function assessRoot(root: string): RootAssessment {
   if (mount?.options.includes('noexec') === true) return no(`it is on ${mount.mountPoint}, mounted noexec`);
   if (mount?.options.includes('ro') === true) return no(`it is on ${mount.mountPoint}, mounted read-only`);
   if (!writable(at)) return no(state.exists ? 'this user cannot write to it' : `this user cannot create it in ${at}`);
+  const windows = runtimePlatform().privacy === 'windows';
   return {
     root,
     usable: true,
-    // No mount table (macOS, no /proc): nothing is known of the mount's flags.
-    reason: state.exists ? `exists, private to this user, no other user can replace it or a directory above it${mount === null ? '' : ', on a mount that allows executables'}` : `would be created (mode 0700) in ${at}`,
+    // Without /proc (macOS) nothing is known of the mount's flags.
+    reason: state.exists
+      ? windows
+        ? 'exists, a real directory (not a link or junction), writable by this user; who else may enter it is its ACL, not read here'
+        : `exists, private to this user, no other user can replace it or a directory above it${mount === null ? '' : ', on a mount that allows executables'}`
+      : windows
+        ? `would be created in ${at}, with the ACL it inherits`
+        : `would be created (mode 0700) in ${at}`,
   };
 }
 

@@ -19,9 +19,9 @@ import { loadError } from '../src/loader';
 import { COMPLETE_MARKER, MANIFEST_FILE, parseManifest, variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
 import { checkBeforeLoad, dependencyClosure, dependencyGraph } from '../src/plan';
-import { memoryModeSupported } from '../src/memory';
+import { memoryModeSupported, noMemoryMode } from '../src/memory';
 import { Placer, placementsFor } from '../src/placement';
-import { memoryModeRefusal, runtimePlatform } from '../src/platform';
+import { runtimePlatform } from '../src/platform';
 import { candidateRoots, checkRoot } from '../src/roots';
 import { fromDirectory } from '../src/sources/directory';
 import { systemSearch } from '../src/system-search';
@@ -137,13 +137,14 @@ describe('macOS: no memory mode (computed for darwin)', () => {
   it('the platform table: memory files on Linux only; on macOS an E_USAGE that says why and what to use', () => {
     assert.equal(memoryModeSupported('linux'), true);
     assert.equal(memoryModeSupported('darwin'), false);
-    assert.equal(memoryModeRefusal('linux'), null);
-    const e = memoryModeRefusal('darwin');
-    assert.equal(e?.code, 'E_USAGE');
-    assert.match(e?.message ?? '', /^Memory mode does not exist on macOS: macOS has no memfd_create, and dyld loads a library only from a file with a path/);
-    assert.match(e?.message ?? '', /mode: 'auto' \(the default\) or 'disk'/);
-    assert.equal(runtimePlatform('darwin').mountTable, false);
-    assert.equal(runtimePlatform('linux').mountTable, true);
+    const e = noMemoryMode('darwin');
+    assert.equal(e.code, 'E_USAGE');
+    assert.match(e.message, /^mode: 'memory' cannot be used on macOS: there is no memfd_create, and dyld loads a library only from a file with a path\./);
+    assert.match(e.message, /Use mode: 'disk' \(or 'auto', the default\)/);
+    assert.equal(runtimePlatform('darwin').procfs, false);
+    assert.equal(runtimePlatform('darwin').privacy, 'posix');
+    assert.equal(runtimePlatform('darwin').linker, 'dyld');
+    assert.equal(runtimePlatform('linux').procfs, true);
   });
 
   it('placementsFor: auto falls back to memory on Linux only; memory mode on darwin is E_USAGE', () => {
@@ -160,7 +161,7 @@ describe('macOS: no memory mode (computed for darwin)', () => {
     const root = path.join(tempDir(), 'root');
     const placer = new Placer({ source: fromDirectory(b.dir), mode: 'memory', cacheDir: root, platform: 'darwin' });
     const e = expectCode('E_USAGE', () => placer.placeSync({ bundleName: b.manifest.name, variantKey: b.key, variant: b.variant }));
-    assert.match(e.message, /does not exist on macOS/);
+    assert.match(e.message, /cannot be used on macOS/);
     assert.equal(placer.current, undefined);
     assert.equal(fs.existsSync(root), false);
   });
