@@ -15,9 +15,11 @@
  * under those directories is taken as present. Written from dyld's
  * documented rules (`man dyld`, `man dlopen`); it has not run on a Mac.
  */
+import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
-import { readBinaryFile } from './formats/binary-file';
+import { fdSource } from './elf-file';
+import { readMachO } from './formats/macho';
 import { hostTarget, targetLibraries } from './variant';
 
 const debug = logger('dlbundle:plan');
@@ -135,12 +137,17 @@ const fits = new Set<string>();
 function fitsMachine(file: string, machine: string): boolean {
   const key = `${machine}\0${file}`;
   if (fits.has(key)) return true;
+  let fd: number | undefined;
   try {
-    const info = readBinaryFile(file);
-    if (info.format !== 'macho' || !info.images.some((image) => image.machine === machine)) return false;
+    // The Mach-O reader alone: the run time carries no PE reader.
+    fd = fs.openSync(file, 'r');
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || !readMachO(fdSource(fd, file, st.size), file).images.some((image) => image.machine === machine)) return false;
   } catch {
     // Missing, unreadable or not Mach-O: dyld would not load it either.
     return false;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
   }
   fits.add(key);
   return true;
