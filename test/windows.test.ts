@@ -13,8 +13,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pack } from '../src/pack';
 import { COMPLETE_MARKER } from '../src/manifest';
-import { hashFile, identities, tempDir } from './fixtures';
-import { fromWindowsPath, runUnderWine, startWine, stopWine, toWindowsPath, type WineSetup } from './wine';
+import { hashFile, identities, REPO, tempDir } from './fixtures';
+import { DIST_WINDOWS, fromWindowsPath, runUnderWine, startWine, stopWine, toWindowsPath, type WineSetup } from './wine';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { fetchNpmBinary } = require('../scripts/fetch-npm-binaries.js') as { fetchNpmBinary(p: { name: string; version: string }): { dir: string } };
 
 let wine: WineSetup;
 /** %LOCALAPPDATA% of the prefix's user, as node.exe sees it and as a Linux path. */
@@ -216,5 +219,187 @@ describe('windows: dlbundle loads a DLL chain under a real node.exe', () => {
     assert.deepEqual(r.modules, { 'chain_a.dll': null, 'chain_b.dll': null, 'chain_c.dll': null });
     assert.equal(r.written, false);
     assert.deepEqual(r.auto, { value: 523, mode: 'disk' });
+  });
+});
+
+describe("windows: sharp's libvips chain and its addon, from npm", () => {
+  // @img/sharp-win32-x64 (the sharp the Linux tests install): libvips-42.dll ← libvips-cpp-8.18.7.dll ← sharp-win32-x64-0.35.5.node.
+  const SHARP = { name: '@img/sharp-win32-x64', version: '0.35.5' };
+
+  it('pack --target win32-x64 of its lib/ then, under node.exe: vips_version 8.18.7 from libvips-42.dll, and the .node loaded by process.dlopen after both DLLs, its exports working; cold then warm', () => {
+    const lib = path.join(fetchNpmBinary(SHARP).dir, 'lib');
+    const out = path.join(tempDir('dlbundle-wine-sharp-'), 'bundle');
+    pack([lib], { name: 'sharp-win', out, target: 'win32-x64' });
+    const root = cacheRoot();
+    const body = `
+      const started = process.hrtime.bigint();
+      const bundle = dl.openBundle({ source: dl.fromDirectory(P.bundle), cacheDir: P.root });
+      const vips = bundle.library('libvips-42.dll', { vips_version: 'int vips_version(int flag)' });
+      const version = [0, 1, 2].map((f) => vips.vips_version(f)).join('.');
+      const sharp = bundle.addon('sharp-win32-x64-0.35.5.node');
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const e = bundle.explain();
+      return {
+        version,
+        libvipsVersion: sharp.libvipsVersion(),
+        exports: Object.keys(sharp).sort(),
+        loaded: e.libraries.map((l) => [l.name, l.addon, l.path]),
+        dir: e.dir,
+        reused: e.reused,
+        ms,
+      };
+    `;
+    type Report = { version: string; libvipsVersion: unknown; exports: string[]; loaded: [string, boolean, string][]; dir: string; reused: boolean; ms: number };
+    const cold = runUnderWine<Report>(body, { params: { bundle: toWindowsPath(out), root: root.windows } });
+    assert.equal(cold.version, '8.18.7');
+    assert.deepEqual(cold.libvipsVersion, { semver: '8.18.7', isGlobal: false, isWasm: false });
+    for (const name of ['pipeline', 'metadata', 'libvipsVersion', 'format']) assert.ok(cold.exports.includes(name), `${name} not in ${cold.exports.join(', ')}`);
+    // Each DLL before its users; the addon last, through process.dlopen.
+    assert.deepEqual(
+      cold.loaded.map(([n, addon]) => [n, addon]),
+      [
+        ['libvips-42.dll', false],
+        ['libvips-cpp-8.18.7.dll', false],
+        ['sharp-win32-x64-0.35.5.node', true],
+      ],
+    );
+    for (const [n, , p] of cold.loaded) assert.equal(p, `${cold.dir}\\${n}`);
+    assert.equal(cold.reused, false);
+    const warm = runUnderWine<Report>(body, { params: { bundle: toWindowsPath(out), root: root.windows } });
+    assert.equal(warm.version, '8.18.7');
+    assert.equal(warm.dir, cold.dir);
+    assert.equal(warm.reused, true);
+    process.stdout.write(`      sharp under Wine: cold ${cold.ms.toFixed(0)} ms (19 MB extracted), warm ${warm.ms.toFixed(0)} ms, from openBundle to the addon's exports\n`);
+  });
+});
+
+// A second node.exe that opens `file` without FILE_SHARE_DELETE (as an antivirus
+// scanner or the search indexer may), says so by creating `<file>.held`, keeps
+// it open for `ms` milliseconds, then closes it and exits. Arguments: koffi's
+// path, the file, ms.
+const HOLDER = `
+  const [koffiPath, file, ms] = process.argv.slice(1);
+  const k32 = require(koffiPath).load('kernel32.dll');
+  const CreateFileW = k32.func('void *CreateFileW(const char16_t *name, uint32_t access, uint32_t share, void *sa, uint32_t disposition, uint32_t flags, void *template)');
+  const CloseHandle = k32.func('int CloseHandle(void *handle)');
+  // GENERIC_READ, FILE_SHARE_READ only, OPEN_EXISTING.
+  const handle = CreateFileW(file, 0x80000000, 1, null, 3, 0, null);
+  if (handle === null) process.exit(2);
+  require('node:fs').writeFileSync(file + '.held', '');
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(ms));
+  CloseHandle(handle);
+`;
+
+// In a snippet: hold(file, ms) starts a HOLDER and resolves once the file is held.
+const HOLD = `
+  const cp = require('node:child_process');
+  const hold = (file, ms) => new Promise((resolve, reject) => {
+    const child = cp.spawn(process.execPath, ['-e', P.holder, repoRequire.resolve('koffi'), file, String(ms)], { stdio: 'ignore' });
+    child.on('exit', (code) => { if (code !== 0) reject(new Error('the holder exited with ' + code)); });
+    const poll = setInterval(() => { if (fs.existsSync(file + '.held')) { clearInterval(poll); fs.unlinkSync(file + '.held'); resolve(child); } }, 2);
+  });
+  const exited = (child) => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.on('exit', () => resolve())));
+`;
+
+describe('windows: files held open by another program (a real handle, under Wine)', () => {
+  it('a rename refused while another process holds the file (EBUSY) is retried until it is let go; held longer than the retries (≈ 1.3 s), EBUSY is reported; a rename onto an existing directory is EEXIST at once', () => {
+    const work = tempDir('dlbundle-wine-held-');
+    type Attempt = { ok: boolean; code?: string; ms: number };
+    const r = runUnderWine<{ plain: Attempt; briefly: Attempt; asyncBriefly: Attempt; tooLong: Attempt; ontoDirectory: Attempt }>(
+      `${HOLD}
+      const { syncIo, asyncIo, runSync, runAsync } = require(P.io);
+      const attempt = async (fn) => {
+        const t0 = process.hrtime.bigint();
+        const r = await caughtAsync(fn);
+        return { ok: r.ok, ...(r.ok ? {} : { code: r.error.code }), ms: Number(process.hrtime.bigint() - t0) / 1e6 };
+      };
+      const file = (n) => { const f = path.join(P.work, n); fs.writeFileSync(f, n); return f; };
+      // Plain Node, for comparison: the handle really refuses the rename.
+      let child = await hold(file('a'), 600);
+      const plain = await attempt(() => fs.renameSync(path.join(P.work, 'a'), path.join(P.work, 'a2')));
+      await exited(child);
+      child = await hold(file('b'), 400);
+      const briefly = await attempt(() => runSync(syncIo.rename(path.join(P.work, 'b'), path.join(P.work, 'b2'))));
+      await exited(child);
+      child = await hold(file('c'), 400);
+      const asyncBriefly = await attempt(() => runAsync(asyncIo.rename(path.join(P.work, 'c'), path.join(P.work, 'c2'))));
+      await exited(child);
+      child = await hold(file('d'), 2500);
+      const tooLong = await attempt(() => runSync(syncIo.rm(path.join(P.work, 'd'))));
+      await exited(child);
+      fs.mkdirSync(path.join(P.work, 'e')); fs.mkdirSync(path.join(P.work, 'f'));
+      const ontoDirectory = await attempt(() => runSync(syncIo.rename(path.join(P.work, 'e'), path.join(P.work, 'f'))));
+      return { plain, briefly, asyncBriefly, tooLong, ontoDirectory };
+    `,
+      { params: { work: toWindowsPath(work), holder: HOLDER, io: toWindowsPath(path.join(REPO, 'dist', 'io.js')) } },
+    );
+    process.stdout.write(`      held 400 ms: renamed after ${r.briefly.ms.toFixed(0)} ms (sync), ${r.asyncBriefly.ms.toFixed(0)} ms (async); held 2.5 s: ${r.tooLong.code} after ${r.tooLong.ms.toFixed(0)} ms\n`);
+    assert.deepEqual({ ok: r.plain.ok, code: r.plain.code }, { ok: false, code: 'EBUSY' });
+    // Held for 400 ms from before the first try: renamed once it is let go, after retrying meanwhile.
+    for (const a of [r.briefly, r.asyncBriefly]) {
+      assert.equal(a.ok, true);
+      assert.ok(a.ms > 150 && a.ms < 1300, `${a.ms} ms`);
+    }
+    assert.ok(fs.existsSync(path.join(work, 'b2')) && fs.existsSync(path.join(work, 'c2')));
+    // The pauses add up to 1275 ms; then the refusal is reported as it is.
+    assert.equal(r.tooLong.ok, false);
+    assert.equal(r.tooLong.code, 'EBUSY');
+    assert.ok(r.tooLong.ms > 1200 && r.tooLong.ms < 2500, `${r.tooLong.ms} ms`);
+    assert.equal(r.ontoDirectory.code, 'EEXIST');
+    assert.ok(r.ontoDirectory.ms < 200, `${r.ontoDirectory.ms} ms`);
+  });
+});
+
+describe('windows: cache prune never removes a directory in use', () => {
+  it('a directory a live node.exe loaded from is kept by `dlbundle cache prune --keep 0` (its lease names that process by pid and creation time); once it exits, the directory is removed', () => {
+    const bundle = packedChain();
+    const root = cacheRoot();
+    const work = tempDir('dlbundle-wine-prune-');
+    const user = path.join(work, 'user.js');
+    fs.writeFileSync(
+      user,
+      `const dl = require(process.argv[2]);
+       const [bundleDir, ready, stop] = process.argv.slice(3);
+       const bundle = dl.openBundle({ source: dl.fromDirectory(bundleDir) });
+       const value = bundle.library('chain_c.dll', { chain_c: 'int chain_c(int x)' }).chain_c(4);
+       require('node:fs').writeFileSync(ready, JSON.stringify({ value, dir: bundle.dir, pid: process.pid }));
+       const poll = setInterval(() => { if (require('node:fs').existsSync(stop)) clearInterval(poll); }, 10);
+      `,
+    );
+    type Pruned = { removed: { dir: string }[]; inUse: { dir: string; users: number[] }[]; kept: unknown[] };
+    const r = runUnderWine<{ user: { value: number; dir: string; pid: number }; leases: string[]; first: Pruned; dirAfterFirst: boolean; second: Pruned; dirAfterSecond: boolean }>(
+      `
+      const cp = require('node:child_process');
+      const prune = () => {
+        const r = cp.spawnSync(process.execPath, [P.cli, 'cache', 'prune', '--keep', '0', '--json'], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error('prune: ' + r.stderr);
+        return JSON.parse(r.stdout);
+      };
+      const ready = path.join(P.work, 'ready'), stop = path.join(P.work, 'stop');
+      const child = cp.spawn(process.execPath, [P.user, P.dist, P.bundle, ready, stop], { stdio: 'ignore' });
+      while (!fs.existsSync(ready)) await new Promise((r) => setTimeout(r, 10));
+      const user = JSON.parse(fs.readFileSync(ready, 'utf8'));
+      const leases = fs.readdirSync(path.join(P.root, '.leases', path.basename(user.dir)));
+      const first = prune();
+      const dirAfterFirst = fs.existsSync(user.dir);
+      fs.writeFileSync(stop, '');
+      await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
+      const second = prune();
+      return { user, leases, first, dirAfterFirst, second, dirAfterSecond: fs.existsSync(user.dir) };
+    `,
+      {
+        params: { cli: toWindowsPath(path.join(REPO, 'dist', 'cli.js')), dist: DIST_WINDOWS, user: toWindowsPath(user), bundle: toWindowsPath(bundle), root: root.windows, work: toWindowsPath(work) },
+        env: { DLBUNDLE_CACHE_DIR: root.windows },
+        timeout: 120_000,
+      },
+    );
+    assert.equal(r.user.value, 523);
+    // The lease: namespace 0 (Windows has none), the pid, the creation time.
+    assert.deepEqual(r.leases.filter((l) => /^\d+-\d+-\d+$/.test(l)).map((l) => l.split('-').slice(0, 2).join('-')), [`0-${r.user.pid}`]);
+    assert.deepEqual(r.first.removed, []);
+    assert.deepEqual(r.first.inUse.map((e) => [e.dir, e.users]), [[r.user.dir, [r.user.pid]]]);
+    assert.equal(r.dirAfterFirst, true);
+    assert.deepEqual(r.second.removed.map((e) => e.dir), [r.user.dir]);
+    assert.equal(r.dirAfterSecond, false);
   });
 });

@@ -14,7 +14,6 @@ const wineEnv = require('../scripts/wine-env.js') as {
   startWineServer(setup: WineSetup, lingerSeconds?: number): void;
   stopWineServer(setup: WineSetup): void;
   runNodeExe(setup: WineSetup, args: readonly string[], options?: { env?: Record<string, string | undefined>; cwd?: string; timeout?: number | undefined }): NodeExeExit;
-  fetchWindowsPackage(name: string, version: string, files: readonly string[], options?: { log?: (line: string) => void }): string;
   toWindowsPath(p: string): string;
   fromWindowsPath(prefix: string, p: string): string;
 };
@@ -47,7 +46,7 @@ export interface WineExit extends NodeExeExit {
   readonly result: unknown;
 }
 
-export const { fetchWindowsPackage, toWindowsPath, fromWindowsPath } = wineEnv;
+export const { toWindowsPath, fromWindowsPath } = wineEnv;
 
 let setup: WineSetup | undefined;
 
@@ -57,7 +56,8 @@ let setup: WineSetup | undefined;
  * wineserver; {@link stopWine} ends it.
  */
 export function startWine(): WineSetup {
-  setup ??= wineEnv.prepareWine({ log: (line) => process.stderr.write(`      wine-env: ${line}\n`) });
+  // What is fetched or made is said; what is already there is not.
+  setup ??= wineEnv.prepareWine({ log: (line) => line.includes('already') || process.stderr.write(`      wine-env: ${line}\n`) });
   wineEnv.startWineServer(setup);
   return setup;
 }
