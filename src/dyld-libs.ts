@@ -15,10 +15,9 @@
  * under those directories is taken as present. Written from dyld's
  * documented rules (`man dyld`, `man dlopen`); it has not run on a Mac.
  */
-import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
-import { fdSource } from './elf-file';
+import { withFileSource } from './formats/elf-file';
 import { readMachO } from './formats/macho';
 import { hostTarget, targetLibraries } from './variant';
 
@@ -137,17 +136,12 @@ const fits = new Set<string>();
 function fitsMachine(file: string, machine: string): boolean {
   const key = `${machine}\0${file}`;
   if (fits.has(key)) return true;
-  let fd: number | undefined;
   try {
     // The Mach-O reader alone: the run time carries no PE reader.
-    fd = fs.openSync(file, 'r');
-    const st = fs.fstatSync(fd);
-    if (!st.isFile() || !readMachO(fdSource(fd, file, st.size), file).images.some((image) => image.machine === machine)) return false;
+    if (!withFileSource(file, (src) => readMachO(src, file)).images.some((image) => image.machine === machine)) return false;
   } catch {
     // Missing, unreadable or not Mach-O: dyld would not load it either.
     return false;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
   fits.add(key);
   return true;
