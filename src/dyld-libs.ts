@@ -8,6 +8,8 @@
  * from (the bundle directory), `@executable_path/` in the main program's —
  * then `DYLD_FALLBACK_LIBRARY_PATH` (by leaf name; `/usr/local/lib:/usr/lib`
  * when unset — older releases also searched `~/lib`, which is not counted on).
+ * The `DYLD_*` variables are taken as this process has them; dyld ignores
+ * them in a program with the hardened runtime, which this does not know.
  *
  * System libraries are not looked for on disk: since macOS 11 the ones under
  * `/usr/lib` and `/System` live only in the dyld shared cache, and
