@@ -20,10 +20,14 @@ const PACKAGES = [
   { pkg: 'clang', commands: ['clang'], why: 'cross-compiles the macOS (Mach-O) test libraries' },
   { pkg: 'lld', commands: ['ld.lld'], why: 'its ld64.lld links the macOS test libraries without an SDK' },
   { pkg: 'llvm', commands: ['llvm-config'], why: 'llvm-lipo and llvm-install-name-tool make the universal and @loader_path macOS test files' },
+  // Installed without their recommendations (Mesa, fonts, GStreamer: hundreds of MB nothing here uses).
+  // Debian's wine64 puts its programs in /usr/lib/wine/, not on PATH.
+  { pkg: 'wine64', commands: [], files: ['/usr/lib/wine/wine64', '/usr/lib/wine/wineserver'], why: "runs a real Windows node.exe for the Windows tests", withoutRecommends: true },
+  { pkg: 'gcc-mingw-w64-x86-64', commands: ['x86_64-w64-mingw32-gcc'], why: 'builds the Windows test DLLs', withoutRecommends: true },
 ];
 
 /** The line README.md gives, to be run as root (or through sudo). */
-const INSTALL_LINE = `apt-get update && apt-get install -y ${PACKAGES.map((p) => p.pkg).join(' ')}`;
+const INSTALL_LINE = `apt-get update && apt-get install -y ${PACKAGES.filter((p) => !p.withoutRecommends).map((p) => p.pkg).join(' ')} && apt-get install -y --no-install-recommends ${PACKAGES.filter((p) => p.withoutRecommends).map((p) => p.pkg).join(' ')}`;
 
 function onPath(command) {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
@@ -41,7 +45,7 @@ function onPath(command) {
 function missing() {
   const problems = [];
   for (const p of PACKAGES) {
-    const absent = p.commands.filter((c) => !onPath(c));
+    const absent = [...p.commands.filter((c) => !onPath(c)), ...(p.files ?? []).filter((f) => !fs.existsSync(f))];
     if (absent.length > 0) problems.push(`${absent.join(', ')} (Debian package ${p.pkg}: ${p.why})`);
   }
   // apt-get download needs package lists; a fresh image has none until `apt-get update`.

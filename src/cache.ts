@@ -28,7 +28,8 @@ import { createXxh64, hashScratch } from './hash';
 import { claimExtraction, dropLease, releaseExtraction, stagingPrefix, sweepStaging, takeLease } from './leases';
 import { mountOfPath } from './mounts';
 import { asyncIo, readSmallFile, runAsync, type Io, type Step } from './io';
-import { checkRoot, effectiveUid as uid, rootFallback, unsafeDir, unsafeReason, type RootFallback } from './roots';
+import { checkRoot, rootFallback, unsafeDir, unsafeFileReason, unsafeReason, type RootFallback } from './roots';
+import { runtimePlatform } from './platform';
 import { canonicalFileList, checkVariantDigest, COMPLETE_MARKER, entryPath, sonameLink, type ManifestFile, type ManifestVariant } from './manifest';
 import type { Source } from './sources/source';
 
@@ -72,9 +73,13 @@ export interface CacheRequest {
    * soon as every file is written and verified, with a completion marker
    * valid only in this boot, and flushed later if the process still runs
    * ({@link sealLater}); after a crash, a marker of another boot has the
-   * files hashed before they are trusted.
+   * files hashed before they are trusted. Where a published file cannot be
+   * flushed later (Windows: a loaded DLL cannot be opened for writing), it
+   * is `'before-use'`.
    */
   readonly durability?: 'before-use' | 'background';
+  /** Whose rules the roots are checked by (platform.ts); this process's platform by default. */
+  readonly platform?: NodeJS.Platform;
 }
 
 /** Where the variant's files are now. */
@@ -195,14 +200,14 @@ export function* place(io: Io, req: CacheRequest): Step<CacheResult | NoRoot> {
 }
 
 function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean; unprotected?: string }> {
-  yield* checkRoot(io, root, { create: true });
+  yield* checkRoot(io, root, { create: true, platform: req.platform });
   const name = bundleDirName(req.bundleName, req.variant);
   const dir = path.join(root, name);
   // A root about to receive its first copy is checked for noexec before this
   // process writes anything into it, its lease included.
   let st = yield* io.lstat(dir);
   const exists = st !== null;
-  if (!exists) yield* refuseNoexec(io, root);
+  if (!exists) yield* refuseNoexec(io, root, req.platform);
   // Nor is a lease written into a root whose bundle directory is not ours.
   refuseUnsafeBundleDir(dir, st);
   // The lease is taken before the directory is checked, and a prune deciding
@@ -215,7 +220,7 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
     let state = yield* checkUnlessGone(io, dir, req, st);
     if (state !== 'ok' && state !== MOVED) {
       if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
-      if (exists) yield* refuseNoexec(io, root);
+      if (exists) yield* refuseNoexec(io, root, req.platform);
       // One writer: another process extracting this directory is waited for,
       // and its directory, once published, checked as a warm start checks it.
       // The damaged directory found above, still in place (same inode), is
@@ -255,7 +260,7 @@ function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string
   // Renamed into place, the staging directory is gone: nothing to remove.
   let renamed = false;
   try {
-    if (req.durability === 'background') {
+    if (req.durability === 'background' && runtimePlatform().backgroundFlush) {
       yield* writeMarker(io, staging, markerText(req.variant, identities, bootId()), false);
       const published = yield* publish(io, staging, dir, req, root, false);
       renamed = !published.reused;
@@ -264,7 +269,7 @@ function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string
     }
     yield* flushFiles(io, staging, req);
     yield* writeMarker(io, staging, markerText(req.variant, identities), true);
-    yield* fsyncFile(io, staging);
+    yield* fsyncDirectory(io, staging);
     const published = yield* publish(io, staging, dir, req, root, true);
     renamed = !published.reused;
     return published;
@@ -274,9 +279,9 @@ function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string
 }
 
 /** `E_NOEXEC` when `root` is on a file system mounted noexec: its files could be written but never mapped executable. */
-function* refuseNoexec(io: Io, root: string): Step<void> {
+function* refuseNoexec(io: Io, root: string, platform?: NodeJS.Platform): Step<void> {
   // Without /proc, dlopen's "failed to map segment" is still reported as E_NOEXEC.
-  const mount = yield* mountOfPath(io, root);
+  const mount = yield* mountOfPath(io, root, platform);
   if (mount?.options.includes('noexec') === true) {
     throw new DlbundleError('E_NOEXEC', `${JSON.stringify(root)} is on ${JSON.stringify(mount.mountPoint)}, mounted noexec: libraries there cannot be loaded.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a file system that allows executables.', { dir: root });
   }
@@ -318,12 +323,11 @@ function* checkBundleDir(io: Io, dir: string, req: CacheRequest, known?: fs.Stat
 
   let scratch: Buffer | undefined;
   let moved = false;
-  const me = uid();
   for (const file of req.variant.files) {
     const p = entryPath(dir, file.name);
     const fst = yield* io.lstat(p);
     if (fst === null) return `${file.name} is missing`;
-    if (!fst.isFile() || fst.uid !== me || (fst.mode & 0o022) !== 0) return `${file.name} is not a private regular file of this user`;
+    if (unsafeFileReason(fst) !== null) return `${file.name} is not a private regular file of this user`;
     if (fst.size !== file.size) return `${file.name} has ${fst.size} bytes instead of ${file.size}`;
     const link = sonameLink(file);
     if (link !== null) {
@@ -437,6 +441,7 @@ let bootIdCache: string | null | undefined;
 /** This boot's id (`/proc/sys/kernel/random/boot_id`), or null without /proc: then no boot-bound marker is trusted. */
 function bootId(): string | null {
   if (bootIdCache === undefined) {
+    if (!runtimePlatform().procfs) return (bootIdCache = null);
     try {
       bootIdCache = readSmallFile('/proc/sys/kernel/random/boot_id').toString('latin1').trim();
     } catch {
@@ -563,8 +568,8 @@ function sealLater(dir: string, req: CacheRequest, root: string, identities: Rea
   function* seal(): Step<void> {
     yield* flushFiles(asyncIo, dir, req);
     yield* replaceMarker(asyncIo, dir, root, markerText(req.variant, identities));
-    yield* fsyncFile(asyncIo, dir);
-    yield* fsyncFile(asyncIo, root);
+    yield* fsyncDirectory(asyncIo, dir);
+    yield* fsyncDirectory(asyncIo, root);
   }
   // Started a while later, and only in a process still running then: the
   // flush is not needed for correctness (the boot-bound marker covers a
@@ -651,7 +656,7 @@ function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root:
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       yield* io.rename(staging, dir);
-      if (flush) yield* fsyncFile(io, root);
+      if (flush) yield* fsyncDirectory(io, root);
       return { dir, reused: false };
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -676,10 +681,22 @@ function* publish(io: Io, staging: string, dir: string, req: CacheRequest, root:
   throw new DlbundleError('E_IO', `Could not publish ${JSON.stringify(dir)}: it kept changing under this process.`, 'Another program is modifying the cache directory; stop it, or use another cache directory.', { dir });
 }
 
-// Flushing a directory makes its new entries (files, then the rename)
-// durable, so a power cut cannot leave a marker without its files.
+// Windows flushes a file only through a handle open for writing.
 function* fsyncFile(io: Io, file: string): Step<void> {
-  const fd = yield* io.openRead(file);
+  const fd = runtimePlatform().flushNeedsWrite ? yield* io.openWrite(file) : yield* io.openRead(file);
+  try {
+    yield* io.fsync(fd);
+  } finally {
+    yield* io.close(fd);
+  }
+}
+
+// Flushing a directory makes its new entries (files, then the rename)
+// durable, so a power cut cannot leave a marker without its files. NTFS
+// journals directory changes itself, and refuses a directory's flush.
+function* fsyncDirectory(io: Io, dir: string): Step<void> {
+  if (!runtimePlatform().directoryFsync) return;
+  const fd = yield* io.openRead(dir);
   try {
     yield* io.fsync(fd);
   } finally {

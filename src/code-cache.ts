@@ -6,10 +6,10 @@
 import path = require('node:path');
 import { logger } from './log';
 import { CODE_CACHE_DIR, codeCacheHeader, PENDING_CODE_CACHE, type PendingCodeCache } from './code-cache-file';
-import { defaultRoot, effectiveUid } from './default-root';
+import { defaultRoot } from './default-root';
 import { runSync, syncIo } from './io';
 import { stagingPrefix } from './leases';
-import { checkRoot } from './roots';
+import { checkRoot, unsafeReason } from './roots';
 
 const debug = logger('dlbundle:code-cache');
 
@@ -44,7 +44,7 @@ function save(pending: PendingCodeCache): void {
   const dir = path.join(root, CODE_CACHE_DIR);
   const st = runSync(syncIo.lstat(dir));
   if (st === null) runSync(syncIo.mkdir(dir, 0o700));
-  else if (!st.isDirectory() || st.uid !== effectiveUid() || (st.mode & 0o022) !== 0) throw new Error(`${dir} is not a private directory of this user`);
+  else if (unsafeReason(st) !== null) throw new Error(`${dir} is not a private directory of this user: it ${unsafeReason(st) ?? ''}`);
   const data = pending.produce();
   const staging = runSync(syncIo.mkdtemp(root, stagingPrefix('code-cache')));
   try {

@@ -11,6 +11,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
+import { runtimePlatform } from './platform';
 
 /** One step of an algorithm: yields promises (async I/O) or nothing (sync I/O), returns `T`. */
 export type Step<T> = Generator<unknown, T, unknown>;
@@ -28,6 +29,8 @@ export interface Io {
   /** Removes a file or symbolic link; nothing when it does not exist. (No tree walk: `rm`'s costs ≈ 0.9 ms the first time, loading Node's rimraf.) */
   unlink(path: string): Step<void>;
   symlink(target: string, path: string): Step<void>;
+  /** A hard link `path` to the file `existing`; fails with EEXIST when `path` exists. */
+  link(existing: string, path: string): Step<void>;
   /** The target of a symlink, or null when `path` is not one. */
   readlink(path: string): Step<string | null>;
   /** Creates a fresh private (0700) directory `<parent>/<prefix>-<pid>-<random>`. */
@@ -36,6 +39,8 @@ export interface Io {
   /** Opens for writing; fails with EEXIST when the file exists. */
   create(path: string, mode: number): Step<number>;
   openRead(path: string): Step<number>;
+  /** Opens an existing file for writing, without truncating it: what flushing needs on Windows. */
+  openWrite(path: string): Step<number>;
   write(fd: number, bytes: Uint8Array): Step<void>;
   /** Reads up to `into.length` bytes at `position`; returns how many were read. */
   read(fd: number, into: Buffer, position: number): Step<number>;
@@ -130,21 +135,75 @@ function missingIsNull(e: unknown): null {
   throw e;
 }
 
+// Windows refuses to rename or remove a file for a moment while another
+// program has it open without sharing deletion — an antivirus scanner or the
+// search indexer reading a file just written. Such refusals are retried with
+// a doubling pause, ≈ 1.3 s in all, then reported; elsewhere the set of
+// transient codes is empty and nothing is retried.
+const RETRY_PAUSES_MS = [5, 10, 20, 40, 80, 160, 320, 640];
+
+/** Whether a failure with `code` is worth another try after `attempt` pauses. */
+function retryable(e: unknown, attempt: number): boolean {
+  return attempt < RETRY_PAUSES_MS.length && runtimePlatform().transientErrors.has((e as NodeJS.ErrnoException).code ?? '');
+}
+
+/**
+ * Windows renames a directory onto an existing one with EPERM (access
+ * denied), where POSIX says EEXIST or ENOTEMPTY; the cache's publish counts
+ * on the POSIX answer (another process published first). Seen from the
+ * target being there: that refusal is not transient and gets the POSIX code.
+ */
+function existingTarget(e: unknown, to: string): NodeJS.ErrnoException | null {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code !== 'EPERM' && code !== 'EACCES') return null;
+  const st = fs.lstatSync(to, { throwIfNoEntry: false });
+  if (st === undefined || !st.isDirectory()) return null;
+  return Object.assign(new Error(`EEXIST: the directory exists, rename onto ${JSON.stringify(to)} (${(e as Error).message})`), { code: 'EEXIST', path: to });
+}
+
+function retrySync<T>(op: () => T, renameTo?: string): T {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return op();
+    } catch (e) {
+      const exists = renameTo === undefined || runtimePlatform().transientErrors.size === 0 ? null : existingTarget(e, renameTo);
+      if (exists !== null) throw exists;
+      if (!retryable(e, attempt)) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, RETRY_PAUSES_MS[attempt] as number);
+    }
+  }
+}
+
+async function retryAsync<T>(op: () => Promise<T>, renameTo?: string): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await op();
+    } catch (e) {
+      const exists = renameTo === undefined || runtimePlatform().transientErrors.size === 0 ? null : existingTarget(e, renameTo);
+      if (exists !== null) throw exists;
+      if (!retryable(e, attempt)) throw e;
+      await new Promise<void>((resolve) => setTimeout(resolve, RETRY_PAUSES_MS[attempt]));
+    }
+  }
+}
+
 /** Operations that complete before they return. */
 export const syncIo: Io = {
   mode: 'sync',
   lstat: (p) => value(() => fs.lstatSync(p, { throwIfNoEntry: false }) ?? null),
   mkdir: (p, mode) => value(() => void fs.mkdirSync(p, { mode })),
   readdir: (p) => value(() => fs.readdirSync(p)),
-  rename: (a, b) => value(() => fs.renameSync(a, b)),
-  rm: (p) => value(() => fs.rmSync(p, { recursive: true, force: true })),
-  unlink: (p) => value(() => missingIsVoid(() => fs.unlinkSync(p))),
+  rename: (a, b) => value(() => retrySync(() => fs.renameSync(a, b), b)),
+  rm: (p) => value(() => retrySync(() => fs.rmSync(p, { recursive: true, force: true }))),
+  unlink: (p) => value(() => retrySync(() => missingIsVoid(() => fs.unlinkSync(p)))),
   symlink: (t, p) => value(() => fs.symlinkSync(t, p)),
+  link: (a, p) => value(() => fs.linkSync(a, p)),
   readlink: (p) => value(() => notALinkIsNull(() => fs.readlinkSync(p))),
   mkdtemp: (parent, prefix) => value(() => fs.mkdtempSync(tempPrefix(parent, prefix))),
   chmod: (p, mode) => value(() => fs.chmodSync(p, mode)),
   create: (p, mode) => value(() => fs.openSync(p, CREATE_FLAGS, mode)),
   openRead: (p) => value(() => fs.openSync(p, fs.constants.O_RDONLY)),
+  openWrite: (p) => value(() => fs.openSync(p, fs.constants.O_WRONLY)),
   write: (fd, bytes) =>
     value(() => {
       for (let done = 0; done < bytes.byteLength; ) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done);
@@ -172,15 +231,17 @@ export const asyncIo: Io = {
   lstat: (p) => awaited(fs.promises.lstat(p).catch(missingIsNull)),
   mkdir: (p, mode) => awaited(fs.promises.mkdir(p, { mode }).then(() => undefined)),
   readdir: (p) => awaited(fs.promises.readdir(p)),
-  rename: (a, b) => awaited(fs.promises.rename(a, b)),
-  rm: (p) => awaited(fs.promises.rm(p, { recursive: true, force: true })),
-  unlink: (p) => awaited(fs.promises.unlink(p).catch(missingIsNull).then(() => undefined)),
+  rename: (a, b) => awaited(retryAsync(() => fs.promises.rename(a, b), b)),
+  rm: (p) => awaited(retryAsync(() => fs.promises.rm(p, { recursive: true, force: true }))),
+  unlink: (p) => awaited(retryAsync(() => fs.promises.unlink(p).catch(missingIsNull)).then(() => undefined)),
   symlink: (t, p) => awaited(fs.promises.symlink(t, p)),
+  link: (a, p) => awaited(fs.promises.link(a, p)),
   readlink: (p) => awaited(fs.promises.readlink(p).catch((e: unknown) => notALinkIsNull(() => { throw e; }))),
   mkdtemp: (parent, prefix) => awaited(fs.promises.mkdtemp(tempPrefix(parent, prefix))),
   chmod: (p, mode) => awaited(fs.promises.chmod(p, mode)),
   create: (p, mode) => awaited(promisified<number>((cb) => fs.open(p, CREATE_FLAGS, mode, cb))),
   openRead: (p) => awaited(promisified<number>((cb) => fs.open(p, fs.constants.O_RDONLY, cb))),
+  openWrite: (p) => awaited(promisified<number>((cb) => fs.open(p, fs.constants.O_WRONLY, cb))),
   *write(fd, bytes) {
     for (let done = 0; done < bytes.byteLength; ) {
       done += (yield promisified<number>((cb) => fs.write(fd, bytes, done, bytes.byteLength - done, null, cb))) as number;
@@ -210,7 +271,8 @@ const MAX_FLUSHES_IN_FLIGHT = 8;
 let flushesInFlight = 0;
 
 function startFlush(file: string): void {
-  if (flushesInFlight >= MAX_FLUSHES_IN_FLIGHT) return;
+  // Where a flush needs the file open for writing (Windows), the caller's own fsync does it all.
+  if (flushesInFlight >= MAX_FLUSHES_IN_FLIGHT || runtimePlatform().flushNeedsWrite) return;
   const fd = fs.openSync(file, fs.constants.O_RDONLY);
   flushesInFlight++;
   fs.fdatasync(fd, () =>

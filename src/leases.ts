@@ -11,12 +11,15 @@
  * - `<root>/.leases/<dir>/.last-use`: mtime = the last start of a process that is gone
  * - `<root>/.leases/<dir>/.pruning/<ns>-<pid>-<start>`: a prune deciding whether to remove `<dir>`
  * - `<root>/.leases/<dir>/.extracting` → `<ns>-<pid>-<start>`: a symlink naming the one process
- *   writing `<dir>` (see {@link claimExtraction}); other cold starts wait for it
+ *   writing `<dir>` (see {@link claimExtraction}); other cold starts wait for it. On
+ *   Windows, a file holding the tag ({@link makeTag})
  * - `<root>/.leases/<dir>/.takeover-<ns>-<pid>-<start>` → its holder's tag: the one process
  *   removing the claim of `<ns>-<pid>-<start>`, gone or stalled
  *
- * The start time (field 22 of `/proc/<pid>/stat`, clock ticks since boot)
- * makes a tag name one process for ever: a pid is reused, the pair is not.
+ * The start time (field 22 of `/proc/<pid>/stat`, clock ticks since boot;
+ * on Windows the creation time, windows-processes.ts) makes a tag name one
+ * process for ever: a pid is reused, the pair is not. Windows has no pid
+ * namespaces: its tags carry namespace 0.
  * Tags of earlier versions (`<ns>-<pid>`, no start time) are still read; see
  * {@link tagIsAlive} for how they are judged.
  */
@@ -25,6 +28,8 @@ import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError } from './errors';
 import { readSmallFile, runSync, syncIo, type Io, type Step } from './io';
+import { runtimePlatform } from './platform';
+import { windowsProcessStart } from './windows-processes';
 
 const debug = logger('dlbundle:cache');
 
@@ -116,6 +121,7 @@ let bootTimeCache: number | null | undefined;
  */
 export function pidNamespace(): string {
   if (namespaceCache !== undefined) return namespaceCache;
+  if (!runtimePlatform().procfs) return (namespaceCache = '0');
   try {
     namespaceCache = /\[(\d+)\]/.exec(fs.readlinkSync('/proc/self/ns/pid'))?.[1] ?? '0';
   } catch {
@@ -127,13 +133,17 @@ export function pidNamespace(): string {
 
 /**
  * The start time of process `pid` (field 22 of `/proc/<pid>/stat`: clock
- * ticks after boot, as a decimal string), or null when it cannot be read (the
- * process is gone, or there is no /proc).
+ * ticks after boot, as a decimal string; on Windows its creation time, see
+ * windows-processes.ts), or null when it cannot be read (the process is gone,
+ * or there is neither).
  *
  * @example
  * processStartTime(process.pid) // '238063'
  */
 export function processStartTime(pid: number | 'self'): string | null {
+  const source = runtimePlatform().processStarts;
+  if (source === 'kernel32') return windowsProcessStart(pid === 'self' ? process.pid : pid);
+  if (source !== 'procfs') return null;
   let stat: string;
   try {
     stat = readSmallFile(`/proc/${pid}/stat`).toString('latin1');
@@ -156,6 +166,7 @@ export function processStartTime(pid: number | 'self'): string | null {
  * processIoChars(process.pid) // 1843302
  */
 export function processIoChars(pid: number): number | null {
+  if (!runtimePlatform().procfs) return null;
   let text: string;
   try {
     text = readSmallFile(`/proc/${pid}/io`).toString('latin1');
@@ -227,6 +238,7 @@ export function tagIsAlive(namespace: string, pid: number, start: string | null 
 /** The wall-clock time of boot (ms; /proc/stat's btime, whole seconds), or null without /proc. */
 function bootTime(): number | null {
   if (bootTimeCache !== undefined) return bootTimeCache;
+  if (!runtimePlatform().procfs) return (bootTimeCache = null);
   try {
     const m = /^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'latin1'));
     bootTimeCache = m === null ? null : Number(m[1]) * 1000;
@@ -277,7 +289,14 @@ export function* sweepStaging(io: Io, root: string, now = Date.now()): Step<stri
     const alive = owner === null ? null : tagIsAlive(owner.namespace, owner.pid, owner.start, st?.mtimeMs ?? Infinity);
     if (alive === true) continue;
     if (alive === null && (st === null || now - st.mtimeMs < STALE_STAGING_MS)) continue;
-    yield* io.rm(path.join(root, name));
+    try {
+      yield* io.rm(path.join(root, name));
+    } catch (e) {
+      // A file in it still held open by another program (Windows): left for a later sweep.
+      if (!runtimePlatform().transientErrors.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+      debug('%s is left for a later sweep: %s', name, (e as Error).message);
+      continue;
+    }
     debug('removed %s left by a process that is gone', name);
     removed.push(name);
   }
@@ -602,27 +621,59 @@ export function* claimExtraction(io: Io, root: string, dirName: string, publishe
  */
 export function* releaseExtraction(io: Io, claim: ExtractionClaim): Step<void> {
   if (claim.file === null) return;
-  if ((yield* io.readlink(claim.file)) === processTag()) yield* io.unlink(claim.file);
+  if ((yield* readTag(io, claim.file)) === processTag()) yield* io.unlink(claim.file);
+}
+
+/**
+ * Makes `file` name `tag`, failing with EEXIST when it exists: a symbolic
+ * link whose target is the tag (symlink(2) makes it whole or not at all). Where
+ * users cannot make symbolic links (Windows), the tag is written into a file
+ * of its own, then hard-linked to `file`: linking fails with EEXIST just the
+ * same, and `file` never shows a half-written tag.
+ */
+function* makeTag(io: Io, file: string, tag: string): Step<void> {
+  if (runtimePlatform().symlinks) return yield* io.symlink(tag, file);
+  const written = `${file}.${tag}.${tagFiles++}.tmp`;
+  yield* io.writeSmall(written, tag, 0o600);
+  try {
+    yield* io.link(written, file);
+  } finally {
+    yield* io.unlink(written);
+  }
+}
+
+let tagFiles = 0;
+
+/** The tag `file` names (see {@link makeTag}); null when it is gone, or is no symbolic link where tags are. */
+function* readTag(io: Io, file: string): Step<string | null> {
+  if (runtimePlatform().symlinks) return yield* io.readlink(file);
+  try {
+    return (yield* io.readFile(file)).toString('utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
 }
 
 /** 'made': this process holds the claim; 'held': another does; 'unavailable': none can be made here. */
 function* createClaim(io: Io, file: string): Step<'made' | 'held' | 'unavailable'> {
   try {
-    yield* io.symlink(processTag(), file);
+    yield* makeTag(io, file, processTag());
     return 'made';
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return 'held';
-    // No lease directory (a root where the lease could not be written) or a
-    // read-only root: extract as without claims; the rename race decides.
-    if (code === 'ENOENT' || code === 'EROFS' || code === 'EACCES') return 'unavailable';
+    // No lease directory (a root where the lease could not be written), a
+    // read-only root, or one without hard links (Windows, FAT): extract as
+    // without claims; the rename race decides.
+    if (code === 'ENOENT' || code === 'EROFS' || code === 'EACCES' || code === 'ENOTSUP') return 'unavailable';
     throw e;
   }
 }
 
-/** The tag a claim or guard names; '' when it is not a symlink (no version writes that); null when it is gone. */
+/** The tag a claim or guard names; '' when it is not a tag (no version writes that); null when it is gone. */
 function* holderOf(io: Io, file: string): Step<string | null> {
-  const target = yield* io.readlink(file);
+  const target = yield* readTag(io, file);
   if (target !== null) return target;
   return (yield* io.lstat(file)) === null ? null : '';
 }
@@ -638,7 +689,7 @@ function* holderOf(io: Io, file: string): Step<string | null> {
 function* removeClaim(io: Io, file: string, holder: string): Step<boolean> {
   const guard = path.join(path.dirname(file), `${TAKEOVER}${parseTag(holder) === null ? 'invalid' : holder}`);
   try {
-    yield* io.symlink(processTag(), guard);
+    yield* makeTag(io, guard, processTag());
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return false;

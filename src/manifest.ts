@@ -7,6 +7,7 @@
  * base names, numbers are numbers, hashes are hashes, and the recorded load
  * order really loads dependencies first.
  */
+import path = require('node:path');
 import { DlbundleError } from './errors';
 import { xxh64 } from './hash';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder, type DependencyGraph } from './plan';
@@ -463,7 +464,8 @@ function str(value: unknown, origin: string, at: string, prefix = asIs, index = 
  * entryPath('/tmp/dlbundle-1000/demo-1a2b…', 'libdemo_core.so') // '/tmp/dlbundle-1000/demo-1a2b…/libdemo_core.so'
  */
 export function entryPath(dir: string, name: string): string {
-  return dir.endsWith('/') ? `${dir}${name}` : `${dir}/${name}`;
+  // path.sep: '\\' on Windows, where a path of both separators works but reads as a mistake.
+  return dir.endsWith('/') || dir.endsWith(path.sep) ? `${dir}${name}` : `${dir}${path.sep}${name}`;
 }
 
 function baseName(value: unknown, origin: string, at: string, maxBytes: number, prefix = asIs): string {

@@ -17,6 +17,7 @@ import { DlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { koffi } from './koffi';
 import { MEMORY_FILE_LABEL, type ManifestFile } from './manifest';
+import { runtimePlatform } from './platform';
 
 const debug = logger('dlbundle:cache');
 
@@ -32,13 +33,29 @@ let flagsThatWork: number | undefined;
 
 
 /**
- * Whether memory mode can work on this platform at all.
+ * Whether memory mode can work on `platform` (default: this process's) at all (platform.ts).
  *
  * @example
  * if (memoryModeSupported()) openBundle({ source, mode: 'memory' });
  */
-export function memoryModeSupported(): boolean {
-  return process.platform === 'linux';
+export function memoryModeSupported(platform: NodeJS.Platform = process.platform): boolean {
+  return runtimePlatform(platform).noMemoryMode === null;
+}
+
+/**
+ * `E_USAGE` saying that memory mode does not exist on `platform` (default:
+ * this system), and why.
+ *
+ * @example
+ * if (!memoryModeSupported()) throw noMemoryMode();
+ */
+export function noMemoryMode(platformName: NodeJS.Platform = process.platform): DlbundleError {
+  const platform = runtimePlatform(platformName);
+  return new DlbundleError(
+    'E_USAGE',
+    `mode: 'memory' cannot be used on ${platform.name}: ${platform.noMemoryMode ?? 'it is not supported here'}.`,
+    "Use mode: 'disk' (or 'auto', the default) with a writable cache directory.",
+  );
 }
 
 /**
@@ -52,9 +69,7 @@ export function memoryModeSupported(): boolean {
  * const fd = createMemoryFile('libdemo_core.so'); // then write it and load `/proc/self/fd/${fd}`
  */
 export function createMemoryFile(name: string): number {
-  if (!memoryModeSupported()) {
-    throw new DlbundleError('E_USAGE', `Memory mode needs Linux (memfd_create); this is ${process.platform}.`, "Use mode: 'disk' with a writable cache directory.");
-  }
+  if (!memoryModeSupported()) throw noMemoryMode();
   const ffi = koffi();
   memfdCreate ??= ffi.load(null).func('int memfd_create(const char *name, unsigned int flags)') as unknown as MemfdCreate;
   // The manifest refuses file names too long for this label (FILE_NAME_MAX_BYTES).
@@ -151,9 +166,7 @@ const HELPERS: readonly { readonly program: string; readonly args: (name: string
  * const fd = createMemoryFileWithoutKoffi('koffi.node'); // then write it and process.dlopen `/proc/self/fd/${fd}`
  */
 export function createMemoryFileWithoutKoffi(name: string): number {
-  if (!memoryModeSupported()) {
-    throw new DlbundleError('E_USAGE', `Memory mode needs Linux (memfd_create); this is ${process.platform}.`, "Use mode: 'disk' with a writable cache directory.");
-  }
+  if (!memoryModeSupported()) throw noMemoryMode();
   const label = `${MEMORY_FILE_LABEL}${name}`;
   const tried: string[] = [];
   // Required here: child_process loads net, stream and dgram (≈ 5 ms in a

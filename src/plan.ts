@@ -313,6 +313,8 @@ export function dependencyClosure(graph: DependencyGraph, order: readonly string
 export interface LoadCandidate extends GraphNode {
   readonly machine: string;
   readonly runpath: readonly string[];
+  /** Dependencies it loads without (PE delay-load imports, Mach-O weak dylibs): not required to be found. */
+  readonly weakNeeded?: readonly string[];
   /** The highest glibc / libstdc++ symbol versions it needs (from the manifest). */
   readonly requiresVersions?: RequiredVersions;
 }
@@ -321,10 +323,11 @@ export interface LoadCandidate extends GraphNode {
  * Checks, before any `dlopen`, that each library in `closure` is built for
  * `machine` (`E_WRONG_ARCH`), that each of its external dependencies is
  * found by `resolve` (`E_MISSING_DEP`, naming the dependency and the library
- * that needs it), and, given `offered`, that the system defines the glibc and
- * libstdc++ versions it needs (`E_SYSTEM_TOO_OLD`, naming the version needed,
- * the one present and the file). Returns where each external dependency was
- * found.
+ * that needs it, and `searched`: where `resolve` looked) except those it
+ * loads without (`weakNeeded`), and, given `offered`, that the system defines
+ * the glibc and libstdc++ versions it needs (`E_SYSTEM_TOO_OLD`, naming the
+ * version needed, the one present and the file). Returns where each external
+ * dependency was found.
  *
  * @example
  * checkBeforeLoad(graph, ['libdemo_accel.so'], 'x86_64', (dep, f) => resolveSystemLibrary(dep, …)?.path ?? null, systemVersionOracle(…));
@@ -335,6 +338,7 @@ export function checkBeforeLoad<N extends LoadCandidate>(
   machine: string,
   resolve: (dependency: string, file: N) => string | null,
   offered?: VersionOracle<N>,
+  searched = 'its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories',
 ): Map<string, string> {
   const found = new Map<string, string>();
   // What each family offered the files checked so far: one look-up per family and closure.
@@ -352,10 +356,12 @@ export function checkBeforeLoad<N extends LoadCandidate>(
     }
     for (const dep of graph.externalDeps.get(name) ?? []) {
       const where = found.get(dep) ?? resolve(dep, file);
+      // A delay-loaded DLL or a weak dylib: the library loads without it.
+      if (where === null && file.weakNeeded?.includes(dep) === true) continue;
       if (where === null) {
         throw new DlbundleError(
           'E_MISSING_DEP',
-          `${JSON.stringify(name)} needs ${JSON.stringify(dep)}, which is not in the bundle and not installed on this system (searched its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories).`,
+          `${JSON.stringify(name)} needs ${JSON.stringify(dep)}, which is not in the bundle and not installed on this system (searched ${searched}).`,
           `Install the package that provides ${dep}, add it to the bundle with \`dlbundle pack\`, or load ${name} with bundle.optional() if it is optional.`,
           { file: name, dependency: dep },
         );

@@ -20,6 +20,7 @@ import { runSync, syncIo } from './io';
 import { endPruning, forgetLeases, lastUseOf, leasesOf, stagingPrefix, startPruning, sweepStaging } from './leases';
 import { compareNames } from './plan';
 import { candidateRoots, checkRoot, rootFallback, unsafeReason, type RootFallback } from './roots';
+import { runtimePlatform } from './platform';
 
 const debug = logger('dlbundle:cache');
 
@@ -209,24 +210,41 @@ export function pruneCache(options: PruneOptions = {}): PruneResult {
 // then be using it). The slow recursive delete comes after, under a staging
 // name of this live process, which no sweep touches. A directory already gone
 // (another prune was first) is not an error.
+//
+// Windows refuses to move a directory while a program has a file in it open
+// (a DLL loaded by a process that left no lease, a scanner still reading):
+// once syncIo's retries are spent, it counts as in use and is kept. A file
+// still held when the moved directory is deleted stays behind under the
+// staging name, which a later sweep removes once this process is gone.
 function removeUnused(e: CacheEntry): 'removed' | 'in use' | 'gone' {
   const name = path.basename(e.dir);
   const intent = startPruning(e.root, name);
+  const held = runtimePlatform().transientErrors;
   let aside: string;
   try {
     if (leasesOf(e.root, name).length > 0) return 'in use';
     aside = runSync(syncIo.mkdtemp(e.root, stagingPrefix('pruned')));
     try {
-      fs.renameSync(e.dir, path.join(aside, name));
+      runSync(syncIo.rename(e.dir, path.join(aside, name)));
     } catch (err) {
       fs.rmSync(aside, { recursive: true, force: true });
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (code === 'ENOENT') return 'gone';
+      if (held.has(code) && fs.existsSync(e.dir)) {
+        debug('%s is kept: %s', e.dir, (err as Error).message);
+        return 'in use';
+      }
       throw err;
     }
   } finally {
     endPruning(intent);
   }
-  fs.rmSync(aside, { recursive: true, force: true });
+  try {
+    runSync(syncIo.rm(aside));
+  } catch (err) {
+    if (!held.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    debug('%s is left for a later sweep: %s', aside, (err as Error).message);
+  }
   // A start that wrote its lease after the leases were read has found the
   // directory missing and is extracting it again: its lease stays.
   runSync(forgetLeases(syncIo, e.root, name));

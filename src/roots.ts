@@ -29,7 +29,8 @@ import { DlbundleError, type DlbundleErrorCode } from './errors';
 import { ioError } from './file-io';
 import { runSync, syncIo, type Io, type Step } from './io';
 import { mountOfPath, type MountFacts } from './mounts';
-import { defaultRoot, effectiveUid } from './default-root';
+import { effectiveUid, platformRoots } from './default-root';
+import { runtimePlatform } from './platform';
 
 export { effectiveUid };
 
@@ -46,47 +47,33 @@ export interface CandidateRoots {
   readonly unavailable: readonly RootFallback[];
 }
 
-/** How the fallback root is shown when there is no home directory to put it in. */
-const HOME_ROOT_LABEL = '~/.cache/dlbundle';
-
 /**
  * The candidate roots: `cacheDir` if given, else `$DLBUNDLE_CACHE_DIR`, else
- * `<tmpdir>/dlbundle-<uid>`; then `$XDG_CACHE_HOME/dlbundle` (or
- * `~/.cache/dlbundle`) as the fallback. A uid with no passwd entry and no
- * `HOME` (`docker run --user 4242`) has no home directory: that fallback is
- * left out and reported in `unavailable` instead. The environment is read
- * here, on first use, not when dlbundle is imported.
+ * the platform's preferred root (platform.ts: `<tmpdir>/dlbundle-<uid>` on
+ * Linux, `~/Library/Caches/dlbundle` on macOS, `%LOCALAPPDATA%\dlbundle` on
+ * Windows); then the platform's fallbacks (Linux: `$XDG_CACHE_HOME/dlbundle`
+ * or `~/.cache/dlbundle`; macOS: `<tmpdir>/dlbundle-<uid>`; Windows:
+ * `%TEMP%\dlbundle`). A uid with no passwd entry and no `HOME`
+ * (`docker run --user 4242`) has no home directory: a root in it is left out
+ * and reported in `unavailable` instead. The environment is read here, on
+ * first use, not when dlbundle is imported.
  *
  * @example
  * candidateRoots() // { roots: ['/tmp/dlbundle-1000', '/home/me/.cache/dlbundle'], unavailable: [] }
+ * candidateRoots(undefined, 'darwin') // { roots: ['/Users/me/Library/Caches/dlbundle', '/var/folders/…/T/dlbundle-501'], … }
  */
-export function candidateRoots(cacheDir?: string): CandidateRoots {
-  const roots = [path.resolve(cacheDir ?? defaultRoot())];
+export function candidateRoots(cacheDir?: string, platform: NodeJS.Platform = process.platform): CandidateRoots {
+  const [preferred, ...fallbacks] = platformRoots(platform);
+  const env = process.env.DLBUNDLE_CACHE_DIR;
+  const given = cacheDir ?? (env !== undefined && env !== '' ? env : undefined);
+  const roots: string[] = [];
   const unavailable: RootFallback[] = [];
-  const xdg = process.env.XDG_CACHE_HOME;
-  if (xdg !== undefined && path.isAbsolute(xdg)) {
-    roots.push(path.resolve(xdg, 'dlbundle'));
-  } else {
-    const home = homeDirectory();
-    if (typeof home === 'string') roots.push(path.resolve(home, '.cache', 'dlbundle'));
-    else unavailable.push({ root: HOME_ROOT_LABEL, code: 'E_IO', reason: home.reason });
+  for (const r of given !== undefined ? [{ root: given }, ...fallbacks] : [preferred, ...fallbacks]) {
+    if (r === undefined) continue;
+    if ('root' in r) roots.push(path.resolve(r.root));
+    else unavailable.push({ root: r.label, code: 'E_IO', reason: r.reason });
   }
   return { roots: [...new Set(roots)], unavailable };
-}
-
-// os.homedir() throws when HOME is unset and the uid has no passwd entry.
-function homeDirectory(): string | { reason: string } {
-  let home: string;
-  try {
-    // What os.homedir() answers first, without node:os (≈ 0.35 ms of a start; it is computed on every one).
-    const env = process.env.HOME;
-    home = env !== undefined && env !== '' ? env : (require('node:os') as typeof import('node:os')).homedir();
-  } catch (e) {
-    const why = process.env.HOME === undefined || process.env.HOME === '' ? `HOME is not set and uid ${effectiveUid()} has no passwd entry` : (e as Error).message;
-    return { reason: `no home directory: ${why}; set XDG_CACHE_HOME or HOME to use this fallback.` };
-  }
-  if (!path.isAbsolute(home)) return { reason: `no home directory: ${JSON.stringify(home)} is not an absolute path; set XDG_CACHE_HOME or HOME to use this fallback.` };
-  return home;
 }
 
 /** What {@link checkRoot} found: a safe root (`real`: its symlink-free path), or no root yet (`existing`: the deepest directory on its path that exists, symlink-free). */
@@ -107,8 +94,8 @@ const MAX_SYMLINKS = 40;
  * @example
  * runSync(checkRoot(syncIo, '/tmp/dlbundle-1000', { create: true })) // { exists: true, real: '/tmp/dlbundle-1000' }
  */
-export function* checkRoot(io: Io, root: string, options: { readonly create: boolean }): Step<RootCheck> {
-  const r = yield* walkRoot(io, root, options.create);
+export function* checkRoot(io: Io, root: string, options: { readonly create: boolean; readonly platform?: NodeJS.Platform | undefined }): Step<RootCheck> {
+  const r = yield* walk(io, root, options.create, options.platform);
   if ('refused' in r) throw unsafeDir(root, r.ofRoot ? `the cache root ${r.refused}` : r.refused);
   return r;
 }
@@ -119,8 +106,49 @@ interface Refusal {
   readonly ofRoot: boolean;
 }
 
-// The walk behind checkRoot and assessRoot: from "/" down, one lstat per component.
-function* walkRoot(io: Io, root: string, create: boolean): Step<RootCheck | Refusal> {
+// The walk behind checkRoot and assessRoot, as the system judges privacy.
+function walk(io: Io, root: string, create: boolean, platform?: NodeJS.Platform): Step<RootCheck | Refusal> {
+  return runtimePlatform(platform).privacy === 'windows' ? walkWindowsRoot(io, root, create) : walkRoot(io, root, create, platform);
+}
+
+/**
+ * Windows: lstat reports no owner and no permission bits, and another user's
+ * access is the ACL a directory inherits — in `%LOCALAPPDATA%` and `%TEMP%`,
+ * from the user's profile directory, which only the user, SYSTEM and
+ * administrators can enter. What the walk checks: every component from the
+ * drive down is a real directory, and the root itself is not a reparse point
+ * (a symbolic link or junction: whoever can write its parent could point it
+ * elsewhere); links above the root are followed, as the file system would.
+ * Directories it makes inherit their parent's ACL. A `cacheDir` outside the
+ * profile is as private as its ACL, which is not read.
+ */
+function* walkWindowsRoot(io: Io, root: string, create: boolean): Step<RootCheck | Refusal> {
+  const full = path.resolve(root);
+  const top = path.parse(full).root;
+  const names = full.slice(top.length).split(/[\\/]/).filter((c) => c !== '');
+  let here = top;
+  if ((yield* io.lstat(top)) === null) return { refused: `${JSON.stringify(top)} does not exist`, ofRoot: false };
+  for (let i = 0; i < names.length; i++) {
+    const p = path.join(here, names[i] as string);
+    const last = i === names.length - 1;
+    let st = yield* io.lstat(p);
+    if (st === null) {
+      if (!create) return { exists: false, existing: here };
+      st = yield* makeDirectory(io, p, last);
+    }
+    if (last) {
+      const problem = unsafeReason(st);
+      return problem === null ? { exists: true, real: p } : { refused: problem, ofRoot: true };
+    }
+    if (!st.isDirectory() && !st.isSymbolicLink()) return { refused: `${JSON.stringify(p)} is not a directory`, ofRoot: false };
+    here = p;
+  }
+  // The root is a drive's root.
+  return { exists: true, real: top };
+}
+
+// The POSIX walk: from "/" down, one lstat per component.
+function* walkRoot(io: Io, root: string, create: boolean, platform?: NodeJS.Platform): Step<RootCheck | Refusal> {
   const me = effectiveUid();
   const onPath = (refused: string): Refusal => ({ refused, ofRoot: false });
   const top = yield* io.lstat('/');
@@ -146,7 +174,7 @@ function* walkRoot(io: Io, root: string, create: boolean): Step<RootCheck | Refu
     if (st === null) {
       if (!create) return { exists: false, existing: here.dir };
       if (!mountChecked) {
-        yield* refusePseudoFileSystem(io, root, here.dir);
+        yield* refusePseudoFileSystem(io, root, here.dir, platform);
         mountChecked = true;
       }
       st = yield* makeDirectory(io, p, last);
@@ -220,9 +248,9 @@ function pseudoMountProblem(mount: MountFacts | null): string | null {
   return `is on ${mount.mountPoint}, a ${mount.fsType} file system, which cannot hold a cache`;
 }
 
-function* refusePseudoFileSystem(io: Io, root: string, existing: string): Step<void> {
+function* refusePseudoFileSystem(io: Io, root: string, existing: string, platform?: NodeJS.Platform): Step<void> {
   // Without /proc there is no proc file system to refuse, and a failing mkdir is reported once.
-  const problem = pseudoMountProblem(yield* mountOfPath(io, existing));
+  const problem = pseudoMountProblem(yield* mountOfPath(io, existing, platform));
   if (problem !== null) throw new DlbundleError('E_IO', `${JSON.stringify(root)} ${problem}.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a disk or tmpfs.', { dir: root });
 }
 
@@ -236,8 +264,26 @@ function* refusePseudoFileSystem(io: Io, root: string, existing: string): Step<v
  */
 export function unsafeReason(st: fs.Stats | null, me = effectiveUid()): string | null {
   if (st === null) return 'does not exist';
-  if (st.isSymbolicLink()) return 'is a symbolic link';
+  if (st.isSymbolicLink()) return runtimePlatform().privacy === 'windows' ? 'is a symbolic link or a junction' : 'is a symbolic link';
   if (!st.isDirectory()) return 'is not a directory';
+  // Windows reports no owner (uid 0) and no permission bits: the ACL the directory inherits decides.
+  if (runtimePlatform().privacy === 'windows') return null;
+  if (st.uid !== me) return `is owned by uid ${st.uid}, not by this user (uid ${me})`;
+  if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${modeText(st)})`;
+  return null;
+}
+
+/**
+ * Why a file in a bundle directory is not one of this user's private regular
+ * files, or null: a symbolic link or anything but a regular file; on POSIX
+ * systems also another owner or write permission for group or others.
+ *
+ * @example
+ * unsafeFileReason(fs.lstatSync(file)) // 'is writable by group or others (mode 0666)'
+ */
+export function unsafeFileReason(st: fs.Stats, me = effectiveUid()): string | null {
+  if (!st.isFile()) return 'is not a regular file';
+  if (runtimePlatform().privacy === 'windows') return null;
   if (st.uid !== me) return `is owned by uid ${st.uid}, not by this user (uid ${me})`;
   if ((st.mode & 0o022) !== 0) return `is writable by group or others (mode ${modeText(st)})`;
   return null;
@@ -282,7 +328,7 @@ export interface RootAssessment {
  */
 export function assessRoot(root: string): RootAssessment {
   const no = (reason: string): RootAssessment => ({ root, usable: false, reason });
-  const state = runSync(walkRoot(syncIo, root, false));
+  const state = runSync(walk(syncIo, root, false));
   if ('refused' in state) return no(state.ofRoot ? `it ${state.refused}` : state.refused);
   const at = state.exists ? state.real : state.existing;
   const mount = runSync(mountOfPath(syncIo, at));
@@ -291,10 +337,18 @@ export function assessRoot(root: string): RootAssessment {
   if (mount?.options.includes('noexec') === true) return no(`it is on ${mount.mountPoint}, mounted noexec`);
   if (mount?.options.includes('ro') === true) return no(`it is on ${mount.mountPoint}, mounted read-only`);
   if (!writable(at)) return no(state.exists ? 'this user cannot write to it' : `this user cannot create it in ${at}`);
+  const windows = runtimePlatform().privacy === 'windows';
   return {
     root,
     usable: true,
-    reason: state.exists ? 'exists, private to this user, no other user can replace it or a directory above it, on a mount that allows executables' : `would be created (mode 0700) in ${at}`,
+    // Without /proc (macOS) nothing is known of the mount's flags.
+    reason: state.exists
+      ? windows
+        ? 'exists, a real directory (not a link or junction), writable by this user; who else may enter it is its ACL, not read here'
+        : `exists, private to this user, no other user can replace it or a directory above it${mount === null ? '' : ', on a mount that allows executables'}`
+      : windows
+        ? `would be created in ${at}, with the ACL it inherits`
+        : `would be created (mode 0700) in ${at}`,
   };
 }
 

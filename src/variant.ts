@@ -9,6 +9,7 @@ import type { ElfInfo } from './formats/elf';
 import type { BinaryFormat } from './formats/binary';
 import { readInterpreterFile } from './formats/elf-file';
 import { nearest } from './nearest';
+import { runtimePlatform } from './platform';
 
 /** The C library a Linux target is built against. */
 export type Libc = 'gnu' | 'musl';
@@ -288,7 +289,7 @@ let cpuFeaturesCache: ReadonlySet<string> | undefined;
 /**
  * This CPU's feature flags: `$DLBUNDLE_CPU_FEATURES` (comma-separated; empty
  * means none) when set, else the `flags` (x86) or `Features` (Arm) line of
- * /proc/cpuinfo, read once. Empty where neither is available.
+ * /proc/cpuinfo, read once. Empty where neither is available (Windows: not yet read from the system).
  *
  * @example
  * cpuFeatures().has('avx2')
@@ -299,9 +300,10 @@ export function cpuFeatures(): ReadonlySet<string> {
   if (cpuFeaturesCache !== undefined) return cpuFeaturesCache;
   let text = '';
   try {
-    text = fs.readFileSync('/proc/cpuinfo', 'latin1');
+    // Only a /proc of this system's own (under Wine, drive Z: shows Linux's).
+    if (runtimePlatform().procfs) text = fs.readFileSync('/proc/cpuinfo', 'latin1');
   } catch {
-    // Not Linux, or no /proc: only variants without CPU requirements can be chosen.
+    // No readable /proc: only variants without CPU requirements can be chosen.
   }
   const line = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)?.[1] ?? '';
   cpuFeaturesCache = new Set(line.split(/\s+/).filter((f) => f !== ''));
