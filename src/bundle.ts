@@ -19,8 +19,7 @@ import { checkBeforeLoad, dependencyClosure, type DependencyGraph } from './plan
 import { candidateRoots, type RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
-import { resolveSystemLibrary } from './system-libs';
-import { DLL_SEARCH, resolveSystemDll } from './system-dlls';
+import { resolveSystemLibrary, systemSearchPlaces } from './system-libs';
 import { hostTarget, selectVariant, targetFacts } from './variant';
 
 const debug = logger('dlbundle:plan');
@@ -470,20 +469,15 @@ class LazyBundle implements Bundle {
     return facts.elf?.machine ?? facts.pe?.machine ?? facts.macho?.machine ?? process.arch;
   }
 
-  /**
-   * Looks external dependencies up the way this system's loader will: ld.so
-   * with `$ORIGIN` = the bundle directory (none in memory), or Windows's DLL
-   * search (system-dlls.ts).
-   */
+  /** Looks external dependencies up the way the system's loader will: ld.so with `$ORIGIN` = the bundle directory (none in memory), Windows's DLL search. */
   private systemResolver(): (dep: string, file: ManifestFile) => string | null {
-    if (targetFacts(hostTarget()).pe !== undefined) return (dep) => resolveSystemDll(dep)?.path ?? null;
     const origin = this.dir ?? '';
     return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin })?.path ?? null;
   }
 
-  /** Where {@link systemResolver} looks, as `E_MISSING_DEP` says it; undefined: ld.so's places. */
-  private searched(): string | undefined {
-    return targetFacts(hostTarget()).pe !== undefined ? DLL_SEARCH : undefined;
+  /** Where {@link systemResolver} looks, as `E_MISSING_DEP` says it. */
+  private searched(): string {
+    return systemSearchPlaces();
   }
 }
 

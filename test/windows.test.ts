@@ -222,11 +222,32 @@ describe('windows: dlbundle loads a DLL chain under a real node.exe', () => {
   });
 });
 
+describe('windows: dlbundle doctor under node.exe', () => {
+  it("names the Windows roots (%LOCALAPPDATA%\\dlbundle, then %TEMP%\\dlbundle), finds each import as Windows would, loads the chain in a child: exit 0", () => {
+    const bundle = packedChain();
+    const r = runUnderWine<{ status: number; stdout: string; stderr: string; temp: string }>(
+      `
+      const r = require('node:child_process').spawnSync(process.execPath, [P.cli, 'doctor', P.bundle], { encoding: 'utf8' });
+      return { status: r.status, stdout: r.stdout, stderr: r.stderr, temp: require('node:os').tmpdir() };
+    `,
+      { params: { cli: toWindowsPath(path.join(REPO, 'dist', 'cli.js')), bundle: toWindowsPath(bundle) } },
+    );
+    assert.equal(r.status, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /^machine {5}win32-x64/m);
+    assert.ok(r.stdout.includes(`cache root  ${localAppData.windows}\\dlbundle: would be used`), r.stdout);
+    assert.ok(r.stdout.includes(`${r.temp}\\dlbundle: usable fallback`), r.stdout);
+    assert.match(r.stdout, /KERNEL32\.dll {2}system: KERNEL32\.dll \(loaded\)/);
+    assert.doesNotMatch(r.stdout, /MISSING/);
+    assert.match(r.stdout, /ok {4}chain_c\.dll/);
+    assert.match(r.stdout, /result: the bundle loads here/);
+  });
+});
+
 describe("windows: sharp's libvips chain and its addon, from npm", () => {
   // @img/sharp-win32-x64 (the sharp the Linux tests install): libvips-42.dll ← libvips-cpp-8.18.7.dll ← sharp-win32-x64-0.35.5.node.
   const SHARP = { name: '@img/sharp-win32-x64', version: '0.35.5' };
 
-  it('pack --target win32-x64 of its lib/ then, under node.exe: vips_version 8.18.7 from libvips-42.dll, and the .node loaded by process.dlopen after both DLLs, its exports working; cold then warm', () => {
+  it("pack --target win32-x64 of its lib/ then, under node.exe: vips_version 8.18.7 from libvips-42.dll, and the .node loaded by process.dlopen after both DLLs, its exports working, and served to a require() of its Windows path by provideAddons(); cold then warm", () => {
     const lib = path.join(fetchNpmBinary(SHARP).dir, 'lib');
     const out = path.join(tempDir('dlbundle-wine-sharp-'), 'bundle');
     pack([lib], { name: 'sharp-win', out, target: 'win32-x64' });
@@ -238,6 +259,9 @@ describe("windows: sharp's libvips chain and its addon, from npm", () => {
       const version = [0, 1, 2].map((f) => vips.vips_version(f)).join('.');
       const sharp = bundle.addon('sharp-win32-x64-0.35.5.node');
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      const undo = bundle.provideAddons();
+      const required = require(P.sharpPath) === sharp;
+      undo();
       const e = bundle.explain();
       return {
         version,
@@ -246,11 +270,14 @@ describe("windows: sharp's libvips chain and its addon, from npm", () => {
         loaded: e.libraries.map((l) => [l.name, l.addon, l.path]),
         dir: e.dir,
         reused: e.reused,
+        required,
         ms,
       };
     `;
-    type Report = { version: string; libvipsVersion: unknown; exports: string[]; loaded: [string, boolean, string][]; dir: string; reused: boolean; ms: number };
-    const cold = runUnderWine<Report>(body, { params: { bundle: toWindowsPath(out), root: root.windows } });
+    type Report = { version: string; libvipsVersion: unknown; exports: string[]; loaded: [string, boolean, string][]; dir: string; reused: boolean; required: boolean; ms: number };
+    // sharpPath: where sharp's own JavaScript would require its addon from on Windows; no such file exists.
+    const params = { bundle: toWindowsPath(out), root: root.windows, sharpPath: 'C:\\app\\node_modules\\@img\\sharp-win32-x64\\lib\\sharp-win32-x64-0.35.5.node' };
+    const cold = runUnderWine<Report>(body, { params });
     assert.equal(cold.version, '8.18.7');
     assert.deepEqual(cold.libvipsVersion, { semver: '8.18.7', isGlobal: false, isWasm: false });
     for (const name of ['pipeline', 'metadata', 'libvipsVersion', 'format']) assert.ok(cold.exports.includes(name), `${name} not in ${cold.exports.join(', ')}`);
@@ -265,7 +292,8 @@ describe("windows: sharp's libvips chain and its addon, from npm", () => {
     );
     for (const [n, , p] of cold.loaded) assert.equal(p, `${cold.dir}\\${n}`);
     assert.equal(cold.reused, false);
-    const warm = runUnderWine<Report>(body, { params: { bundle: toWindowsPath(out), root: root.windows } });
+    assert.equal(cold.required, true);
+    const warm = runUnderWine<Report>(body, { params });
     assert.equal(warm.version, '8.18.7');
     assert.equal(warm.dir, cold.dir);
     assert.equal(warm.reused, true);
