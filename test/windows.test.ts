@@ -431,3 +431,42 @@ describe('windows: cache prune never removes a directory in use', () => {
     assert.equal(r.dirAfterSecond, false);
   });
 });
+
+describe('windows: concurrent cold starts', () => {
+  it('three node.exe starting at once on an empty root: all load the chain, one directory is written, no staging directory or claim file is left', () => {
+    const bundle = packedChain();
+    const root = cacheRoot();
+    const work = tempDir('dlbundle-wine-race-');
+    const user = path.join(work, 'user.js');
+    fs.writeFileSync(
+      user,
+      `const dl = require(process.argv[2]);
+       const bundle = dl.openBundle({ source: dl.fromDirectory(process.argv[3]), cacheDir: process.argv[4] });
+       const value = bundle.library('chain_c.dll', { chain_c: 'int chain_c(int x)' }).chain_c(4);
+       require('node:fs').writeFileSync(process.argv[5], JSON.stringify({ value, dir: bundle.dir, reused: bundle.explain().reused }));
+      `,
+    );
+    const r = runUnderWine<{ results: { value: number; dir: string; reused: boolean }[]; codes: number[] }>(
+      `
+      const cp = require('node:child_process');
+      const outs = [0, 1, 2].map((i) => path.join(P.work, 'out' + i));
+      const children = outs.map((out) => cp.spawn(process.execPath, [P.user, P.dist, P.bundle, P.root, out], { stdio: ['ignore', 'ignore', fs.openSync(out + '.err', 'w')] }));
+      const codes = await Promise.all(children.map((c) => new Promise((resolve) => c.on('exit', resolve))));
+      return { codes, results: outs.map((o) => JSON.parse(fs.readFileSync(o, 'utf8'))) };
+    `,
+      { params: { user: toWindowsPath(user), dist: DIST_WINDOWS, bundle: toWindowsPath(bundle), root: root.windows, work: toWindowsPath(work) }, timeout: 120_000, env: process.env.DLBUNDLE_TEST_SHOW_RACE === '1' ? { DEBUG: 'dlbundle:cache' } : {} },
+    );
+    assert.deepEqual(r.codes, [0, 0, 0]);
+    for (const x of r.results) assert.equal(x.value, 523);
+    assert.equal(new Set(r.results.map((x) => x.dir)).size, 1);
+    // One of them wrote it (or more, losing the rename race); whoever did not, reused it.
+    assert.ok(r.results.some((x) => !x.reused));
+    process.stdout.write(`      written by ${r.results.filter((x) => !x.reused).length} of 3\n`);
+    if (process.env.DLBUNDLE_TEST_SHOW_RACE === '1') for (let i = 0; i < 3; i++) process.stdout.write(fs.readFileSync(path.join(work, `out${i}.err`), 'utf8'));
+    const entries = fs.readdirSync(root.linux).sort();
+    assert.deepEqual(entries.filter((e) => e !== '.leases' && e !== '.code-cache'), [path.win32.basename(r.results[0]?.dir ?? '')]);
+    const leaseDir = path.join(root.linux, '.leases', path.win32.basename(r.results[0]?.dir ?? ''));
+    // Only the leases of the three (gone) processes, or their last use: no claim and no half-made tag.
+    for (const e of fs.readdirSync(leaseDir)) assert.match(e, /^(\d+-\d+-\d+|\.last-use)$/);
+  });
+});
