@@ -17,6 +17,9 @@ const PACKAGES = [
   { pkg: 'util-linux', commands: ['setpriv'], why: 'runs attacks and starts as another user' },
   { pkg: 'mount', commands: ['mount', 'umount'], why: 'noexec, read-only and full tmpfs roots' },
   { pkg: 'strace', commands: ['strace'], why: 'proves a short-lived start never waits for the disk' },
+  { pkg: 'clang', commands: ['clang'], why: 'cross-compiles the macOS (Mach-O) test libraries' },
+  { pkg: 'lld', commands: ['ld.lld'], why: 'its ld64.lld links the macOS test libraries without an SDK' },
+  { pkg: 'llvm', commands: ['llvm-config'], why: 'llvm-lipo and llvm-install-name-tool make the universal and @loader_path macOS test files' },
   // Installed without their recommendations (Mesa, fonts, GStreamer: hundreds of MB nothing here uses).
   // Debian's wine64 puts its programs in /usr/lib/wine/, not on PATH.
   { pkg: 'wine64', commands: [], files: ['/usr/lib/wine/wine64', '/usr/lib/wine/wineserver'], why: "runs a real Windows node.exe for the Windows tests", withoutRecommends: true },

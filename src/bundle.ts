@@ -6,21 +6,18 @@
  */
 import { logger } from './log';
 import { saveCodeCacheLater } from './code-cache';
-import path = require('node:path');
-import { place, type CacheRequest, type CacheResult, type NoRoot, type VerifyMode } from './cache';
+import type { VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
-import { asyncIo, runAsync, runSync, syncIo } from './io';
-import { dropLease, sweepStaging } from './leases';
-import { loadAddon, loadFile, sharedMemoryFile, type LibraryLocation, type LoadedAddon, type LoadedLibrary } from './loader';
+import { loadAddon, loadFile, type LoadedAddon, type LoadedLibrary } from './loader';
 import { provideAddons as installAddonHooks } from './provide-addons';
-import { createMemoryFile, fillMemoryFile, memoryFilePath, memoryModeSupported, noMemoryMode } from './memory';
-import { entryPath, variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+import { variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
+import { Placer, type PlacementTarget } from './placement';
 import { checkBeforeLoad, dependencyClosure, type DependencyGraph } from './plan';
-import { candidateRoots, type RootFallback } from './roots';
+import type { RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
-import { resolveSystemLibrary, systemSearchPlaces } from './system-libs';
-import { hostTarget, selectVariant, targetFacts } from './variant';
+import { systemSearch, type SystemSearch } from './system-search';
+import { hostTarget, selectVariant, targetLibraries } from './variant';
 
 const debug = logger('dlbundle:plan');
 
@@ -171,7 +168,7 @@ export type OptionalLibrary<D extends SymbolDeclarations> =
 // a prototype) is the program's or the package's fault and is thrown.
 const OPTIONAL_FAILURES: ReadonlySet<DlbundleErrorCode> = new Set(['E_MISSING_DEP', 'E_WRONG_ARCH', 'E_NO_VARIANT', 'E_LOAD_FAILED', 'E_NOEXEC', 'E_MISSING_SYMBOL']);
 
-interface Resolved {
+interface Resolved extends PlacementTarget {
   readonly manifest: Manifest;
   readonly key: string;
   readonly reason: string;
@@ -190,42 +187,20 @@ export function openBundle(options: OpenBundleOptions): Bundle {
   return new LazyBundle(options);
 }
 
-// A warm start does not extract, so it does not sweep on its way; staging
-// directories left by crashed processes are swept once the caller's
-// synchronous work is done, off the start-up path (a microtask: unlike
-// setImmediate, which costs ≈ 0.3 ms the first time in a process, it needs
-// no turn of the event loop). Best effort: a failure is only logged, since
-// nothing depends on it.
-function sweepLater(root: string): void {
-  queueMicrotask(() => {
-    try {
-      runSync(sweepStaging(syncIo, root));
-    } catch (e) {
-      debug('sweeping %s failed: %s', root, (e as Error).message);
-    }
-  });
-}
-
-/** Where the variant's files are loaded from. */
-type Placement =
-  /** A bundle directory: in the cache, or the source's own directory (in place). */
-  | { readonly kind: 'disk'; readonly result: CacheResult }
-  /** Memory files (memfd), created as libraries are loaded; no directory at all. */
-  | { readonly kind: 'memory'; readonly fallbacks: readonly RootFallback[] };
-
 class LazyBundle implements Bundle {
   private resolved: Resolved | undefined;
-  private placement: Placement | undefined;
-  /** Roots given up after dlopen could not map from them (noexec that the mount table did not show). */
-  private readonly abandoned: RootFallback[] = [];
+  /** Where the files are: decided on first use (placement.ts). */
+  private readonly placer: Placer;
   private readonly loaded = new Map<string, LoadedLibrary>();
   private readonly addons = new Map<string, LoadedAddon>();
   private readonly declared = new Set<string>();
 
-  constructor(private readonly options: OpenBundleOptions) {}
+  constructor(private readonly options: OpenBundleOptions) {
+    this.placer = new Placer(options);
+  }
 
   get dir(): string | null {
-    return this.placement?.kind === 'disk' ? this.placement.result.dir : null;
+    return this.placer.dir;
   }
 
   library<const D extends SymbolDeclarations>(name: string, symbols: D): BoundLibrary<D> {
@@ -240,8 +215,9 @@ class LazyBundle implements Bundle {
     // The addon's own dlopen is Node's (process.dlopen), so that Node runs its
     // registration; only the libraries it needs go through koffi first.
     for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
-    checkBeforeLoad(r.graph, [file.name], this.machine(), this.systemResolver(), this.searched());
-    const loaded = this.addons.get(file.name) ?? loadAddon(file, () => this.locate(file));
+    const search = this.systemSearch();
+    checkBeforeLoad(r.graph, [file.name], this.machine(), (dep, f) => search.resolve(dep, f), search.searched);
+    const loaded = this.addons.get(file.name) ?? loadAddon(file, () => this.placer.locate(file, r));
     this.addons.set(file.name, loaded);
     return loaded.exports as T;
   }
@@ -285,9 +261,8 @@ class LazyBundle implements Bundle {
     const r = this.resolve();
     // Names are checked before anything is extracted, as on the first touch.
     const names = [...this.declared].map((name) => this.fileNamed(name).name);
-    if (this.placement === undefined && this.options.mode !== 'memory') {
-      const placed = this.settle(await runAsync(place(asyncIo, this.cacheRequest(r))));
-      this.placement ??= placed;
+    if (this.placer.current === undefined) {
+      await this.placer.placeAsync(r);
       saveCodeCacheLater();
     }
     for (const name of names) this.load(name);
@@ -310,20 +285,19 @@ class LazyBundle implements Bundle {
       const from = addon.from ?? (addon.path.startsWith('/proc/self/fd/') ? 'memory' : 'disk');
       libraries.push({ name, path: addon.path, size: file.size, xxh64: file.xxh64, neededBy: [], ms: addon.ms, from, shared: addon.reused, addon: true });
     }
-    const p = this.placement;
-    const disk = p?.kind === 'disk' ? p.result : undefined;
+    const placed = this.placer.report();
     return {
       source: { kind: this.options.source.kind, location: this.options.source.location, reason: this.options.source.reason ?? null },
       variant: r?.key ?? null,
       variantReason: r?.reason ?? null,
-      mode: p === undefined ? null : p.kind === 'memory' ? 'memory' : this.options.source.inPlaceDir !== undefined ? 'in-place' : 'disk',
-      root: disk?.root ?? null,
-      dir: disk?.dir ?? null,
-      reused: p === undefined ? null : (disk?.reused ?? false),
-      fallbacks: [...this.abandoned, ...(disk?.fallbacks ?? []), ...(p?.kind === 'memory' ? p.fallbacks : [])],
+      mode: placed.mode,
+      root: placed.root,
+      dir: placed.dir,
+      reused: placed.reused,
+      fallbacks: placed.fallbacks,
       libraries,
-      limitations: p?.kind === 'memory' && r !== undefined ? memoryLimitations(r, this.loaded) : sharedFromMemory(libraries),
-      ...(disk?.unprotected === undefined ? {} : { unprotected: disk.unprotected }),
+      limitations: placed.mode === 'memory' && r !== undefined ? memoryLimitations(r, this.loaded) : sharedFromMemory(libraries),
+      ...(placed.unprotected === undefined ? {} : { unprotected: placed.unprotected }),
     };
   }
 
@@ -338,33 +312,17 @@ class LazyBundle implements Bundle {
   }
 
   /** Decides where the files are, materializing them synchronously on first use. */
-  private placeSync(): Placement {
-    if (this.placement === undefined) {
-      this.placement = this.options.mode === 'memory' ? memoryPlacement([]) : this.settle(runSync(place(syncIo, this.cacheRequest(this.resolve()))));
+  private placeSync(): void {
+    if (this.placer.current === undefined) {
+      this.placer.placeSync(this.resolve());
       saveCodeCacheLater();
     }
-    return this.placement;
-  }
-
-  /** A placement from the cache's answer: its directory, or memory files when no root is usable in auto mode. */
-  private settle(placed: CacheResult | NoRoot): Placement {
-    if ('dir' in placed) {
-      if (placed.reused && this.options.source.inPlaceDir === undefined) sweepLater(placed.root);
-      return { kind: 'disk', result: placed };
-    }
-    if (this.options.mode === 'auto' || this.options.mode === undefined) {
-      if (memoryModeSupported()) {
-        debug('no cache root is usable; loading from memory');
-        return memoryPlacement(placed.fallbacks);
-      }
-    }
-    throw placed.error;
   }
 
   /**
    * Loads `name` and what it needs. A root that passed the mount check but
-   * from which dlopen cannot map (E_NOEXEC: a remount, a security policy) is
-   * given up, and the files are placed anew in the next root — or in memory.
+   * from which dlopen cannot map (E_NOEXEC) is given up, and the files are
+   * placed anew in the next root — or in memory (placement.ts).
    */
   private load(name: string): void {
     for (;;) {
@@ -372,16 +330,7 @@ class LazyBundle implements Bundle {
         this.loadClosure(name);
         return;
       } catch (e) {
-        const p = this.placement;
-        if (!isDlbundleError(e, 'E_NOEXEC') || p?.kind !== 'disk' || this.options.source.inPlaceDir !== undefined) throw e;
-        this.abandoned.push({ root: p.result.root, code: 'E_NOEXEC', reason: e.message.split('\n')[0] ?? e.message });
-        // Not used after all: this instance's share of the lease goes (best effort: the root may be read-only too).
-        try {
-          runSync(dropLease(syncIo, p.result.root, path.basename(p.result.dir)));
-        } catch (err) {
-          debug('could not drop the lease in %s: %s', p.result.root, (err as Error).message);
-        }
-        this.placement = undefined;
+        if (!this.placer.giveUpAfter(e)) throw e;
         this.placeSync();
       }
     }
@@ -393,7 +342,7 @@ class LazyBundle implements Bundle {
     const choice = selectVariant(Object.keys(manifest.variants), JSON.stringify(manifest.name));
     const variant = manifest.variants[choice.key] as ManifestVariant;
     debug('bundle %s: variant %s (%s)', manifest.name, choice.key, choice.reason);
-    this.resolved = { manifest, key: choice.key, reason: choice.reason, variant, graph: variantGraph(variant) };
+    this.resolved = { manifest, key: choice.key, reason: choice.reason, variant, graph: variantGraph(variant), bundleName: manifest.name, variantKey: choice.key };
     return this.resolved;
   }
 
@@ -412,72 +361,40 @@ class LazyBundle implements Bundle {
     return file;
   }
 
-  private cacheRequest(r: Resolved): CacheRequest {
-    const abandoned = new Set(this.abandoned.map((f) => f.root));
-    const candidates = candidateRoots(this.options.cacheDir);
-    return {
-      bundleName: r.manifest.name,
-      variantKey: r.key,
-      variant: r.variant,
-      source: this.options.source,
-      roots: candidates.roots.filter((root) => !abandoned.has(root)),
-      unavailableRoots: candidates.unavailable,
-      verify: this.options.verify ?? 'size',
-      durability: 'background',
-    };
-  }
-
   /** Loads `name` and its bundled dependencies, dependencies first, after checking machine and external dependencies. */
   private loadClosure(name: string): void {
     const r = this.resolve();
     const closure = dependencyClosure(r.graph, r.variant.order, name).filter((n) => !this.loaded.has(n));
     if (closure.length === 0) return;
-    checkBeforeLoad(r.graph, closure, this.machine(), this.systemResolver(), this.searched());
+    const search = this.systemSearch();
+    checkBeforeLoad(r.graph, closure, this.machine(), (dep, f) => search.resolve(dep, f), search.searched);
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;
-      this.loaded.set(n, loadFile(file, () => this.locate(file), { global: global.has(n) }));
+      this.loaded.set(n, loadFile(file, () => this.placer.locate(file, r), { global: global.has(n) }));
     }
-  }
-
-  /**
-   * Where `file` is opened from: in the bundle directory, or its memory file,
-   * written on first need and shared by every bundle of the process. Called
-   * only when the library is not loaded yet.
-   */
-  private locate(file: ManifestFile): LibraryLocation {
-    const p = this.placeSync();
-    if (p.kind === 'disk') return { path: entryPath(p.result.dir, file.name), from: this.options.source.inPlaceDir !== undefined ? 'in-place' : 'disk' };
-    const fd = sharedMemoryFile(file, () => fillMemoryFile(createMemoryFile(file.name), { source: this.options.source, variantKey: this.resolve().key }, file));
-    return { path: memoryFilePath(fd), from: 'memory' };
   }
 
   /** Every external dependency of `name`'s closure that the system does not provide. */
   private missingDependencies(name: string): string[] {
     const r = this.resolve();
-    const resolve = this.systemResolver();
+    const search = this.systemSearch();
     const missing = new Set<string>();
     for (const n of dependencyClosure(r.graph, r.variant.order, this.fileNamed(name).name)) {
       const file = r.graph.nodes.get(n) as ManifestFile;
-      for (const dep of r.graph.externalDeps.get(n) ?? []) if (file.weakNeeded?.includes(dep) !== true && resolve(dep, file) === null) missing.add(dep);
+      for (const dep of r.graph.externalDeps.get(n) ?? []) if (file.weakNeeded?.includes(dep) !== true && search.resolve(dep, file) === null) missing.add(dep);
     }
     return [...missing];
   }
 
   private machine(): string {
-    const facts = targetFacts(hostTarget());
-    return facts.elf?.machine ?? facts.pe?.machine ?? facts.macho?.machine ?? process.arch;
+    // The machine of this target's libraries, by the names the readers give every format.
+    return targetLibraries(hostTarget()).machine;
   }
 
-  /** Looks external dependencies up the way the system's loader will: ld.so with `$ORIGIN` = the bundle directory (none in memory), Windows's DLL search. */
-  private systemResolver(): (dep: string, file: ManifestFile) => string | null {
-    const origin = this.dir ?? '';
-    return (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin })?.path ?? null;
-  }
-
-  /** Where {@link systemResolver} looks, as `E_MISSING_DEP` says it. */
-  private searched(): string {
-    return systemSearchPlaces();
+  /** Looks external dependencies up the way the platform's linker will, from the bundle directory (none in memory). */
+  private systemSearch(): SystemSearch {
+    return systemSearch(this.dir ?? '');
   }
 }
 
@@ -494,13 +411,6 @@ function failedOptional(e: unknown): { ok: false; code: DlbundleErrorCode; reaso
   if (!isDlbundleError(e) || !OPTIONAL_FAILURES.has(e.code)) throw e;
   const missing = e.code === 'E_MISSING_DEP' && e.dependency !== undefined ? [e.dependency] : e.code === 'E_MISSING_SYMBOL' && e.symbol !== undefined ? [e.symbol] : [];
   return { ok: false, code: e.code, reason: e.message.split('\n')[0] ?? e.message, missing };
-}
-
-// Checked before the first file is placed: on a system without memory files
-// (Windows), `mode: 'memory'` is refused before anything is written or loaded.
-function memoryPlacement(fallbacks: readonly RootFallback[]): Placement {
-  if (!memoryModeSupported()) throw noMemoryMode();
-  return { kind: 'memory', fallbacks };
 }
 
 /**

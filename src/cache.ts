@@ -78,6 +78,8 @@ export interface CacheRequest {
    * is `'before-use'`.
    */
   readonly durability?: 'before-use' | 'background';
+  /** Whose rules the roots are checked by (platform.ts); this process's platform by default. */
+  readonly platform?: NodeJS.Platform;
 }
 
 /** Where the variant's files are now. */
@@ -198,14 +200,14 @@ export function* place(io: Io, req: CacheRequest): Step<CacheResult | NoRoot> {
 }
 
 function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; reused: boolean; unprotected?: string }> {
-  yield* checkRoot(io, root, { create: true });
+  yield* checkRoot(io, root, { create: true, platform: req.platform });
   const name = bundleDirName(req.bundleName, req.variant);
   const dir = path.join(root, name);
   // A root about to receive its first copy is checked for noexec before this
   // process writes anything into it, its lease included.
   let st = yield* io.lstat(dir);
   const exists = st !== null;
-  if (!exists) yield* refuseNoexec(io, root);
+  if (!exists) yield* refuseNoexec(io, root, req.platform);
   // Nor is a lease written into a root whose bundle directory is not ours.
   refuseUnsafeBundleDir(dir, st);
   // The lease is taken before the directory is checked, and a prune deciding
@@ -218,7 +220,7 @@ function* useRoot(io: Io, req: CacheRequest, root: string): Step<{ dir: string; 
     let state = yield* checkUnlessGone(io, dir, req, st);
     if (state !== 'ok' && state !== MOVED) {
       if (state !== 'missing') debug('%s is damaged (%s); rebuilding it', dir, state);
-      if (exists) yield* refuseNoexec(io, root);
+      if (exists) yield* refuseNoexec(io, root, req.platform);
       // One writer: another process extracting this directory is waited for,
       // and its directory, once published, checked as a warm start checks it.
       // The damaged directory found above, still in place (same inode), is
@@ -277,9 +279,9 @@ function* extractAndPublish(io: Io, req: CacheRequest, root: string, dir: string
 }
 
 /** `E_NOEXEC` when `root` is on a file system mounted noexec: its files could be written but never mapped executable. */
-function* refuseNoexec(io: Io, root: string): Step<void> {
+function* refuseNoexec(io: Io, root: string, platform?: NodeJS.Platform): Step<void> {
   // Without /proc, dlopen's "failed to map segment" is still reported as E_NOEXEC.
-  const mount = yield* mountOfPath(io, root);
+  const mount = yield* mountOfPath(io, root, platform);
   if (mount?.options.includes('noexec') === true) {
     throw new DlbundleError('E_NOEXEC', `${JSON.stringify(root)} is on ${JSON.stringify(mount.mountPoint)}, mounted noexec: libraries there cannot be loaded.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a file system that allows executables.', { dir: root });
   }

@@ -9,7 +9,7 @@ import type { DylibCommand } from './formats/macho';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { readManifestFile } from './sources/directory';
 import { dependencyGraph } from './plan';
-import { resolveSystemLibrary } from './system-libs';
+import { systemSearch } from './system-search';
 import { hostTarget, parseVariantKey } from './variant';
 
 /** An ELF file's facts, with exactly the keys `inspect --json` prints. */
@@ -203,8 +203,8 @@ export interface LibraryDependencies {
 
 /**
  * Classifies each DT_NEEDED entry of each file of a variant: bundled, found on
- * this system (with the path, looked up as the loader would with `$ORIGIN` =
- * `dir`), or missing. System lookups are made only when `lookUp` is true (the
+ * this system (with the path, looked up as this system's loader would from
+ * `dir`: `$ORIGIN`, `@loader_path`), or missing. System lookups are made only when `lookUp` is true (the
  * variant is this machine's); otherwise external entries are `unknown`.
  *
  * @example
@@ -212,13 +212,15 @@ export interface LibraryDependencies {
  */
 export function describeDependencies(variant: ManifestVariant, dir: string, lookUp: boolean): LibraryDependencies[] {
   const graph = dependencyGraph(variant.files);
+  // This system's linker (ld.so, dyld, Windows's DLL search), from the bundle's directory.
+  const search = systemSearch(dir);
   return variant.order.map((name) => {
     const file = graph.nodes.get(name) as ManifestFile;
     const needs = file.needed.map((dep): DependencyFact => {
       const provider = graph.providerOf(dep);
       if (provider !== undefined) return { name: dep, kind: 'bundled', path: provider.name };
       if (!lookUp) return { name: dep, kind: 'unknown' };
-      const found = resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir });
+      const found = search.find(dep, file);
       return found === null ? { name: dep, kind: 'missing' } : { name: dep, kind: 'system', path: found.path, via: found.via };
     });
     return { name, optional: file.optional === true, needs };

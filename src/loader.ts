@@ -187,6 +187,12 @@ export function loadError(name: string, at: string, cause: unknown): DlbundleErr
   if (missing?.[1] !== undefined && missing[1] !== at) {
     return new DlbundleError('E_MISSING_DEP', `${JSON.stringify(name)} needs ${JSON.stringify(missing[1])}, which the dynamic linker could not find.`, `Install the package that provides ${missing[1]}, or add it to the bundle with \`dlbundle pack\`.`, { file: name, dependency: missing[1], cause });
   }
+  // dyld (macOS): "Library not loaded: @rpath/libfoo.dylib\n  Referenced from: …\n  Reason: tried: …",
+  // the name quoted in some versions; names may hold spaces (frameworks).
+  const notLoaded = /Library not loaded: '?([^'\n]*[^'\s])'?\s*(?:\n|$)/.exec(raw);
+  if (notLoaded?.[1] !== undefined) {
+    return new DlbundleError('E_MISSING_DEP', `${JSON.stringify(name)} needs ${JSON.stringify(notLoaded[1])}, which dyld could not find.`, `Add it to the bundle with \`dlbundle pack\`, or install what provides ${notLoaded[1]}.`, { file: name, dependency: notLoaded[1], cause });
+  }
   // Windows (koffi's and LoadLibrary's words; Wine's in parentheses): error 126 for a
   // DLL that is there but whose imports are not all found, which names none of them.
   if (/specified module could not be found|^Module not found/i.test(raw)) {
@@ -197,7 +203,7 @@ export function loadError(name: string, at: string, cause: unknown): DlbundleErr
       { file: name, cause },
     );
   }
-  if (/wrong ELF class|invalid ELF header|ELF file's machine|Cannot load '[^']*' DLL in '[^']*' process|not a valid Win32 application|Bad EXE format/i.test(raw)) {
+  if (/wrong ELF class|invalid ELF header|ELF file's machine|incompatible architecture|Cannot load '[^']*' DLL in '[^']*' process|not a valid Win32 application|Bad EXE format/i.test(raw)) {
     return new DlbundleError('E_WRONG_ARCH', `${JSON.stringify(at)} is not built for this process (${raw}).`, 'Ship a variant built for this machine.', { file: name, cause });
   }
   return new DlbundleError('E_LOAD_FAILED', `dlopen refused ${JSON.stringify(at)}: ${raw}`, 'Run `dlbundle doctor` on the bundle for a report of its dependencies on this machine.', { file: name, cause });

@@ -33,23 +33,24 @@ let flagsThatWork: number | undefined;
 
 
 /**
- * Whether memory mode can work on this platform at all.
+ * Whether memory mode can work on `platform` (default: this process's) at all (platform.ts).
  *
  * @example
  * if (memoryModeSupported()) openBundle({ source, mode: 'memory' });
  */
-export function memoryModeSupported(): boolean {
-  return runtimePlatform().noMemoryMode === null;
+export function memoryModeSupported(platform: NodeJS.Platform = process.platform): boolean {
+  return runtimePlatform(platform).noMemoryMode === null;
 }
 
 /**
- * `E_USAGE` saying that memory mode does not exist on this system, and why.
+ * `E_USAGE` saying that memory mode does not exist on `platform` (default:
+ * this system), and why.
  *
  * @example
  * if (!memoryModeSupported()) throw noMemoryMode();
  */
-export function noMemoryMode(): DlbundleError {
-  const platform = runtimePlatform();
+export function noMemoryMode(platformName: NodeJS.Platform = process.platform): DlbundleError {
+  const platform = runtimePlatform(platformName);
   return new DlbundleError(
     'E_USAGE',
     `mode: 'memory' cannot be used on ${platform.name}: ${platform.noMemoryMode ?? 'it is not supported here'}.`,

@@ -40,14 +40,15 @@ export function mountOf(file: string, mountinfo: string): MountFacts | null {
 /**
  * The mount holding `file` according to this process's mount table, or null
  * when there is no /proc to read it from (no mount flag can be known then,
- * and the callers' other checks still hold) — Windows among them, where
- * nothing like noexec exists.
+ * and the callers' other checks still hold). Where /proc is not the
+ * system's own (macOS, Windows: platform.ts), nothing is read at all —
+ * nor does Windows have anything like noexec.
  *
  * @example
  * const mount = runSync(mountOfPath(syncIo, '/tmp/dlbundle-0')); mount?.options.includes('noexec')
  */
-export function* mountOfPath(io: Io, file: string): Step<MountFacts | null> {
-  if (!runtimePlatform().procfs) return null;
+export function* mountOfPath(io: Io, file: string, platform: NodeJS.Platform = process.platform): Step<MountFacts | null> {
+  if (!runtimePlatform(platform).procfs) return null;
   let mountinfo: string;
   try {
     mountinfo = (yield* io.readFile('/proc/self/mountinfo')).toString('utf8');

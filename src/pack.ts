@@ -16,7 +16,7 @@ import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError } from './errors';
 import type { ElfInfo } from './elf';
-import { readBinaryFile } from './formats/binary-file';
+import { binaryFormatOfFile, readBinaryFile } from './formats/binary-file';
 import type { BinaryFormat, BinaryInfo } from './formats/binary';
 import type { DylibCommand, MachOImage } from './formats/macho';
 import { ioError } from './file-io';
@@ -98,8 +98,15 @@ export interface NamedInput {
   readonly file: string;
 }
 
-// Names that look like shared libraries: libfoo.so, libfoo.so.1.2, addon.node, foo.dll, libfoo.dylib.
-const SHARED_OBJECT_NAME = /\.so(\.[0-9A-Za-z_.-]+)?$|\.node$|\.dll$|\.dylib$/i;
+// The names a directory's libraries have, by the target's format: libfoo.so,
+// libfoo.so.1.2 (ELF); foo.dll (PE, in any case); libfoo.dylib and bundles,
+// libfoo.so or foo.bundle (Mach-O); and addon.node everywhere. A directory
+// of prebuilt files for several platforms gives only the target's.
+const LIBRARY_NAMES: Readonly<Record<BinaryFormat, RegExp>> = {
+  elf: /\.so(\.[0-9A-Za-z_.-]+)?$|\.node$/,
+  pe: /\.dll$|\.node$/i,
+  macho: /\.dylib$|\.so$|\.bundle$|\.node$/,
+};
 
 /** One input, as it will be packed. */
 interface Input {
@@ -125,8 +132,10 @@ interface PackedFacts {
 const FORMAT_NAMES: Readonly<Record<BinaryFormat, string>> = { elf: 'an ELF file (Linux, FreeBSD)', pe: 'a PE file (Windows)', macho: 'a Mach-O file (macOS)' };
 
 /**
- * Packs shared libraries (files, or directories whose `*.so*`, `*.node`,
- * `*.dll` and `*.dylib` files are taken, or files under names of their own)
+ * Packs shared libraries (files, or directories whose libraries are taken —
+ * `*.so*` and `*.node` for ELF targets, `*.dll` and `*.node` for Windows,
+ * `*.dylib`, `*.so`, `*.bundle` and `*.node` for macOS — or files under
+ * names of their own)
  * into the bundle directory `options.out`, adding or replacing the variant of
  * `options.target`. ELF files for Linux targets, PE DLLs for `win32-*`,
  * Mach-O dylibs and bundles for `darwin-*` (a universal file gives the
@@ -154,7 +163,7 @@ export function pack(inputs: readonly (string | NamedInput)[], options: PackOpti
       `Use the flag names Linux shows in /proc/cpuinfo: ${(known ?? []).slice(0, 12).join(', ')}, …`,
     );
   }
-  const sources = collectInputs(inputs);
+  const sources = collectInputs(inputs, expected.format);
   for (const name of options.optional ?? []) {
     if (!sources.has(name)) throw new DlbundleError('E_USAGE', `--optional names ${JSON.stringify(name)}, which is not among the files packed.`, `Use one of: ${[...sources.keys()].join(', ')}.`);
   }
@@ -394,8 +403,14 @@ function rangeSize(input: Input): number {
   return input.range.size < 0 ? input.seen.size : input.range.size;
 }
 
-/** Expands files and directories into (name in bundle → source path), refusing two inputs with one name. */
-function collectInputs(inputs: readonly (string | NamedInput)[]): Map<string, string> {
+/**
+ * Expands files and directories into (name in bundle → source path),
+ * refusing two inputs with one name. Of a directory, the files named like
+ * libraries of `format` are taken, but not those of another binary format
+ * (node-llama-cpp names its macOS bundles `.so`, like Linux libraries); a
+ * file of no known format is taken, to be refused with its name.
+ */
+function collectInputs(inputs: readonly (string | NamedInput)[], format: BinaryFormat): Map<string, string> {
   const byName = new Map<string, string>();
   const add = (name: string, from: string): void => {
     const other = byName.get(name);
@@ -424,12 +439,13 @@ function collectInputs(inputs: readonly (string | NamedInput)[]): Map<string, st
     for (const entry of fs.readdirSync(input, { withFileTypes: true }).sort((a, b) => compareNames(a.name, b.name))) {
       // Symlinks in a library directory are aliases (libz.so → libz.so.1.3); the
       // soname links are recreated at extraction, so only real files are taken.
-      if (entry.isFile() && SHARED_OBJECT_NAME.test(entry.name)) add(entry.name, path.join(input, entry.name));
+      const file = path.join(input, entry.name);
+      if (entry.isFile() && LIBRARY_NAMES[format].test(entry.name) && (binaryFormatOfFile(file) ?? format) === format) add(entry.name, file);
       else debug('skipped %s in %s', entry.name, input);
     }
   }
   if (byName.size === 0) {
-    throw new DlbundleError('E_USAGE', 'Nothing to pack: no shared objects were found in the inputs.', 'Name .so files or .node addons, or directories that contain them.');
+    throw new DlbundleError('E_USAGE', "Nothing to pack: no shared libraries were found in the inputs (directories give the target's kind: .so, .dll or .dylib, and .node).", 'Name the libraries or .node addons, or directories that contain them.');
   }
   return byName;
 }

@@ -1,14 +1,30 @@
 /**
  * The run time's platform differences, in one place: what the operating
- * system this process runs on offers (a /proc, POSIX ownership and modes,
- * symbolic links any user may make, memory files) and what stands in where
- * it offers none. Modules ask here instead of testing `process.platform`.
+ * system offers (a /proc, POSIX ownership and modes, symbolic links any user
+ * may make, memory files), what stands in where it offers none, where the
+ * cache goes and whose loader's search is repeated before any load. Modules
+ * ask here instead of testing `process.platform`; by default about the
+ * system this process runs on, and tests pass another platform's name.
  *
  * Which binaries a target key runs is the target table's business
  * (variant.ts); this is about the system the run time finds itself on.
  * Light on purpose: the front (default-root.ts) imports it.
  */
 import path = require('node:path');
+
+/** A cache root a platform prefers: a path, or why it cannot be named here (no home directory). */
+export type PlatformRoot = { readonly root: string } | { readonly label: string; readonly reason: string };
+
+/** What cache roots are made of; each read only when a platform's roots use it. */
+export interface RootPlaces {
+  /** The temporary directory (`$TMPDIR`, `%TEMP%`, …), without a trailing separator. */
+  tmpdir(): string;
+  /** The home directory, or why there is none (`no home directory: …`). */
+  home(): string | { readonly reason: string };
+  /** The effective uid: it names the shared temporary directory's root on POSIX systems. */
+  uid(): number;
+  readonly env: NodeJS.ProcessEnv;
+}
 
 /** What the run time may count on from the system it runs on. */
 export interface RuntimePlatform {
@@ -58,18 +74,40 @@ export interface RuntimePlatform {
    * worth retrying (io.ts). Empty where no such thing happens.
    */
   readonly transientErrors: ReadonlySet<string>;
-  /** Why memory mode does not exist here, or null where it does. */
+  /** Why memory mode does not exist here, or null where it does (Linux: memfd_create). */
   readonly noMemoryMode: string | null;
   /**
-   * The system's cache roots, when they are not the POSIX ones
-   * (`<tmpdir>/dlbundle-<uid>`, then `$XDG_CACHE_HOME/dlbundle` or
-   * `~/.cache/dlbundle`): the preferred one, then the fallbacks. Read from
-   * the environment when called.
+   * The cache roots, most preferred first. The first is the one that
+   * `cacheDir` or `$DLBUNDLE_CACHE_DIR` replaces; the others are fallbacks.
    */
-  readonly cacheRoots: ((env: NodeJS.ProcessEnv) => { readonly preferred: string; readonly fallbacks: readonly string[] }) | null;
+  roots(places: RootPlaces): readonly PlatformRoot[];
+  /**
+   * Whose search an external dependency is looked up by before any load
+   * (system-search.ts): glibc's or musl's `ld.so` (system-libs.ts), macOS's
+   * `dyld` (dyld-libs.ts), Windows's DLL search (system-dlls.ts).
+   */
+  readonly linker: 'ld.so' | 'dyld' | 'windows';
 }
 
 const NONE: ReadonlySet<string> = new Set();
+
+/** `<tmpdir>/dlbundle-<uid>`: private to the user by name and by the root check (mode 0700). */
+function tmpRoot(places: RootPlaces): PlatformRoot {
+  return { root: path.join(places.tmpdir(), `dlbundle-${places.uid()}`) };
+}
+
+/** `<home>/<below>`, or why there is no home to put it in (shown as `label`) and which variables would give one. */
+function homeRoot(places: RootPlaces, below: readonly string[], label: string, variables: string): PlatformRoot {
+  const home = places.home();
+  return typeof home === 'string' ? { root: path.resolve(home, ...below) } : { label, reason: `${home.reason}; set ${variables} to use this root.` };
+}
+
+// The POSIX roots: the temporary directory first (often a tmpfs: fast, and
+// gone at reboot); the XDG cache directory when that is unusable (noexec /tmp).
+function posixRoots(places: RootPlaces): PlatformRoot[] {
+  const xdg = places.env.XDG_CACHE_HOME;
+  return [tmpRoot(places), xdg !== undefined && path.isAbsolute(xdg) ? { root: path.resolve(xdg, 'dlbundle') } : homeRoot(places, ['.cache', 'dlbundle'], '~/.cache/dlbundle', 'XDG_CACHE_HOME or HOME')];
+}
 
 const POSIX: RuntimePlatform = {
   name: 'this system',
@@ -82,12 +120,22 @@ const POSIX: RuntimePlatform = {
   backgroundFlush: true,
   transientErrors: NONE,
   noMemoryMode: 'memory mode needs Linux (memfd_create)',
-  cacheRoots: null,
+  roots: posixRoots,
+  linker: 'ld.so',
 };
 
 // Keyed by process.platform; anything not listed is POSIX without /proc.
 const PLATFORMS: Readonly<Partial<Record<NodeJS.Platform, RuntimePlatform>>> = {
   linux: { ...POSIX, name: 'Linux', procfs: true, processStarts: 'procfs', noMemoryMode: null },
+  darwin: {
+    ...POSIX,
+    name: 'macOS',
+    noMemoryMode: 'there is no memfd_create, and dyld loads a library only from a file with a path',
+    // Where Apple says caches go, kept across reboots; $TMPDIR (a per-user
+    // directory under /var/folders, emptied after days unused) when there is no home.
+    roots: (places) => [homeRoot(places, ['Library', 'Caches', 'dlbundle'], '~/Library/Caches/dlbundle', 'HOME'), tmpRoot(places)],
+    linker: 'dyld',
+  },
   win32: {
     name: 'Windows',
     procfs: false,
@@ -99,18 +147,20 @@ const PLATFORMS: Readonly<Partial<Record<NodeJS.Platform, RuntimePlatform>>> = {
     backgroundFlush: false,
     transientErrors: new Set(['EPERM', 'EBUSY', 'EACCES']),
     noMemoryMode: 'memory mode does not exist on Windows: LoadLibrary opens a DLL only from a file, and Windows has no memory file a path can name',
-    cacheRoots: windowsCacheRoots,
+    roots: windowsRoots,
+    linker: 'windows',
   },
 };
 
 /**
- * The facts of the system this process runs on.
+ * The facts of `platform`: by default the system this process runs on.
  *
  * @example
  * if (runtimePlatform().procfs) readMountTable();
+ * runtimePlatform('darwin').noMemoryMode // 'there is no memfd_create, …'
  */
-export function runtimePlatform(): RuntimePlatform {
-  return PLATFORMS[process.platform] ?? POSIX;
+export function runtimePlatform(platform: NodeJS.Platform = process.platform): RuntimePlatform {
+  return PLATFORMS[platform] ?? POSIX;
 }
 
 /**
@@ -119,9 +169,9 @@ export function runtimePlatform(): RuntimePlatform {
  * profiles do not copy), then `%TEMP%\dlbundle` (by default in the profile
  * too). No user id in the names: each user has a directory of their own.
  */
-function windowsCacheRoots(env: NodeJS.ProcessEnv): { preferred: string; fallbacks: string[] } {
-  const temp = path.join((require('node:os') as typeof import('node:os')).tmpdir(), 'dlbundle');
-  const local = env.LOCALAPPDATA;
-  if (local === undefined || local === '' || !path.isAbsolute(local)) return { preferred: temp, fallbacks: [] };
-  return { preferred: path.join(local, 'dlbundle'), fallbacks: [temp] };
+function windowsRoots(places: RootPlaces): PlatformRoot[] {
+  const temp = { root: path.join(places.tmpdir(), 'dlbundle') };
+  const local = places.env.LOCALAPPDATA;
+  if (local === undefined || local === '' || !path.isAbsolute(local)) return [temp];
+  return [{ root: path.join(local, 'dlbundle') }, temp];
 }

@@ -29,7 +29,7 @@ import { DlbundleError, type DlbundleErrorCode } from './errors';
 import { ioError } from './file-io';
 import { runSync, syncIo, type Io, type Step } from './io';
 import { mountOfPath, type MountFacts } from './mounts';
-import { defaultRoot, effectiveUid } from './default-root';
+import { effectiveUid, platformRoots } from './default-root';
 import { runtimePlatform } from './platform';
 
 export { effectiveUid };
@@ -47,51 +47,33 @@ export interface CandidateRoots {
   readonly unavailable: readonly RootFallback[];
 }
 
-/** How the fallback root is shown when there is no home directory to put it in. */
-const HOME_ROOT_LABEL = '~/.cache/dlbundle';
-
 /**
  * The candidate roots: `cacheDir` if given, else `$DLBUNDLE_CACHE_DIR`, else
- * `<tmpdir>/dlbundle-<uid>`; then `$XDG_CACHE_HOME/dlbundle` (or
- * `~/.cache/dlbundle`) as the fallback. A uid with no passwd entry and no
- * `HOME` (`docker run --user 4242`) has no home directory: that fallback is
- * left out and reported in `unavailable` instead. A system with roots of
- * its own (platform.ts; Windows: `%TEMP%\dlbundle` after
- * `%LOCALAPPDATA%\dlbundle`) has its fallbacks instead. The environment is
- * read here, on first use, not when dlbundle is imported.
+ * the platform's preferred root (platform.ts: `<tmpdir>/dlbundle-<uid>` on
+ * Linux, `~/Library/Caches/dlbundle` on macOS, `%LOCALAPPDATA%\dlbundle` on
+ * Windows); then the platform's fallbacks (Linux: `$XDG_CACHE_HOME/dlbundle`
+ * or `~/.cache/dlbundle`; macOS: `<tmpdir>/dlbundle-<uid>`; Windows:
+ * `%TEMP%\dlbundle`). A uid with no passwd entry and no `HOME`
+ * (`docker run --user 4242`) has no home directory: a root in it is left out
+ * and reported in `unavailable` instead. The environment is read here, on
+ * first use, not when dlbundle is imported.
  *
  * @example
  * candidateRoots() // { roots: ['/tmp/dlbundle-1000', '/home/me/.cache/dlbundle'], unavailable: [] }
+ * candidateRoots(undefined, 'darwin') // { roots: ['/Users/me/Library/Caches/dlbundle', '/var/folders/…/T/dlbundle-501'], … }
  */
-export function candidateRoots(cacheDir?: string): CandidateRoots {
-  const roots = [path.resolve(cacheDir ?? defaultRoot())];
+export function candidateRoots(cacheDir?: string, platform: NodeJS.Platform = process.platform): CandidateRoots {
+  const [preferred, ...fallbacks] = platformRoots(platform);
+  const env = process.env.DLBUNDLE_CACHE_DIR;
+  const given = cacheDir ?? (env !== undefined && env !== '' ? env : undefined);
+  const roots: string[] = [];
   const unavailable: RootFallback[] = [];
-  const system = runtimePlatform().cacheRoots?.(process.env);
-  if (system !== undefined) return { roots: [...new Set([...roots, ...system.fallbacks.map((r) => path.resolve(r))])], unavailable };
-  const xdg = process.env.XDG_CACHE_HOME;
-  if (xdg !== undefined && path.isAbsolute(xdg)) {
-    roots.push(path.resolve(xdg, 'dlbundle'));
-  } else {
-    const home = homeDirectory();
-    if (typeof home === 'string') roots.push(path.resolve(home, '.cache', 'dlbundle'));
-    else unavailable.push({ root: HOME_ROOT_LABEL, code: 'E_IO', reason: home.reason });
+  for (const r of given !== undefined ? [{ root: given }, ...fallbacks] : [preferred, ...fallbacks]) {
+    if (r === undefined) continue;
+    if ('root' in r) roots.push(path.resolve(r.root));
+    else unavailable.push({ root: r.label, code: 'E_IO', reason: r.reason });
   }
   return { roots: [...new Set(roots)], unavailable };
-}
-
-// os.homedir() throws when HOME is unset and the uid has no passwd entry.
-function homeDirectory(): string | { reason: string } {
-  let home: string;
-  try {
-    // What os.homedir() answers first, without node:os (≈ 0.35 ms of a start; it is computed on every one).
-    const env = process.env.HOME;
-    home = env !== undefined && env !== '' ? env : (require('node:os') as typeof import('node:os')).homedir();
-  } catch (e) {
-    const why = process.env.HOME === undefined || process.env.HOME === '' ? `HOME is not set and uid ${effectiveUid()} has no passwd entry` : (e as Error).message;
-    return { reason: `no home directory: ${why}; set XDG_CACHE_HOME or HOME to use this fallback.` };
-  }
-  if (!path.isAbsolute(home)) return { reason: `no home directory: ${JSON.stringify(home)} is not an absolute path; set XDG_CACHE_HOME or HOME to use this fallback.` };
-  return home;
 }
 
 /** What {@link checkRoot} found: a safe root (`real`: its symlink-free path), or no root yet (`existing`: the deepest directory on its path that exists, symlink-free). */
@@ -112,8 +94,8 @@ const MAX_SYMLINKS = 40;
  * @example
  * runSync(checkRoot(syncIo, '/tmp/dlbundle-1000', { create: true })) // { exists: true, real: '/tmp/dlbundle-1000' }
  */
-export function* checkRoot(io: Io, root: string, options: { readonly create: boolean }): Step<RootCheck> {
-  const r = yield* walk(io, root, options.create);
+export function* checkRoot(io: Io, root: string, options: { readonly create: boolean; readonly platform?: NodeJS.Platform | undefined }): Step<RootCheck> {
+  const r = yield* walk(io, root, options.create, options.platform);
   if ('refused' in r) throw unsafeDir(root, r.ofRoot ? `the cache root ${r.refused}` : r.refused);
   return r;
 }
@@ -125,8 +107,8 @@ interface Refusal {
 }
 
 // The walk behind checkRoot and assessRoot, as the system judges privacy.
-function walk(io: Io, root: string, create: boolean): Step<RootCheck | Refusal> {
-  return runtimePlatform().privacy === 'windows' ? walkWindowsRoot(io, root, create) : walkRoot(io, root, create);
+function walk(io: Io, root: string, create: boolean, platform?: NodeJS.Platform): Step<RootCheck | Refusal> {
+  return runtimePlatform(platform).privacy === 'windows' ? walkWindowsRoot(io, root, create) : walkRoot(io, root, create, platform);
 }
 
 /**
@@ -166,7 +148,7 @@ function* walkWindowsRoot(io: Io, root: string, create: boolean): Step<RootCheck
 }
 
 // The POSIX walk: from "/" down, one lstat per component.
-function* walkRoot(io: Io, root: string, create: boolean): Step<RootCheck | Refusal> {
+function* walkRoot(io: Io, root: string, create: boolean, platform?: NodeJS.Platform): Step<RootCheck | Refusal> {
   const me = effectiveUid();
   const onPath = (refused: string): Refusal => ({ refused, ofRoot: false });
   const top = yield* io.lstat('/');
@@ -192,7 +174,7 @@ function* walkRoot(io: Io, root: string, create: boolean): Step<RootCheck | Refu
     if (st === null) {
       if (!create) return { exists: false, existing: here.dir };
       if (!mountChecked) {
-        yield* refusePseudoFileSystem(io, root, here.dir);
+        yield* refusePseudoFileSystem(io, root, here.dir, platform);
         mountChecked = true;
       }
       st = yield* makeDirectory(io, p, last);
@@ -266,9 +248,9 @@ function pseudoMountProblem(mount: MountFacts | null): string | null {
   return `is on ${mount.mountPoint}, a ${mount.fsType} file system, which cannot hold a cache`;
 }
 
-function* refusePseudoFileSystem(io: Io, root: string, existing: string): Step<void> {
+function* refusePseudoFileSystem(io: Io, root: string, existing: string, platform?: NodeJS.Platform): Step<void> {
   // Without /proc there is no proc file system to refuse, and a failing mkdir is reported once.
-  const problem = pseudoMountProblem(yield* mountOfPath(io, existing));
+  const problem = pseudoMountProblem(yield* mountOfPath(io, existing, platform));
   if (problem !== null) throw new DlbundleError('E_IO', `${JSON.stringify(root)} ${problem}.`, 'Point DLBUNDLE_CACHE_DIR (or cacheDir) at a directory on a disk or tmpfs.', { dir: root });
 }
 
@@ -359,10 +341,11 @@ export function assessRoot(root: string): RootAssessment {
   return {
     root,
     usable: true,
+    // Without /proc (macOS) nothing is known of the mount's flags.
     reason: state.exists
       ? windows
         ? 'exists, a real directory (not a link or junction), writable by this user; who else may enter it is its ACL, not read here'
-        : 'exists, private to this user, no other user can replace it or a directory above it, on a mount that allows executables'
+        : `exists, private to this user, no other user can replace it or a directory above it${mount === null ? '' : ', on a mount that allows executables'}`
       : windows
         ? `would be created in ${at}, with the ACL it inherits`
         : `would be created (mode 0700) in ${at}`,

@@ -12,7 +12,6 @@ import { logger } from './log';
 import { readElfFile } from './elf-file';
 import { readSmallFile } from './io';
 import { hostTarget, targetFacts } from './variant';
-import { DLL_SEARCH, resolveSystemDll, type DllResolution } from './system-dlls';
 
 const debug = logger('dlbundle:plan');
 
@@ -38,19 +37,17 @@ export interface SearchContext {
 /** Where a dependency was found, and through which search step. */
 export interface Resolution {
   readonly path: string;
-  readonly via: 'rpath' | 'LD_LIBRARY_PATH' | 'runpath' | 'ld.so.cache' | 'default directory' | DllResolution['via'];
+  readonly via: 'rpath' | 'LD_LIBRARY_PATH' | 'runpath' | 'ld.so.cache' | 'default directory';
 }
 
 /**
  * Finds `name` (a DT_NEEDED entry) the way glibc's loader would, or returns null.
- * Only candidates built for this process's machine and ELF class count. On
- * Windows, a DLL's import as Windows finds it (system-dlls.ts).
+ * Only candidates built for this process's machine and ELF class count.
  *
  * @example
  * resolveSystemLibrary('libc.so.6', { runpath: [], origin: '/tmp/x' }) // { path: '/lib/x86_64-linux-gnu/libc.so.6', via: 'ld.so.cache' }
  */
 export function resolveSystemLibrary(name: string, ctx: SearchContext): Resolution | null {
-  if (targetFacts(hostTarget()).pe !== undefined) return resolveSystemDll(name);
   if (name.includes('/')) return fitsThisProcess(name) ? { path: name, via: 'default directory' } : null;
   const inDirs = (dirs: readonly string[], via: Resolution['via']): Resolution | null => {
     for (const dir of dirs) {
@@ -75,16 +72,6 @@ export function resolveSystemLibrary(name: string, ctx: SearchContext): Resoluti
         inDirs(defaultDirectories(), 'default directory');
   debug('%s → %s', name, found === null ? 'not found' : `${found.path} (${found.via})`);
   return found;
-}
-
-/**
- * Where {@link resolveSystemLibrary} looks on this system, as `E_MISSING_DEP` says it.
- *
- * @example
- * systemSearchPlaces() // 'its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories'
- */
-export function systemSearchPlaces(): string {
-  return targetFacts(hostTarget()).pe !== undefined ? DLL_SEARCH : 'its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories';
 }
 
 let startupLibraryPathCache: string[] | undefined;

@@ -86,7 +86,7 @@ export function elfTargets(): string[] {
 
 /**
  * `key` when it is a target whose libraries are ELF shared objects (what
- * `pack` takes); `E_USAGE` otherwise, with the nearest such key.
+ * `pack --package` takes); `E_USAGE` otherwise, with the nearest such key.
  *
  * @example
  * elfTarget('linux-arm64-gnu') // 'linux-arm64-gnu'
@@ -98,7 +98,7 @@ export function elfTarget(key: string): string {
   const guess = nearest(key, packable);
   throw new DlbundleError(
     'E_USAGE',
-    `${key in TARGETS ? `Target ${JSON.stringify(key)} does not use ELF shared objects; dlbundle packs ELF libraries.` : `Unknown target ${JSON.stringify(key)}.`}${guess === null ? '' : ` Did you mean ${JSON.stringify(guess)}?`}`,
+    `${key in TARGETS ? `Target ${JSON.stringify(key)} does not use ELF shared objects, and pack --package looks for ELF libraries only: name the DLLs or dylibs themselves (dlbundle pack FILES --target ${key}).` : `Unknown target ${JSON.stringify(key)}.`}${guess === null ? '' : ` Did you mean ${JSON.stringify(guess)}?`}`,
     `Use one of: ${packable.join(', ')}.`,
   );
 }

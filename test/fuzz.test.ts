@@ -1,7 +1,8 @@
 /**
- * Bounded fuzzing, with a fixed seed, of the two readers that take bytes
- * dlbundle did not write itself: the ELF reader (src/elf.ts) and the manifest
- * reader (src/manifest.ts).
+ * Bounded fuzzing, with a fixed seed, of the readers that take bytes dlbundle
+ * did not write itself: the ELF reader (src/elf.ts), the PE and Mach-O
+ * readers (src/formats/pe.ts, macho.ts) and the manifest reader
+ * (src/manifest.ts).
  *
  * Sizes (fixed, so every run tries the same inputs). On an idle 2-core
  * machine the file takes about 25 s (35-50 s on a busy one): the ELF fuzzer
@@ -34,6 +35,21 @@
  *     may be thrown, and an accepted manifest must hold only plain base names,
  *     an order that is a permutation loading dependencies first, and sizes that
  *     are safe non-negative integers.
+ *   - PE and Mach-O readers: PE_INPUTS = MACHO_INPUTS = 100,000 inputs each,
+ *     with the ELF fuzzer's mutations, from real files fetched from npm
+ *     (scripts/fetch-npm-binaries.js; the smaller ones: sharp's and
+ *     node-llama-cpp's DLLs and .node, koffi's win32-x64 build; sharp's and
+ *     node-llama-cpp's macOS dylibs, bundles and .node) and hand-built ones
+ *     (PE32 with virtual-address delay descriptors, PE32+ with a name in zero
+ *     fill; universal FAT_MAGIC / FAT_MAGIC_64 files, a 32-bit big-endian
+ *     dylib), whose fields the test locates itself: e_lfanew, the section
+ *     table, data directories, import / delay-load / export name RVAs; the
+ *     universal header's offsets and sizes, ncmds, sizeofcmds, each cmdsize
+ *     and name offset. Read as a Buffer, through positioned reads (which must
+ *     agree) and through readBinary; each call returns facts whose shape holds
+ *     or throws E_BAD_PE / E_BAD_MACHO (any format's code, or E_NOT_ELF,
+ *     through readBinary), naming the file and offset, within 200 ms. The
+ *     two run after the others, as two more children, ~15 s each.
  *
  * Each fuzzer runs in a child process (this file, run by node with tsx), so a
  * reader caught in an endless loop is killed by a watchdog and reported with
@@ -42,6 +58,7 @@
  *
  *   node -r tsx/cjs test/fuzz.test.ts elf --only 1234 [--write /tmp/input.so]
  *   node -r tsx/cjs test/fuzz.test.ts manifest --only 1234 [--write /tmp/input.json]
+ *   node -r tsx/cjs test/fuzz.test.ts pe|macho --only 1234 [--write /tmp/input.dll]
  */
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
@@ -51,10 +68,15 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readElf, readInterpreter, type ElfByteSource, type ElfInfo } from '../src/elf';
 import { DlbundleError } from '../src/errors';
+import { readBinary } from '../src/formats/binary';
+import { readMachO, type MachOInfo } from '../src/formats/macho';
+import { readPe, type PeInfo } from '../src/formats/pe';
 import { parseManifest, variantDigest, type Manifest } from '../src/manifest';
 import { pack } from '../src/pack';
 import { externalDependencies, loadOrder, type GraphNode } from '../src/plan';
 import { buildElf } from './elf-builder';
+import { buildFat, buildMachO, CPU_TYPE_POWERPC, CPU_TYPE_X86_64, LC_LOAD_DYLIB, LC_LOAD_WEAK_DYLIB, LC_REEXPORT_DYLIB, MH_DYLIB, type MachOCommand } from './macho-builder';
+import { buildPe, IMAGE_FILE_MACHINE_AMD64, IMAGE_FILE_MACHINE_I386 } from './pe-builder';
 
 // test/fixtures.ts registers a mocha hook when imported, and the fuzzers also
 // run outside mocha, so the few paths needed are spelled out here.
@@ -65,6 +87,8 @@ const SYSTEM_LIBS = '/usr/lib/x86_64-linux-gnu';
 const SEED = 0x5eed_d1b0;
 const ELF_INPUTS = 150_000;
 const MANIFEST_INPUTS = 100_000;
+const PE_INPUTS = 100_000;
+const MACHO_INPUTS = 100_000;
 /** A single call slower than this (twice in a row) is a failure. */
 const SLOW_CALL_MS = 200;
 /** Each child is killed after this long; a reader that hangs is reported, not waited for. */
@@ -74,7 +98,7 @@ const PROGRESS_EVERY = 5_000;
 const ELF_CODES: ReadonlySet<string> = new Set(['E_NOT_ELF', 'E_BAD_ELF']);
 const MANIFEST_CODES: ReadonlySet<string> = new Set(['E_BAD_MANIFEST', 'E_CYCLE', 'E_DUPLICATE_SONAME']);
 
-type FuzzerKind = 'elf' | 'manifest';
+type FuzzerKind = 'elf' | 'manifest' | 'pe' | 'macho';
 
 // ---------------------------------------------------------------------------
 // A deterministic PRNG: mulberry32, one independent stream per input.
@@ -127,9 +151,12 @@ class Rng {
   }
 }
 
+// Each fuzzer's own stream of inputs (the first two as they always were).
+const FUZZER_STREAMS: Readonly<Record<FuzzerKind, number>> = { elf: 1, manifest: 2, pe: 3, macho: 4 };
+
 /** The PRNG of input `index` of one fuzzer: a murmur3 mix of (SEED, fuzzer, index). */
 function inputRng(kind: FuzzerKind, index: number): Rng {
-  let h = (SEED ^ Math.imul(kind === 'elf' ? 1 : 2, 0x85ebca6b) ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
+  let h = (SEED ^ Math.imul(FUZZER_STREAMS[kind], 0x85ebca6b) ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -249,10 +276,11 @@ function checkError(e: unknown, allowed: ReadonlySet<string>, file: string): str
   const what = lines[0] ?? '';
   const next = lines[lines.length - 1] ?? '';
   if (lines.length < 2 || what.trim() === '' || next.trim() === '') return `${e.code} without a "what" line and a "next step" line`;
-  if (e.code === 'E_BAD_MANIFEST' || e.code === 'E_NOT_ELF' || e.code === 'E_BAD_ELF') {
+  const binary = e.code === 'E_NOT_ELF' || e.code === 'E_BAD_ELF' || e.code === 'E_BAD_PE' || e.code === 'E_BAD_MACHO';
+  if (e.code === 'E_BAD_MANIFEST' || binary) {
     if (e.file !== file || !what.includes(file)) return `${e.code} that does not name the file ${JSON.stringify(file)}`;
   }
-  if ((e.code === 'E_NOT_ELF' || e.code === 'E_BAD_ELF') && !(typeof e.offset === 'number' && Number.isSafeInteger(e.offset) && e.offset >= 0)) {
+  if (binary && !(typeof e.offset === 'number' && Number.isSafeInteger(e.offset) && e.offset >= 0)) {
     return `${e.code} without a byte offset (offset ${String(e.offset)})`;
   }
   return null;
@@ -265,6 +293,8 @@ interface Field {
   readonly at: number;
   readonly width: 1 | 2 | 4 | 8;
   readonly label: string;
+  /** This field's byte order when it is not the seed's (a universal Mach-O header is big-endian, its slices little-endian). */
+  readonly little?: boolean;
 }
 
 interface ElfSeed {
@@ -454,9 +484,10 @@ function overwriteFields(rng: Rng, seed: ElfSeed, edits: Edits, count: number): 
   const done: string[] = [];
   for (let k = 0; k < count; k++) {
     const f = rng.chance(0.75) && seed.hot.length > 0 ? rng.pick(seed.hot) : rng.pick(seed.fields);
-    const original = decodeField(edits.bytes, f, seed.little);
+    const little = f.little ?? seed.little;
+    const original = decodeField(edits.bytes, f, little);
     const value = fieldValue(rng, seed, original, edits.bytes.length);
-    edits.write(f.at, encodeField(value, f.width, seed.little));
+    edits.write(f.at, encodeField(value, f.width, little));
     done.push(`${f.label}@0x${f.at.toString(16)}=0x${(value & ((1n << BigInt(8 * f.width)) - 1n)).toString(16)}`);
   }
   return done;
@@ -664,6 +695,303 @@ function fuzzElf(from: number, count: number, only: boolean, write: string | nul
     }
   }
   return tally.report('elf', from, performance.now() - started, seeds.map((s) => `${s.name} (${s.bytes.length} bytes)`));
+}
+
+// ---------------------------------------------------------------------------
+// PE and Mach-O fuzzers: the same mutations as for ELF (test seeds describe
+// their fields and regions, independently of src/formats/), over real DLLs
+// and dylibs from npm (scripts/fetch-npm-binaries.js) and hand-built files.
+
+const PE_CODES: ReadonlySet<string> = new Set(['E_BAD_PE']);
+const MACHO_CODES: ReadonlySet<string> = new Set(['E_BAD_MACHO']);
+/** Through readBinary a mutated magic number may name any format, or none. */
+const BINARY_CODES: ReadonlySet<string> = new Set(['E_NOT_ELF', 'E_BAD_ELF', 'E_BAD_PE', 'E_BAD_MACHO']);
+
+/**
+ * The real files the PE and Mach-O fuzzers start from, the smaller ones of
+ * each kind (mutations that insert or delete bytes copy the whole file).
+ */
+function npmBinarySeedFiles(): { pe: string[]; macho: string[] } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { fetchNpmBinaries } = require('../scripts/fetch-npm-binaries.js') as { fetchNpmBinaries(): { packages: Record<string, { dir: string }> } };
+  const { packages } = fetchNpmBinaries();
+  const at = (name: string, ...parts: string[]): string => path.join((packages[name] as { dir: string }).dir, ...parts);
+  return {
+    pe: [
+      at('@node-llama-cpp/win-x64', 'bins', 'win-x64', 'ggml.v0.4.0.dll'),
+      at('@img/sharp-win32-x64', 'lib', 'libvips-cpp-8.18.7.dll'),
+      at('@img/sharp-win32-x64', 'lib', 'sharp-win32-x64-0.35.5.node'),
+      at('@koromix/koffi-win32-x64', 'win32_x64', 'koffi.node'),
+    ],
+    macho: [
+      at('@node-llama-cpp/mac-arm64-metal', 'bins', 'mac-arm64-metal', 'libggml-blas.so'),
+      at('@node-llama-cpp/mac-arm64-metal', 'bins', 'mac-arm64-metal', 'libggml.metal.v0.4.0.dylib'),
+      at('@img/sharp-darwin-x64', 'lib', 'sharp-darwin-x64-0.35.5.node'),
+      at('@img/sharp-darwin-arm64', 'lib', 'sharp-darwin-arm64-0.35.5.node'),
+      at('@node-llama-cpp/mac-arm64-metal', 'bins', 'mac-arm64-metal', 'llama-addon.node'),
+    ],
+  };
+}
+
+// The most of a seed's bytes counted as its names region.
+const NAMES_REGION = 16 * 1024;
+
+/** A seed's field list being built: fields, hot ones, regions and values, with each field's byte order. */
+class SeedFields {
+  readonly fields: Field[] = [];
+  readonly hot: Field[] = [];
+  readonly regions: [number, number][] = [];
+  readonly values = new Set<bigint>();
+
+  constructor(private readonly bytes: Buffer) {}
+
+  add(at: number, width: Field['width'], label: string, isHot: boolean, little: boolean): void {
+    if (at < 0 || at + width > this.bytes.length) return;
+    const f = { at, width, label, little };
+    this.fields.push(f);
+    if (isHot) {
+      this.hot.push(f);
+      this.values.add(decodeField(this.bytes, f, little));
+    }
+  }
+
+  seed(name: string, little: boolean, names: readonly (readonly [number, number])[]): ElfSeed {
+    // damageStrings works on the last region: the one spanning the names (of
+    // a universal file's first slice: it edits every NUL of the region).
+    const lo = Math.min(...names.map((n) => n[0]));
+    const hi = Math.max(...names.filter((n) => n[1] <= lo + NAMES_REGION).map((n) => n[1]));
+    if (names.length > 0) this.regions.push([lo, hi]);
+    return { name, bytes: this.bytes, little, fields: this.fields, hot: this.hot, regions: this.regions, values: [...this.values] };
+  }
+}
+
+/** Locates the fields of a valid PE file, independently of src/formats/pe.ts. */
+function describePeSeed(name: string, bytes: Buffer): ElfSeed {
+  const s = new SeedFields(bytes);
+  const f = (at: number, width: Field['width'], label: string, isHot = true): void => s.add(at, width, label, isHot, true);
+  f(0x3c, 4, 'e_lfanew');
+  const pe = bytes.readUInt32LE(0x3c);
+  const coff = pe + 4;
+  f(coff, 2, 'Machine', false);
+  f(coff + 2, 2, 'NumberOfSections');
+  f(coff + 16, 2, 'SizeOfOptionalHeader');
+  f(coff + 18, 2, 'Characteristics', false);
+  const opt = coff + 20;
+  const optSize = bytes.readUInt16LE(coff + 16);
+  const is64 = bytes.readUInt16LE(opt) === 0x20b;
+  f(opt, 2, 'Magic');
+  f(opt + (is64 ? 24 : 28), is64 ? 8 : 4, 'ImageBase');
+  f(opt + 60, 4, 'SizeOfHeaders');
+  f(opt + (is64 ? 108 : 92), 4, 'NumberOfRvaAndSizes');
+  const dirs = opt + (is64 ? 112 : 96);
+  const dir = (i: number): number => bytes.readUInt32LE(dirs + 8 * i);
+  for (const [i, label] of [[0, 'export'], [1, 'import'], [13, 'delay-load']] as const) {
+    f(dirs + 8 * i, 4, `${label} directory RVA`);
+    f(dirs + 8 * i + 4, 4, `${label} directory size`);
+  }
+  const table = opt + optSize;
+  const count = bytes.readUInt16LE(coff + 2);
+  const sections: { va: number; span: number; raw: number; ptr: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = table + 40 * i;
+    f(at + 8, 4, `VirtualSize[${i}]`);
+    f(at + 12, 4, `VirtualAddress[${i}]`);
+    f(at + 16, 4, `SizeOfRawData[${i}]`);
+    f(at + 20, 4, `PointerToRawData[${i}]`);
+    const virtualSize = bytes.readUInt32LE(at + 8);
+    sections.push({ va: bytes.readUInt32LE(at + 12), span: virtualSize || bytes.readUInt32LE(at + 16), raw: bytes.readUInt32LE(at + 16), ptr: bytes.readUInt32LE(at + 20) });
+  }
+  const offsetOf = (rva: number): number => {
+    const sec = sections.find((x) => rva >= x.va && rva - x.va < Math.min(x.span, x.raw));
+    return sec === undefined ? -1 : sec.ptr + (rva - sec.va);
+  };
+  const names: [number, number][] = [];
+  const nameAt = (rva: number): void => {
+    const at = offsetOf(rva);
+    if (at >= 0) names.push([at, bytes.indexOf(0, at) + 1]);
+  };
+  if (dir(0) !== 0) {
+    const at = offsetOf(dir(0));
+    f(at + 12, 4, 'export Name');
+    if (at >= 0) nameAt(bytes.readUInt32LE(at + 12));
+  }
+  for (const [i, size, nameField, kind] of [[1, 20, 12, 'import'], [13, 32, 4, 'delay-load']] as const) {
+    if (dir(i) === 0) continue;
+    const start = offsetOf(dir(i));
+    if (start < 0) continue;
+    let k = 0;
+    for (; k < 512; k++) {
+      const at = start + k * size;
+      const nameRva = bytes.readUInt32LE(at + nameField);
+      if (nameRva === 0) break;
+      f(at + nameField, 4, `${kind} descriptor ${k} Name`);
+      if (kind === 'import') f(at + 16, 4, `import descriptor ${k} FirstThunk`);
+      else f(at, 4, `delay-load descriptor ${k} Attributes`);
+      nameAt(nameRva);
+    }
+    s.regions.push([start, start + (k + 1) * size]);
+  }
+  return s.seed(name, true, names);
+}
+
+const MACHO_STRING_COMMANDS: ReadonlyMap<number, number> = new Map([[0xc, 24], [0xd, 24], [0x20, 24], [0x80000018, 24], [0x8000001f, 24], [0x80000023, 24], [0x8000001c, 12]]);
+
+/** Locates the fields of a valid Mach-O file (thin or universal), independently of src/formats/macho.ts. */
+function describeMachOSeed(name: string, bytes: Buffer): ElfSeed {
+  const s = new SeedFields(bytes);
+  const names: [number, number][] = [];
+  let little = true;
+  const image = (base: number): void => {
+    little = bytes.readUInt32BE(base) === 0xcffaedfe || bytes.readUInt32BE(base) === 0xcefaedfe;
+    const is64 = bytes.readUInt32BE(base) === 0xcffaedfe || bytes.readUInt32BE(base) === 0xfeedfacf;
+    const u32 = (at: number): number => (little ? bytes.readUInt32LE(at) : bytes.readUInt32BE(at));
+    const f = (at: number, label: string, isHot = true): void => s.add(at, 4, label, isHot, little);
+    f(base + 4, 'cputype', false);
+    f(base + 12, 'filetype', false);
+    f(base + 16, 'ncmds');
+    f(base + 20, 'sizeofcmds');
+    let at = base + (is64 ? 32 : 28);
+    const ncmds = u32(base + 16);
+    for (let i = 0; i < ncmds; i++) {
+      const cmd = u32(at);
+      const size = u32(at + 4);
+      f(at, `cmd[${i}]`, MACHO_STRING_COMMANDS.has(cmd));
+      f(at + 4, `cmdsize[${i}]`);
+      if (MACHO_STRING_COMMANDS.has(cmd)) {
+        f(at + 8, `name offset[${i}]`);
+        names.push([at + u32(at + 8), at + size]);
+      }
+      at += size;
+    }
+  };
+  const magic = bytes.readUInt32BE(0);
+  if (magic === 0xcafebabe || magic === 0xcafebabf) {
+    const wide = magic === 0xcafebabf;
+    const f = (at: number, width: Field['width'], label: string): void => s.add(at, width, label, true, false);
+    f(4, 4, 'nfat_arch');
+    const count = bytes.readUInt32BE(4);
+    for (let i = 0; i < count; i++) {
+      const at = 8 + i * (wide ? 32 : 20);
+      f(at, 4, `fat cputype[${i}]`);
+      f(at + 8, wide ? 8 : 4, `fat offset[${i}]`);
+      f(at + (wide ? 16 : 12), wide ? 8 : 4, `fat size[${i}]`);
+      image(Number(wide ? bytes.readBigUInt64BE(at + 8) : BigInt(bytes.readUInt32BE(at + 8))));
+    }
+  } else image(0);
+  return s.seed(name, little, names);
+}
+
+function loadPeSeeds(): ElfSeed[] {
+  const seeds = npmBinarySeedFiles().pe.map((f) => describePeSeed(`${path.basename(path.dirname(f))}/${path.basename(f)}`, fs.readFileSync(f)));
+  const spec = { exportName: 'libbuilt.dll', imports: ['KERNEL32.dll', 'libdep.dll', 'api-ms-win-crt-heap-l1-1-0.dll'], delayImports: ['node.exe', 'USER32.dll'] };
+  seeds.push(describePeSeed('built PE32 (delay descriptors with virtual addresses)', buildPe({ class: 32, machine: IMAGE_FILE_MACHINE_I386, delayUsesVirtualAddresses: true, ...spec }).bytes));
+  seeds.push(describePeSeed('built PE32+ (last name in zero fill)', buildPe({ class: 64, machine: IMAGE_FILE_MACHINE_AMD64, lastNameInZeroFill: true, ...spec }).bytes));
+  return seeds;
+}
+
+function loadMachOSeeds(): ElfSeed[] {
+  const files = npmBinarySeedFiles().macho;
+  const seeds = files.map((f) => describeMachOSeed(`${path.basename(path.dirname(f))}/${path.basename(f)}`, fs.readFileSync(f)));
+  const thin = (f: string): { bytes: Buffer; cputype: number; cpusubtype: number } => {
+    const bytes = fs.readFileSync(f);
+    return { bytes, cputype: bytes.readInt32LE(4), cpusubtype: bytes.readInt32LE(8) };
+  };
+  const sharp = files.filter((f) => path.basename(f).startsWith('sharp-darwin-'));
+  seeds.push(describeMachOSeed('universal sharp .node (FAT_MAGIC)', buildFat(sharp.map(thin)).bytes));
+  seeds.push(describeMachOSeed('universal sharp .node (FAT_MAGIC_64)', buildFat(sharp.map(thin), { magic64: true }).bytes));
+  const commands: MachOCommand[] = [
+    { kind: 'id', name: '@rpath/libbuilt.1.dylib' },
+    { kind: 'dylib', cmd: LC_LOAD_DYLIB, name: '@rpath/libdep.dylib' },
+    { kind: 'dylib', cmd: LC_REEXPORT_DYLIB, name: '@rpath/libdep.dylib' },
+    { kind: 'dylib', cmd: LC_LOAD_WEAK_DYLIB, name: '@loader_path/libweak.dylib' },
+    { kind: 'uuid' },
+    { kind: 'rpath', path: '@loader_path/../lib' },
+    { kind: 'dylib', cmd: LC_LOAD_DYLIB, name: '/usr/lib/libSystem.B.dylib' },
+  ];
+  const ppc = buildMachO({ class: 32, endian: 'big', cputype: CPU_TYPE_POWERPC, filetype: MH_DYLIB, commands }).bytes;
+  seeds.push(describeMachOSeed('built 32-bit big-endian dylib', ppc));
+  const x64 = buildMachO({ class: 64, endian: 'little', cputype: CPU_TYPE_X86_64, cpusubtype: 3, filetype: MH_DYLIB, commands }).bytes;
+  seeds.push(describeMachOSeed('built universal of two small dylibs', buildFat([{ bytes: ppc, cputype: CPU_TYPE_POWERPC }, { bytes: x64, cputype: CPU_TYPE_X86_64, cpusubtype: 3 }], { align: 6 }).bytes));
+  return seeds;
+}
+
+function checkPeInfo(value: unknown): string | null {
+  const i = value as PeInfo;
+  const strings = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (typeof value !== 'object' || value === null || i.format !== 'pe') return 'readPe returned something else than PE facts';
+  if ((i.class !== 32 && i.class !== 64) || typeof i.machine !== 'string' || !Number.isInteger(i.machineCode) || typeof i.dll !== 'boolean') return 'class, machine or dll of the wrong type';
+  if (!(i.soname === null || typeof i.soname === 'string') || !strings(i.imports) || !strings(i.delayImports)) return 'soname or imports of the wrong type';
+  if (JSON.stringify(i.needed) !== JSON.stringify([...i.imports, ...i.delayImports])) return 'needed is not the imports then the delay-load imports';
+  return null;
+}
+
+function checkMachOInfo(value: unknown, size: number): string | null {
+  const i = value as MachOInfo;
+  const strings = (v: unknown): boolean => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (typeof value !== 'object' || value === null || i.format !== 'macho' || !Array.isArray(i.images) || i.images.length === 0) return 'readMachO returned no images';
+  if (i.fat === null && i.images.length !== 1) return 'a thin file with several images';
+  for (const m of i.images) {
+    if (!Number.isSafeInteger(m.offset) || !Number.isSafeInteger(m.size) || m.offset < 0 || m.offset + m.size > size) return `an image at ${m.offset}+${m.size} outside the ${size}-byte input`;
+    if (!strings(m.needed) || !strings(m.runpath) || !(m.soname === null || typeof m.soname === 'string')) return 'needed, runpath or soname of the wrong type';
+    if (m.neededCommands.length !== m.needed.length) return 'neededCommands and needed differ in length';
+    if (m.soname !== null && m.filetype !== 'dylib' && m.filetype !== 'dylib_stub') return `an install name on a ${m.filetype}`;
+  }
+  return null;
+}
+
+/** The PE or Mach-O fuzzer: `count` inputs from `from`. */
+function fuzzFormat(kind: 'pe' | 'macho', from: number, count: number, only: boolean, write: string | null): FuzzReport {
+  const started = performance.now();
+  const seeds = kind === 'pe' ? loadPeSeeds() : loadMachOSeeds();
+  const edits = new Map(seeds.map((s) => [s, new Edits(s.bytes)]));
+  const tally = new Tally();
+  const FILE = kind === 'pe' ? 'fuzz-input.dll' : 'fuzz-input.dylib';
+  const read = kind === 'pe' ? readPe : readMachO;
+  const check = (v: unknown, size: number): string | null => {
+    const f = (v as { format?: unknown }).format;
+    if (f === 'pe') return checkPeInfo(v);
+    if (f === 'macho') return checkMachOInfo(v, size);
+    return f === 'elf' ? checkElfInfo(v) : 'readBinary returned no format';
+  };
+  for (let index = from; index < from + count; index++) {
+    if (!only && (index - from) % PROGRESS_EVERY === 0) process.stderr.write(`progress ${kind} ${index}\n`);
+    const rng = inputRng(kind, index);
+    const seed = rng.pick(seeds);
+    const ed = edits.get(seed) as Edits;
+    try {
+      const m = mutateElf(rng, seed, seeds, ed);
+      const mode = rng.below(20);
+      const how = mode < 14 ? 'Buffer' : mode < 17 ? 'positioned reads' : 'readBinary';
+      const mutation = `${m.kind} of ${seed.name}: ${m.description}; ${how}`;
+      tally.count(tally.mutations, m.kind);
+      if (write !== null) fs.writeFileSync(write, m.input);
+      const input = m.input;
+      const call = how === 'Buffer' ? () => read(input, FILE) : how === 'positioned reads' ? () => read(copyingSource(input), FILE) : () => readBinary(input, FILE);
+      const { outcome, ms } = timedBest(call);
+      tally.tried++;
+      if (ms > tally.slowestMs) (tally.slowestMs = ms), (tally.slowestIndex = index);
+      if (ms > SLOW_CALL_MS) tally.fail(`a call took more than ${SLOW_CALL_MS} ms`, { index, mutation, detail: `${ms.toFixed(1)} ms` });
+      if (how === 'positioned reads') {
+        const viaBuffer = outcomeFacts(timed(() => read(input, FILE)).outcome);
+        const viaReads = outcomeFacts(outcome);
+        if (viaBuffer !== viaReads) tally.fail('a Buffer and positioned reads disagree', { index, mutation, detail: `${viaBuffer} vs ${viaReads}` });
+      }
+      if (outcome.ok) {
+        const problem = check(outcome.value, input.length);
+        if (problem === null) tally.parsed++;
+        else tally.fail(problem, { index, mutation, detail: JSON.stringify(outcome.value).slice(0, 2000) });
+        if (only) console.error(`input ${index}: ${mutation}\nreturned ${JSON.stringify(outcome.value)}`);
+      } else {
+        const problem = checkError(outcome.error, how === 'readBinary' ? BINARY_CODES : kind === 'pe' ? PE_CODES : MACHO_CODES, FILE);
+        if (problem === null) tally.count(tally.errors, (outcome.error as DlbundleError).code);
+        else tally.fail(problem, { index, mutation, detail: String((outcome.error as Error | undefined)?.stack ?? outcome.error) });
+        if (only) console.error(`input ${index}: ${mutation}\nthrew ${String((outcome.error as Error | undefined)?.stack ?? outcome.error)}`);
+      }
+    } finally {
+      ed.revert();
+    }
+  }
+  return tally.report(kind, from, performance.now() - started, seeds.map((s) => `${s.name} (${s.bytes.length} bytes)`));
 }
 
 // ---------------------------------------------------------------------------
@@ -1209,16 +1537,17 @@ const RESULT_MARK = '@@dlbundle-fuzz-report@@';
 
 function childMain(argv: readonly string[]): void {
   const kind = argv[0];
-  if (kind !== 'elf' && kind !== 'manifest') throw new Error('usage: node -r tsx/cjs test/fuzz.test.ts elf|manifest [--from N] [--count N] [--only N] [--write FILE]');
+  if (kind !== 'elf' && kind !== 'manifest' && kind !== 'pe' && kind !== 'macho') throw new Error('usage: node -r tsx/cjs test/fuzz.test.ts elf|manifest|pe|macho [--from N] [--count N] [--only N] [--write FILE]');
   const option = (name: string): string | null => {
     const i = argv.indexOf(name);
     return i < 0 ? null : (argv[i + 1] ?? null);
   };
   const onlyAt = option('--only');
   const from = Number(onlyAt ?? option('--from') ?? 0);
-  const count = onlyAt !== null ? 1 : Number(option('--count') ?? (kind === 'elf' ? ELF_INPUTS : MANIFEST_INPUTS));
+  const count = onlyAt !== null ? 1 : Number(option('--count') ?? { elf: ELF_INPUTS, manifest: MANIFEST_INPUTS, pe: PE_INPUTS, macho: MACHO_INPUTS }[kind]);
   const write = option('--write');
-  const report = kind === 'elf' ? fuzzElf(from, count, onlyAt !== null, write) : fuzzManifest(from, count, onlyAt !== null, write);
+  const only = onlyAt !== null;
+  const report = kind === 'elf' ? fuzzElf(from, count, only, write) : kind === 'manifest' ? fuzzManifest(from, count, only, write) : fuzzFormat(kind, from, count, only, write);
   process.stdout.write(`${RESULT_MARK}${JSON.stringify(report)}\n`);
 }
 
@@ -1345,5 +1674,32 @@ if (require.main === module) {
       const object = Object.keys(manifest.failures).filter((k) => k.startsWith(OBJECT_INPUT));
       assert.deepEqual(object, [], `unexpected outcomes for object input:\n${failureText(manifest, OBJECT_INPUT)}`);
     });
+  });
+
+  describe(`fuzzing with a fixed seed: ${PE_INPUTS} PE files and ${MACHO_INPUTS} Mach-O files`, function () {
+    this.timeout(WATCHDOG_MS + 30_000);
+    const reports: Partial<Record<'pe' | 'macho', FuzzReport>> = {};
+
+    // The real seeds come from npm (fetched once into .cache/, as the tests that read them do); then one child per reader.
+    before(async function () {
+      this.timeout(900_000 + WATCHDOG_MS);
+      npmBinarySeedFiles();
+      const [pe, macho] = await Promise.all([runFuzzChild('pe', 0, PE_INPUTS), runFuzzChild('macho', 0, MACHO_INPUTS)]);
+      reports.pe = pe;
+      reports.macho = macho;
+      console.log(`      ${summary(pe, PE_INPUTS, 1)}\n      ${summary(macho, MACHO_INPUTS, 1)}`);
+    });
+
+    for (const [kind, inputs, code, what] of [['pe', PE_INPUTS, 'E_BAD_PE', 'DLLs and .node addons'], ['macho', MACHO_INPUTS, 'E_BAD_MACHO', 'dylibs, bundles and universal files']] as const) {
+      it(`the ${kind === 'pe' ? 'PE' : 'Mach-O'} reader returns facts or throws ${code} (E_NOT_ELF / the other formats' codes through readBinary), naming the file and offset, for ${inputs} mutated ${what}, each within ${SLOW_CALL_MS} ms, the same through a Buffer and positioned reads`, () => {
+        const r = reports[kind] as FuzzReport;
+        assert.equal(r.tried, inputs);
+        assert.deepEqual(Object.keys(r.failures), [], `unexpected outcomes:\n${failureText(r)}`);
+        // Both outcomes must be common, or the mutations are not exercising the reader.
+        assert.ok(r.parsed > inputs / 20, `only ${r.parsed} inputs parsed`);
+        assert.ok((r.errors[code] ?? 0) > inputs / 5, JSON.stringify(r.errors));
+        assert.equal(Object.keys(r.mutations).length, 8, JSON.stringify(r.mutations));
+      });
+    }
   });
 }

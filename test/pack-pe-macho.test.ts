@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseManifest, sonameLink, type ManifestFile, type ManifestVariant } from '../src/manifest';
 import { pack } from '../src/pack';
-import { expectCode, hashFile, REPO, tempDir } from './fixtures';
+import { expectCode, hashFile, nativeFixture, REPO, tempDir } from './fixtures';
 import { llvmTool } from './llvm-tools';
 import { buildFat, buildMachO, CPU_TYPE_ARM64, CPU_TYPE_X86_64, LC_LOAD_DYLIB, LC_LOAD_WEAK_DYLIB, LC_REEXPORT_DYLIB, MH_BUNDLE, MH_DYLIB, MH_EXECUTE } from './macho-builder';
 import { buildPe, IMAGE_FILE_MACHINE_AMD64 } from './pe-builder';
@@ -58,6 +58,18 @@ describe('pack --target win32-* and darwin-*: real Windows and macOS libraries',
       assert.ok(p !== undefined, `${name} was not fetched`);
       return p.dir;
     };
+  });
+
+  it("a directory of several platforms' files gives each target its own kind: .so for Linux, .dll for Windows, .dylib for macOS", () => {
+    const dir = tempDir();
+    fs.copyFileSync(nativeFixture('libdemo_core.so'), path.join(dir, 'libdemo_core.so'));
+    write(dir, 'demo_core.dll', buildPe({ class: 64, machine: IMAGE_FILE_MACHINE_AMD64, exportName: 'demo_core.dll', imports: ['KERNEL32.dll'] }).bytes);
+    write(dir, 'libdemo_core.dylib', buildMachO({ class: 64, endian: 'little', cputype: CPU_TYPE_X86_64, cpusubtype: 3, filetype: MH_DYLIB, commands: [{ kind: 'id', name: '@rpath/libdemo_core.dylib' }] }).bytes);
+    const out = tempDir();
+    for (const [target, name] of [['linux-x64-gnu', 'libdemo_core.so'], ['win32-x64', 'demo_core.dll'], ['darwin-x64', 'libdemo_core.dylib']] as const) {
+      pack([dir], { name: 'demo', out, target });
+      assert.deepEqual(readManifest(out).variants[target]?.order, [name]);
+    }
   });
 
   describe('Windows (PE)', () => {

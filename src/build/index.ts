@@ -7,6 +7,11 @@
  * bundled into one file does not carry the build tools.
  */
 export { pack, packPackage, type NamedInput, type PackOptions, type PackResult, type PackPackageOptions, type PackPackageResult } from '../pack';
+export { readBinary, binaryFormatOf, binaryImages, type BinaryInfo, type BinaryFormat, type ElfBinary } from '../formats/binary';
+export { readBinaryFile } from '../formats/binary-file';
+export type { PeInfo } from '../formats/pe';
+export type { MachOInfo, MachOImage, DylibCommand } from '../formats/macho';
+export type { ByteSource } from '../formats/byte-reader';
 export { packageNativeFiles, type PackageNativeFiles, type PackageFilesOptions, type PackageRef, type TakenFile, type TakenBecause, type SystemDependency, type MissingDependency, type PassedOverFile } from '../package-files';
 export { koffiPlugin, type EsbuildPluginLike } from './koffi-plugin';
 export { addonPlugin } from './addon-plugin';
