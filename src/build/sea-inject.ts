@@ -170,9 +170,13 @@ function headBytes(plan: AppendPlan, segments: readonly ProgramHeader[], blobSiz
 /**
  * The file offset of the fuse's last character. Exactly one fuse, ending in
  * `:0`, is what a node with SEA support that is not yet a single executable
- * holds; anything else is refused rather than guessed at.
+ * holds; anything else is refused rather than guessed at. (Shared with the
+ * PE injector, sea-inject-pe.ts.)
+ *
+ * @example
+ * writeAll(fd, file, Buffer.from('1'), findFuse(fd, file, size));
  */
-function findFuse(fd: number, file: string, size: number): number {
+export function findFuse(fd: number, file: string, size: number): number {
   const needle = Buffer.from(`${SEA_FUSE}:`, 'latin1');
   const found: number[] = [];
   // Chunks overlap by the needle and the one byte after it, so a fuse that
@@ -190,10 +194,11 @@ function findFuse(fd: number, file: string, size: number): number {
 }
 
 function usage(file: string, what: string): DlbundleError {
-  return new DlbundleError('E_USAGE', `${JSON.stringify(file)} ${what}; a SEA blob goes into a copy of a plain 64-bit Linux node.`, 'Build with the node executable itself (process.execPath), not a single executable or a script that wraps node.', { file });
+  return new DlbundleError('E_USAGE', `${JSON.stringify(file)} ${what}; a SEA blob goes into a copy of a plain 64-bit node executable.`, 'Build with the node executable itself (process.execPath, or node.exe for Windows), not a single executable or a script that wraps node.', { file });
 }
 
-function open(file: string, flags: string): number {
+/** Opens `file` (`'r'` or `'r+'`); `E_IO` saying which when it cannot be. */
+export function open(file: string, flags: string): number {
   try {
     return fs.openSync(file, flags);
   } catch (e) {
@@ -202,7 +207,7 @@ function open(file: string, flags: string): number {
 }
 
 /** Fills `buffer` with `length` bytes of `fd` at `position`; a file that ends sooner changed while it was read. */
-function readInto(fd: number, file: string, buffer: Buffer, position: number, length: number): number {
+export function readInto(fd: number, file: string, buffer: Buffer, position: number, length: number): number {
   let got = 0;
   try {
     while (got < length) {
@@ -216,7 +221,8 @@ function readInto(fd: number, file: string, buffer: Buffer, position: number, le
   return got;
 }
 
-function writeAll(fd: number, file: string, bytes: Uint8Array, position: number): void {
+/** Writes all of `bytes` at `position`; `E_IO` when it cannot. */
+export function writeAll(fd: number, file: string, bytes: Uint8Array, position: number): void {
   let done = 0;
   try {
     while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
