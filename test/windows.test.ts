@@ -9,12 +9,13 @@
  * .ci/run installs it: a machine without it fails here, it is never skipped.
  */
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pack } from '../src/pack';
 import { COMPLETE_MARKER } from '../src/manifest';
 import { hashFile, identities, REPO, tempDir } from './fixtures';
-import { DIST_WINDOWS, fromWindowsPath, runUnderWine, startWine, stopWine, toWindowsPath, type WineSetup } from './wine';
+import { DIST_WINDOWS, fromWindowsPath, runUnderWine, runWindowsProgram, startWine, stopWine, toWindowsPath, type WineSetup } from './wine';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { fetchNpmBinary } = require('../scripts/fetch-npm-binaries.js') as { fetchNpmBinary(p: { name: string; version: string }): { dir: string } };
@@ -31,8 +32,11 @@ before(function () {
   localAppData = { windows, linux: fromWindowsPath(wine.prefix, windows) };
 });
 
+/** The chain's DLLs, in dependency order. */
+const CHAIN_FILES = ['chain_a.dll', 'chain_b.dll', 'chain_c.dll'];
+
 /** The chain packed for win32-x64 by `pack --target win32-x64`, into a fresh directory (Linux path). */
-function packedChain(files: readonly string[] = ['chain_a.dll', 'chain_b.dll', 'chain_c.dll'], name = 'wchain'): string {
+function packedChain(files: readonly string[] = CHAIN_FILES, name = 'wchain'): string {
   const out = path.join(tempDir('dlbundle-wine-bundle-'), 'bundle');
   pack(
     files.map((f) => path.join(wine.build.dir, f)),
@@ -468,5 +472,81 @@ describe('windows: concurrent cold starts', () => {
     const leaseDir = path.join(root.linux, '.leases', path.win32.basename(r.results[0]?.dir ?? ''));
     // Only the leases of the three (gone) processes, or their last use: no claim and no half-made tag.
     for (const e of fs.readdirSync(leaseDir)) assert.match(e, /^(\d+-\d+-\d+|\.last-use)$/);
+  });
+});
+
+describe('windows: a single executable for Windows, built on Linux (dlbundle sea --node node.exe)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { fetchNode } = require('../scripts/fetch-node.js') as { fetchNode(spec: string): { node: string } };
+  const CLI = path.join(REPO, 'dist', 'cli.js');
+
+  /** An application using the chain bundle, which writes what it did to the file its first argument names. */
+  function chainApp(): { main: string; native: string } {
+    const app = tempDir('dlbundle-wine-app-');
+    fs.mkdirSync(path.join(app, 'node_modules'));
+    fs.symlinkSync(REPO, path.join(app, 'node_modules', 'dlbundle'));
+    const native = path.join(app, 'native');
+    pack(CHAIN_FILES.map((f) => path.join(wine.build.dir, f)), { name: 'wchain', out: native, target: 'win32-x64' });
+    const main = path.join(app, 'main.js');
+    fs.writeFileSync(
+      main,
+      `const path = require('node:path');
+       const { openBundle, autoSource } = require('dlbundle');
+       const bundle = openBundle({ source: autoSource(path.join(__dirname, 'native')) });
+       const value = bundle.library('chain_c.dll', { chain_c: 'int chain_c(int x)' }).chain_c(4);
+       const e = bundle.explain();
+       require('node:fs').writeFileSync(process.argv[2], JSON.stringify({ value, kind: e.source.kind, root: e.root, dir: e.dir, reused: e.reused, libraries: e.libraries.map((l) => l.path) }));
+      `,
+    );
+    return { main, native };
+  }
+
+  it(`built by Linux's node of node.exe's version from the Windows node.exe, run alone in an empty directory under Wine: cold, it extracts koffi.node and the chain into %LOCALAPPDATA%\\dlbundle and chain_c(4) = 523; warm, it reuses them; nothing on its output, nothing beside it`, function () {
+    this.timeout(300_000);
+    const linuxNode = fetchNode(wine.nodeVersion).node;
+    const { main, native } = chainApp();
+    const built = path.join(tempDir('dlbundle-wine-sea-'), 'app.exe');
+    const started = Date.now();
+    const build = spawnSync(linuxNode, [CLI, 'sea', main, '--bundle', native, '--out', built, '--node', wine.nodeExe, '--target', 'win32-x64'], { encoding: 'utf8', env: { ...process.env, NODE_PATH: wine.modules } });
+    const buildMs = Date.now() - started;
+    assert.equal(build.status, 0, build.stderr + build.stdout);
+    const alone = tempDir('dlbundle-wine-alone-');
+    fs.copyFileSync(built, path.join(alone, 'app.exe'));
+    const root = path.join(localAppData.linux, 'dlbundle');
+    fs.rmSync(root, { recursive: true, force: true });
+    const out = tempDir('dlbundle-wine-out-');
+    type Report = { value: number; kind: string; root: string; dir: string; reused: boolean; libraries: string[] };
+    const run = (name: string): Report & { ms: number } => {
+      const r = runWindowsProgram(path.join(alone, 'app.exe'), [toWindowsPath(path.join(out, name))], { cwd: alone });
+      assert.equal(r.status, 0, r.stderr + r.stdout);
+      assert.equal(r.stderr, '');
+      assert.equal(r.stdout, '');
+      return { ...(JSON.parse(fs.readFileSync(path.join(out, name), 'utf8')) as Report), ms: r.ms };
+    };
+    const cold = run('cold.json');
+    assert.equal(cold.value, 523);
+    assert.equal(cold.kind, 'sea');
+    assert.equal(cold.root, `${localAppData.windows}\\dlbundle`);
+    assert.equal(cold.reused, false);
+    assert.deepEqual(cold.libraries, CHAIN_FILES.map((f) => `${cold.dir}\\${f}`));
+    // koffi's Windows koffi.node came out of the executable into the cache, beside the chain.
+    const placed = fs.readdirSync(root).filter((e) => !e.startsWith('.')).sort();
+    assert.equal(placed.length, 2, placed.join(', '));
+    assert.ok(placed[0]?.startsWith('koffi-native-') && fs.existsSync(path.join(root, placed[0], 'koffi.node')), placed.join(', '));
+    const warm = run('warm.json');
+    assert.equal(warm.value, 523);
+    assert.equal(warm.dir, cold.dir);
+    assert.equal(warm.reused, true);
+    assert.deepEqual(fs.readdirSync(alone), ['app.exe']);
+    process.stdout.write(`      built in ${buildMs} ms (${(fs.statSync(built).size / 2 ** 20).toFixed(1)} MiB); under Wine, cold ${cold.ms} ms, warm ${warm.ms} ms per run\n`);
+  });
+
+  it("built by a node of another version than node.exe's: E_USAGE naming both, nothing written", () => {
+    const { main, native } = chainApp();
+    const built = path.join(tempDir('dlbundle-wine-sea-'), 'app.exe');
+    const r = spawnSync(process.execPath, [CLI, 'sea', main, '--bundle', native, '--out', built, '--node', wine.nodeExe], { encoding: 'utf8', env: { ...process.env, NODE_PATH: wine.modules } });
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`E_USAGE: .*is Node ${wine.nodeVersion.replace(/\./g, '\\.')}, but this is Node ${process.versions.node.replace(/\./g, '\\.')}: the running node prepares the SEA blob`));
+    assert.equal(fs.existsSync(built), false);
   });
 });

@@ -404,6 +404,22 @@ function sectionHeader(va: number, virtualSize: number, rawAt: number, rawSize: 
 }
 
 /**
+ * The PE checksum of `file` as it is, and the one its header states.
+ *
+ * @example
+ * peChecksumOf('node.exe') // { stored: 0x052fb9bb, computed: 0x052fb9bb }
+ */
+export function peChecksumOf(file: string): { stored: number; computed: number } {
+  const fd = open(file, 'r');
+  try {
+    const layout = readLayout(fd, file);
+    return { stored: readU32(fd, file, layout.checksumAt), computed: peChecksum(fd, file, layout.checksumAt) };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
  * The PE checksum (what imagehlp's CheckSumMappedFile computes): the 16-bit
  * one's-complement sum of the file, the checksum field counted as zero, plus
  * the file's length.
