@@ -17,7 +17,11 @@
 #   demo_runpath.node          the same addon              NEEDED libdemo_codec.so.1, libdemo_core.so
 #                              RUNPATH $ORIGIN/../../lib (laid out as an npm package by the tests of
 #                              pack --package: the codec in lib/, the core beside the addon)
-# None of the others has DT_RPATH or DT_RUNPATH: they find each other only because
+#   libtoo_new_libc_stub.so    SONAME libc.so.6, defines GLIBC_2.99 (link-time stand-in, never loaded)
+#   libtoo_new_glibc.so        SONAME libtoo_new_glibc.so  NEEDED libc.so.6 (needs GLIBC_2.99 from it), libdemo_core.so
+#   libtoo_new_cxx_stub.so     SONAME libstdc++.so.6, defines GLIBCXX_3.4.99 and CXXABI_1.3.99
+#   libtoo_new_cxx.so          SONAME libtoo_new_cxx.so    NEEDED libstdc++.so.6, needs those versions
+# Apart from demo_runpath.node, none has DT_RPATH or DT_RUNPATH: they find each other only because
 # a loader dlopen()s them in dependency order (glibc reuses an already loaded
 # object whose SONAME matches a DT_NEEDED entry).
 #
@@ -223,6 +227,57 @@
         '-Wl,--as-needed',
         "-Wl,-rpath,'$$ORIGIN/../../lib'",
       ],
+    },
+    # A system too old for a library (E_SYSTEM_TOO_OLD): stand-ins for a
+    # libc.so.6 and a libstdc++.so.6 newer than any real one, each with a
+    # version script, and two libraries linked against them, which therefore
+    # need GLIBC_2.99, GLIBCXX_3.4.99 and CXXABI_1.3.99 (.gnu.version_r) and
+    # are refused by the dynamic linker on every real system.
+    {
+      'target_name': 'too_new_libc_stub',
+      'product_name': 'libtoo_new_libc_stub',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      # No builtins: the stub's own strlen loop must not become a call to strlen.
+      'cflags': ['-fno-builtin', '-fno-tree-loop-distribute-patterns'],
+      'sources': ['native/too_new_libc_stub.c'],
+      'ldflags': ['-nostdlib', '-Wl,--version-script,<(module_root_dir)/native/too_new_libc_stub.map'],
+      'libraries': ['-Wl,-soname,libc.so.6'],
+    },
+    {
+      'target_name': 'too_new_libc_stub_built',
+      'type': 'none',
+      'dependencies': ['too_new_libc_stub'],
+    },
+    {
+      'target_name': 'too_new_glibc',
+      'product_name': 'libtoo_new_glibc',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/too_new_glibc.c'],
+      'dependencies': ['too_new_libc_stub_built', 'demo_core_built'],
+      # The stand-in comes before the real libc and has its soname, so the
+      # linker takes strlen from it too (at GLIBC_2.2.5, as the real one).
+      'libraries': ['-L<(PRODUCT_DIR)', '-l:libtoo_new_libc_stub.so', '-l:libdemo_core.so'],
+    },
+    {
+      'target_name': 'too_new_cxx_stub',
+      'product_name': 'libtoo_new_cxx_stub',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/too_new_cxx_stub.c'],
+      'ldflags': ['-Wl,--version-script,<(module_root_dir)/native/too_new_cxx_stub.map'],
+      'libraries': ['-Wl,-soname,libstdc++.so.6'],
+    },
+    {
+      'target_name': 'too_new_cxx_stub_built',
+      'type': 'none',
+      'dependencies': ['too_new_cxx_stub'],
+    },
+    {
+      'target_name': 'too_new_cxx',
+      'product_name': 'libtoo_new_cxx',
+      'target_conditions': [['_type=="loadable_module"', {'product_extension': 'so'}]],
+      'sources': ['native/too_new_cxx.c'],
+      'dependencies': ['too_new_cxx_stub_built'],
+      'libraries': ['-L<(PRODUCT_DIR)', '-l:libtoo_new_cxx_stub.so'],
     },
   ],
 }

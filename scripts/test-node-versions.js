@@ -24,7 +24,9 @@ const { fetchNode, FetchError } = require('./fetch-node.js');
 
 const REPO = path.resolve(__dirname, '..');
 const DEFAULT_VERSIONS = ['22', '24', '26'];
-const TESTS = ['test/single-file.test.ts', 'test/sea-inject.test.ts', 'test/third-party.test.ts', 'test/examples.test.ts'];
+// Single files and SEAs; third-party code: Debian's libraries and real npm
+// packages that load their own addons (onnxruntime-node, sharp, DuckDB).
+const TESTS = ['test/single-file.test.ts', 'test/sea-inject.test.ts', 'test/third-party.test.ts', 'test/examples.test.ts', 'test/provide-addons.test.ts', 'test/addon-plugin.test.ts', 'test/real-packages.test.ts'];
 
 /** Runs `node args…` in the repository with `env`, output shown; returns whether it exited 0. */
 function step(what, node, args, env) {

@@ -8,7 +8,7 @@ import { logger } from './log';
 import { saveCodeCacheLater } from './code-cache';
 import type { VerifyMode } from './cache';
 import { DlbundleError, isDlbundleError, type DlbundleErrorCode } from './errors';
-import { loadAddon, loadFile, type LoadedAddon, type LoadedLibrary } from './loader';
+import { loadAddon, loadFile, runningGlibcVersion, type LoadedAddon, type LoadedLibrary } from './loader';
 import { provideAddons as installAddonHooks } from './provide-addons';
 import { variantGraph, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { Placer, type PlacementTarget } from './placement';
@@ -17,6 +17,7 @@ import type { RootFallback } from './roots';
 import type { Source, SourceKind } from './sources/source';
 import { bindLibrary, type BoundLibrary, type SymbolDeclarations } from './symbols';
 import { systemSearch, type SystemSearch } from './system-search';
+import { systemVersionOracle, type VersionOracle } from './system-versions';
 import { hostTarget, selectVariant, targetLibraries } from './variant';
 
 const debug = logger('dlbundle:plan');
@@ -133,9 +134,11 @@ export interface Bundle {
    * GPU runtime, a CPU feature): loads and binds it now, and answers
    * `{ ok: true, lib }` or `{ ok: false, code, reason, missing }` instead of
    * throwing for a missing external dependency (`missing` names them all), a
-   * wrong machine, a failed dlopen or a missing symbol (`missing` names it).
-   * External dependencies are checked before any dlopen. The answer is
-   * remembered for the life of the process.
+   * system too old for it (`E_SYSTEM_TOO_OLD`: `missing` names the symbol
+   * version), a wrong machine, a failed dlopen or a missing symbol (`missing`
+   * names it). External dependencies and glibc / libstdc++ versions are
+   * checked before any dlopen. The answer is remembered for the life of the
+   * process.
    *
    * @example
    * const accel = bundle.optional('libdemo_accel.so', { run: 'int accel_run(int x)' });
@@ -155,18 +158,18 @@ export type OptionalLibrary<D extends SymbolDeclarations> =
   | { readonly ok: true; readonly lib: BoundLibrary<D> }
   | {
       readonly ok: false;
-      /** `E_MISSING_DEP`, `E_WRONG_ARCH`, `E_NO_VARIANT`, `E_LOAD_FAILED`, `E_NOEXEC`, `E_MISSING_SYMBOL`. */
+      /** `E_MISSING_DEP`, `E_SYSTEM_TOO_OLD`, `E_WRONG_ARCH`, `E_NO_VARIANT`, `E_LOAD_FAILED`, `E_NOEXEC`, `E_MISSING_SYMBOL`. */
       readonly code: DlbundleErrorCode;
-      /** A sentence saying why, naming the dependency or symbol. */
+      /** A sentence saying why, naming the dependency, version or symbol. */
       readonly reason: string;
-      /** The missing dependencies (E_MISSING_DEP) or symbol (E_MISSING_SYMBOL); empty otherwise. */
+      /** The missing dependencies (E_MISSING_DEP), symbol version (E_SYSTEM_TOO_OLD, e.g. `GLIBC_2.38`) or symbol (E_MISSING_SYMBOL); empty otherwise. */
       readonly missing: readonly string[];
     };
 
 // The failures optional() answers instead of throwing: the library cannot
 // work on this machine. Anything else (a damaged bundle, a typo in a name or
 // a prototype) is the program's or the package's fault and is thrown.
-const OPTIONAL_FAILURES: ReadonlySet<DlbundleErrorCode> = new Set(['E_MISSING_DEP', 'E_WRONG_ARCH', 'E_NO_VARIANT', 'E_LOAD_FAILED', 'E_NOEXEC', 'E_MISSING_SYMBOL']);
+const OPTIONAL_FAILURES: ReadonlySet<DlbundleErrorCode> = new Set(['E_MISSING_DEP', 'E_SYSTEM_TOO_OLD', 'E_WRONG_ARCH', 'E_NO_VARIANT', 'E_LOAD_FAILED', 'E_NOEXEC', 'E_MISSING_SYMBOL']);
 
 interface Resolved extends PlacementTarget {
   readonly manifest: Manifest;
@@ -216,7 +219,7 @@ class LazyBundle implements Bundle {
     // registration; only the libraries it needs go through koffi first.
     for (const dep of r.graph.bundledDeps.get(file.name) ?? []) this.load(dep);
     const search = this.systemSearch();
-    checkBeforeLoad(r.graph, [file.name], this.machine(), (dep, f) => search.resolve(dep, f), search.searched);
+    checkBeforeLoad(r.graph, [file.name], this.machine(), (dep, f) => search.resolve(dep, f), this.versionOracle(), search.searched);
     const loaded = this.addons.get(file.name) ?? loadAddon(file, () => this.placer.locate(file, r));
     this.addons.set(file.name, loaded);
     return loaded.exports as T;
@@ -367,7 +370,7 @@ class LazyBundle implements Bundle {
     const closure = dependencyClosure(r.graph, r.variant.order, name).filter((n) => !this.loaded.has(n));
     if (closure.length === 0) return;
     const search = this.systemSearch();
-    checkBeforeLoad(r.graph, closure, this.machine(), (dep, f) => search.resolve(dep, f), search.searched);
+    checkBeforeLoad(r.graph, closure, this.machine(), (dep, f) => search.resolve(dep, f), this.versionOracle(), search.searched);
     const global = new Set(this.options.global ?? []);
     for (const n of closure) {
       const file = r.graph.nodes.get(n) as ManifestFile;
@@ -396,6 +399,13 @@ class LazyBundle implements Bundle {
   private systemSearch(): SystemSearch {
     return systemSearch(this.dir ?? '');
   }
+
+  /** What the system's glibc and libstdc++ offer the bundle's files, looked up as ld.so will. */
+  private versionOracle(): VersionOracle<ManifestFile> {
+    const graph = this.resolve().graph;
+    const search = this.systemSearch();
+    return systemVersionOracle({ bundled: (soname) => graph.providers.has(soname), resolve: (dep, f) => search.resolve(dep, f), runningGlibc: runningGlibcVersion }, { quick: true });
+  }
 }
 
 const OPTIONAL_KEY = Symbol.for('dlbundle.optional.v1');
@@ -409,7 +419,14 @@ function optionalAnswers(): Map<string, unknown> {
 
 function failedOptional(e: unknown): { ok: false; code: DlbundleErrorCode; reason: string; missing: string[] } {
   if (!isDlbundleError(e) || !OPTIONAL_FAILURES.has(e.code)) throw e;
-  const missing = e.code === 'E_MISSING_DEP' && e.dependency !== undefined ? [e.dependency] : e.code === 'E_MISSING_SYMBOL' && e.symbol !== undefined ? [e.symbol] : [];
+  const missing =
+    e.code === 'E_MISSING_DEP' && e.dependency !== undefined
+      ? [e.dependency]
+      : e.code === 'E_SYSTEM_TOO_OLD' && e.requiredVersion !== undefined
+        ? [e.requiredVersion]
+        : e.code === 'E_MISSING_SYMBOL' && e.symbol !== undefined
+          ? [e.symbol]
+          : [];
   return { ok: false, code: e.code, reason: e.message.split('\n')[0] ?? e.message, missing };
 }
 

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import path = require('node:path');
 import { assessRoots, type RootAssessment } from './roots';
 import { isDlbundleError } from './errors';
-import { describeDependencies, formatDependencyTree, readBundleManifest, type LibraryDependencies } from './inspect';
+import { describeDependencies, formatDependencyTree, formatVersionFacts, readBundleManifest, type LibraryDependencies } from './inspect';
 import { cpuFeatures, hostLibc, hostTarget, parseVariantKey, selectVariant } from './variant';
 
 const COMMON_FEATURES = ['sse4_2', 'avx', 'avx2', 'fma', 'avx512f', 'asimd', 'sve'];
@@ -62,7 +62,10 @@ export function diagnose(dir: string, options: { readonly trial?: boolean } = {}
   const variant = manifest.variants[choice.key];
   const libraries = variant === undefined ? [] : describeDependencies(variant, path.join(bundle.dir, choice.key), true);
   const trial = options.trial === false ? [] : trialLoad(bundle.dir, libraries);
-  const loads = options.trial === false ? libraries.every((l) => l.optional || l.needs.every((n) => n.kind !== 'missing')) : trial.every((t) => t.ok || t.optional);
+  const loads =
+    options.trial === false
+      ? libraries.every((l) => l.optional || (l.needs.every((n) => n.kind !== 'missing') && l.versions.every((v) => v.status !== 'too-old')))
+      : trial.every((t) => t.ok || t.optional);
   return { bundle, machine, variant: choice, roots, libraries, trial, loads };
 }
 
@@ -124,6 +127,8 @@ export function formatDoctorReport(report: DoctorReport): string {
   if (report.libraries.length > 0) {
     lines.push('', 'dependencies on this machine:');
     lines.push(...formatDependencyTree(report.libraries).split('\n').map((l) => `  ${l}`));
+    const versions = formatVersionFacts(report.libraries);
+    if (versions !== '') lines.push('', 'glibc / libstdc++ versions on this machine:', ...versions.split('\n').map((l) => `  ${l}`));
   }
   if (report.trial.length > 0) {
     lines.push('', 'trial load (in a child process):');

@@ -8,6 +8,8 @@
  * from (the bundle directory), `@executable_path/` in the main program's —
  * then `DYLD_FALLBACK_LIBRARY_PATH` (by leaf name; `/usr/local/lib:/usr/lib`
  * when unset — older releases also searched `~/lib`, which is not counted on).
+ * The `DYLD_*` variables are taken as this process has them; dyld ignores
+ * them in a program with the hardened runtime, which this does not know.
  *
  * System libraries are not looked for on disk: since macOS 11 the ones under
  * `/usr/lib` and `/System` live only in the dyld shared cache, and
@@ -15,10 +17,9 @@
  * under those directories is taken as present. Written from dyld's
  * documented rules (`man dyld`, `man dlopen`); it has not run on a Mac.
  */
-import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
-import { fdSource } from './elf-file';
+import { withFileSource } from './formats/elf-file';
 import { readMachO } from './formats/macho';
 import { hostTarget, targetLibraries } from './variant';
 
@@ -137,17 +138,12 @@ const fits = new Set<string>();
 function fitsMachine(file: string, machine: string): boolean {
   const key = `${machine}\0${file}`;
   if (fits.has(key)) return true;
-  let fd: number | undefined;
   try {
     // The Mach-O reader alone: the run time carries no PE reader.
-    fd = fs.openSync(file, 'r');
-    const st = fs.fstatSync(fd);
-    if (!st.isFile() || !readMachO(fdSource(fd, file, st.size), file).images.some((image) => image.machine === machine)) return false;
+    if (!withFileSource(file, (src) => readMachO(src, file)).images.some((image) => image.machine === machine)) return false;
   } catch {
     // Missing, unreadable or not Mach-O: dyld would not load it either.
     return false;
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
   fits.add(key);
   return true;

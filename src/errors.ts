@@ -24,6 +24,14 @@ export type DlbundleErrorCode =
   | 'E_WRONG_ARCH'
   /** A DT_NEEDED dependency is neither bundled nor found on the system. */
   | 'E_MISSING_DEP'
+  /**
+   * The library needs a newer glibc or libstdc++ than this system has: a
+   * symbol version (`GLIBC_2.38`, `GLIBCXX_3.4.32`, `CXXABI_1.3.15`) that the
+   * system's libc.so.6 or libstdc++.so.6 does not define. Found before any
+   * `dlopen` from the versions recorded at pack time, or read from ld.so's
+   * "version … not found".
+   */
+  | 'E_SYSTEM_TOO_OLD'
   /** The bundled libraries depend on each other in a circle. */
   | 'E_CYCLE'
   /** Two bundled files declare the same soname. */
@@ -71,6 +79,10 @@ export interface DlbundleErrorDetails {
   readonly offset?: number;
   /** The symbol involved (for `E_MISSING_SYMBOL`). */
   readonly symbol?: string;
+  /** For `E_SYSTEM_TOO_OLD`: the symbol version needed, e.g. `GLIBC_2.38`. */
+  readonly requiredVersion?: string;
+  /** For `E_SYSTEM_TOO_OLD`: the highest version of that family the system defines (`GLIBC_2.36`), when known. */
+  readonly presentVersion?: string;
   /** The directory involved (for `E_UNSAFE_DIR`, `E_NOEXEC`, …). */
   readonly dir?: string;
   /** The lower-level error that caused this one, if any. */
@@ -89,6 +101,8 @@ export class DlbundleError extends Error implements DlbundleErrorDetails {
   declare readonly dependency?: string;
   declare readonly offset?: number;
   declare readonly symbol?: string;
+  declare readonly requiredVersion?: string;
+  declare readonly presentVersion?: string;
   declare readonly dir?: string;
 
   /**
@@ -103,6 +117,8 @@ export class DlbundleError extends Error implements DlbundleErrorDetails {
     if (details.dependency !== undefined) this.dependency = details.dependency;
     if (details.offset !== undefined) this.offset = details.offset;
     if (details.symbol !== undefined) this.symbol = details.symbol;
+    if (details.requiredVersion !== undefined) this.requiredVersion = details.requiredVersion;
+    if (details.presentVersion !== undefined) this.presentVersion = details.presentVersion;
     if (details.dir !== undefined) this.dir = details.dir;
   }
 }

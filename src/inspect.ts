@@ -4,13 +4,16 @@
  */
 import path = require('node:path');
 import { DlbundleError } from './errors';
+import { readSymbolVersionsFile } from './formats/elf-file';
 import { readBinaryFile } from './formats/binary-file';
 import type { DylibCommand } from './formats/macho';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { readManifestFile } from './sources/directory';
 import { dependencyGraph } from './plan';
 import { systemSearch } from './system-search';
+import { systemVersionOracle } from './system-versions';
 import { hostTarget, parseVariantKey } from './variant';
+import { compareVersions, requiredVersions, VERSION_FAMILIES, type RequiredVersions, type VersionFamily } from './versions';
 
 /** An ELF file's facts, with exactly the keys `inspect --json` prints. */
 export interface ElfFileReport {
@@ -23,6 +26,8 @@ export interface ElfFileReport {
   readonly runpath: readonly string[];
   readonly rpath: readonly string[];
   readonly interp: string | null;
+  /** The highest GLIBC / GLIBCXX / CXXABI version the file needs, by family (`.gnu.version_r`, weak needs left out). */
+  readonly requiresVersions: RequiredVersions;
 }
 
 /** A PE file's facts (Windows DLL, `.node`, executable), with exactly the keys `inspect --json` prints. */
@@ -79,7 +84,8 @@ export function inspectFiles(files: readonly string[]): FileReport[] {
   return files.flatMap((file): FileReport[] => {
     const info = readBinaryFile(file);
     if (info.format === 'elf') {
-      return [{ file, format: 'elf', class: info.class, machine: info.machine, soname: info.soname, needed: info.needed, runpath: info.runpath, rpath: info.rpath, interp: info.interp }];
+      const requiresVersions = requiredVersions(readSymbolVersionsFile(file).needed);
+      return [{ file, format: 'elf', class: info.class, machine: info.machine, soname: info.soname, needed: info.needed, runpath: info.runpath, rpath: info.rpath, interp: info.interp, requiresVersions }];
     }
     if (info.format === 'pe') {
       return [{ file, format: 'pe', class: info.class, machine: info.machine, soname: info.soname, needed: info.needed, delayNeeded: info.delayImports, runpath: [], dll: info.dll }];
@@ -150,7 +156,14 @@ export function formatFileReport(r: FileReport): string {
     `  runpath: ${list(r.runpath)}`,
     `  rpath:   ${list(r.rpath)}`,
     `  interp:  ${r.interp ?? '(none)'}`,
+    `  versions: ${versionList(r.requiresVersions) ?? '(none of GLIBC, GLIBCXX, CXXABI)'}`,
   ].join('\n');
+}
+
+/** `GLIBC_2.34, GLIBCXX_3.4.30`, or null when there are none. */
+function versionList(versions: RequiredVersions | undefined): string | null {
+  const names = VERSION_FAMILIES.filter((f) => versions?.[f] !== undefined).map((f) => `${f}_${versions?.[f] as string}`);
+  return names.length === 0 ? null : names.join(', ');
 }
 
 /** Text for a bundle: per variant the load order, each file's soname and needs, and the external dependencies. */
@@ -164,12 +177,16 @@ export function formatBundle(manifest: Manifest, dir: string): string {
       if (f === undefined) return;
       const soname = f.soname === null ? 'no soname' : `soname ${f.soname}`;
       const needs = f.needed.length === 0 ? 'needs nothing' : `needs ${f.needed.join(', ')}`;
-      lines.push(`    ${String(i + 1).padStart(2)}. ${f.name}  (${soname}, ${f.size} bytes, ${f.machine})  ${needs}`);
+      const versions = versionList(f.requiresVersions);
+      lines.push(`    ${String(i + 1).padStart(2)}. ${f.name}  (${soname}, ${f.size} bytes, ${f.machine})  ${needs}${versions === null ? '' : `; versions ${versions}`}`);
     });
     lines.push(`  external: ${v.external.length === 0 ? '(none)' : v.external.join(', ')}`);
     const here = safeTarget(key) === hostTarget();
     lines.push(`  dependencies${here ? ' on this machine' : ''}:`);
-    lines.push(...formatDependencyTree(describeDependencies(v, path.join(dir, key), here)).split('\n').map((l) => `    ${l}`));
+    const libraries = describeDependencies(v, path.join(dir, key), here);
+    lines.push(...formatDependencyTree(libraries).split('\n').map((l) => `    ${l}`));
+    const versions = formatVersionFacts(libraries);
+    if (versions !== '') lines.push(`  symbol versions${here ? ' on this machine' : ''}:`, ...versions.split('\n').map((l) => `    ${l}`));
   }
   return lines.join('\n');
 }
@@ -194,11 +211,33 @@ export interface DependencyFact {
   readonly via?: string;
 }
 
+/** One glibc / libstdc++ version a library needs, and whether this system has it. */
+export interface VersionFact {
+  readonly family: VersionFamily;
+  /** The highest version of the family the library needs (`2.34`). */
+  readonly needed: string;
+  /**
+   * `ok`: the library that provides the family defines it; `too-old`: it
+   * does not (the library cannot load here: E_SYSTEM_TOO_OLD); `unchecked`:
+   * not looked up (another machine's variant, a musl system, a provider the
+   * bundle carries itself, or none found).
+   */
+  readonly status: 'ok' | 'too-old' | 'unchecked';
+  /** The highest version of the family the system's provider defines; null when it defines none. Absent when unchecked. */
+  readonly present?: string | null;
+  /** The provider that was read (libc.so.6, libstdc++.so.6). */
+  readonly file?: string;
+  /** Why that copy, when it is not simply the one the search finds. */
+  readonly note?: string;
+}
+
 /** One library and its dependencies. */
 export interface LibraryDependencies {
   readonly name: string;
   readonly optional: boolean;
   readonly needs: readonly DependencyFact[];
+  /** The glibc / libstdc++ versions it needs (recorded at pack time), each checked against this system when looked up. */
+  readonly versions: readonly VersionFact[];
 }
 
 /**
@@ -214,6 +253,10 @@ export function describeDependencies(variant: ManifestVariant, dir: string, look
   const graph = dependencyGraph(variant.files);
   // This system's linker (ld.so, dyld, Windows's DLL search), from the bundle's directory.
   const search = systemSearch(dir);
+  const offered = systemVersionOracle<ManifestFile>({
+    bundled: (soname) => graph.providers.has(soname),
+    resolve: (soname, file) => search.resolve(soname, file),
+  });
   return variant.order.map((name) => {
     const file = graph.nodes.get(name) as ManifestFile;
     const needs = file.needed.map((dep): DependencyFact => {
@@ -223,8 +266,41 @@ export function describeDependencies(variant: ManifestVariant, dir: string, look
       const found = search.find(dep, file);
       return found === null ? { name: dep, kind: 'missing' } : { name: dep, kind: 'system', path: found.path, via: found.via };
     });
-    return { name, optional: file.optional === true, needs };
+    const versions = VERSION_FAMILIES.filter((f) => file.requiresVersions?.[f] !== undefined).map((family): VersionFact => {
+      const needed = file.requiresVersions?.[family] as string;
+      const o = lookUp ? offered(family, file, needed) : null;
+      if (o === null) return { family, needed, status: 'unchecked' };
+      const ok = o.version !== null && compareVersions(needed, o.version) <= 0;
+      return { family, needed, status: ok ? 'ok' : 'too-old', present: o.version, file: o.file, ...(o.note === undefined ? {} : { note: o.note }) };
+    });
+    return { name, optional: file.optional === true, needs, versions };
   });
+}
+
+/**
+ * One line per library that needs glibc / libstdc++ versions: each version
+ * and whether this system has it ("TOO OLD" when it does not, unless the
+ * library is optional); empty when no library needs any.
+ *
+ * @example
+ * formatVersionFacts(describeDependencies(variant, dir, true))
+ * // 'libtoo_new_glibc.so  GLIBC_2.99: TOO OLD here: /lib/x86_64-linux-gnu/libc.so.6 defines versions up to GLIBC_2.36'
+ */
+export function formatVersionFacts(libraries: readonly LibraryDependencies[]): string {
+  const width = Math.max(0, ...libraries.filter((l) => l.versions.length > 0).map((l) => l.name.length));
+  const lines: string[] = [];
+  for (const lib of libraries) {
+    if (lib.versions.length === 0) continue;
+    const facts = lib.versions.map((v) => {
+      const name = `${v.family}_${v.needed}`;
+      if (v.status === 'unchecked') return `${name} (not checked here)`;
+      const has = `${v.file as string} defines ${v.present === null ? `no ${v.family} version` : `versions up to ${v.family}_${v.present as string}`}${v.note === undefined ? '' : ` (${v.note})`}`;
+      if (v.status === 'ok') return `${name}: ok (${has})`;
+      return `${name}: ${lib.optional ? 'too old here: fine, the library is optional and is left out here' : 'TOO OLD here'}: ${has}`;
+    });
+    lines.push(`${lib.name.padEnd(width)}  ${facts.join('; ')}`);
+  }
+  return lines.join('\n');
 }
 
 /**

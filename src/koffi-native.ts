@@ -27,7 +27,7 @@ import { koffiInUseOr } from './koffi';
 import { DlbundleError, isDlbundleError } from './errors';
 import { runSync, syncIo } from './io';
 import { loadError } from './loader';
-import { readElf } from './elf';
+import { readElf } from './formats/elf';
 import { xxh64 } from './hash';
 import { MANIFEST_FILE, MANIFEST_FORMAT, variantDigest, type Manifest, type ManifestFile } from './manifest';
 import { createMemoryFileWithoutKoffi, fillMemoryFile, memoryFilePath, memoryModeSupported } from './memory';

@@ -11,6 +11,7 @@ import path = require('node:path');
 import { DlbundleError } from './errors';
 import { xxh64 } from './hash';
 import { compareNames, dependencyGraph, externalDependencies, loadOrder, type DependencyGraph } from './plan';
+import { isVersionNumber, VERSION_FAMILIES, type RequiredVersions, type VersionFamily } from './versions';
 
 import { MANIFEST_FILE, MANIFEST_FORMAT } from './manifest-format';
 
@@ -49,6 +50,15 @@ export interface ManifestFile {
   readonly weakNeeded?: readonly string[];
   /** Present and true for a library the application loads with `bundle.optional()` (`pack --optional`): `doctor` does not count its failure. */
   readonly optional?: true;
+  /**
+   * The highest `GLIBC_x.y`, `GLIBCXX_x.y.z` and `CXXABI_x.y` symbol version
+   * the file needs (`.gnu.version_r`), by family; absent when it needs none,
+   * and in manifests packed before dlbundle recorded it. Checked against the
+   * system before any `dlopen` (`E_SYSTEM_TOO_OLD`). A reader ignores
+   * families it does not know, and dlbundle versions that predate the field
+   * ignore it: the check is then left to ld.so.
+   */
+  readonly requiresVersions?: RequiredVersions;
 }
 
 /** The files built for one target (`linux-x64-gnu`, …). */
@@ -324,9 +334,27 @@ function parseFile(value: unknown, origin: string, variantAt: string, i: number)
     runpath: strings(f.runpath, origin, '.runpath', at),
     machine: str(f.machine, origin, '.machine', at),
     ...optionalFlag(f.optional, origin, at('.optional')),
+    ...versionsField(f.requiresVersions, origin, at),
     ...(format === undefined ? {} : { format }),
     ...weakField(f.weakNeeded, needed, origin, at),
   };
+}
+
+// Families this version does not know are skipped, so that a manifest from a
+// newer dlbundle that records more of them still loads.
+function versionsField(value: unknown, origin: string, at: Prefix): { requiresVersions?: RequiredVersions } {
+  if (value === undefined) return {};
+  const v = record(value, origin, '.requiresVersions', at);
+  let out: Partial<Record<VersionFamily, string>> | undefined;
+  for (const family of VERSION_FAMILIES) {
+    const version = v[family];
+    if (version === undefined) continue;
+    if (typeof version !== 'string' || !isVersionNumber(version)) {
+      throw bad(origin, at(`.requiresVersions.${family}`), `is ${show(version)}, not a version number such as "2.34"`);
+    }
+    (out ??= {})[family] = version;
+  }
+  return out === undefined ? {} : { requiresVersions: out };
 }
 
 function formatField(value: unknown, origin: string, at: Prefix): 'pe' | 'macho' | undefined {

@@ -15,7 +15,8 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
 import { DlbundleError } from './errors';
-import type { ElfInfo } from './elf';
+import type { ElfInfo } from './formats/elf';
+import { readSymbolVersionsFile } from './formats/elf-file';
 import { binaryFormatOfFile, readBinaryFile } from './formats/binary-file';
 import type { BinaryFormat, BinaryInfo } from './formats/binary';
 import type { DylibCommand, MachOImage } from './formats/macho';
@@ -42,6 +43,7 @@ import { nearest } from './nearest';
 import { packageNativeFiles, type PackageNativeFiles } from './package-files';
 import { resolveSystemLibrary } from './system-libs';
 import { macosSystemLibrary, windowsSystemDll } from './system-names';
+import { requiredVersions, type RequiredVersions } from './versions';
 
 const debug = logger('dlbundle:pack');
 
@@ -127,6 +129,8 @@ interface PackedFacts {
   readonly weakNeeded: readonly string[];
   /** ELF inputs: every fact, for the check of dependencies on this machine. */
   readonly elf: ElfInfo | null;
+  /** ELF inputs: the highest GLIBC / GLIBCXX / CXXABI version needed, by family (empty for other formats). */
+  readonly versions: RequiredVersions;
 }
 
 const FORMAT_NAMES: Readonly<Record<BinaryFormat, string>> = { elf: 'an ELF file (Linux, FreeBSD)', pe: 'a PE file (Windows)', macho: 'a Mach-O file (macOS)' };
@@ -309,7 +313,8 @@ function packedFacts(info: BinaryInfo, from: string, base: string, expected: Tar
       throw notLibrary(`an executable (position-independent: it names the program interpreter ${elf.interp} and has no soname)`);
     }
     if (elf.machine !== expected.machine || elf.class !== expected.class) throw wrongMachine(elf.machine, `${elf.machine} (ELF${elf.class})`);
-    return { facts: { format: 'elf', soname: elf.soname, needed: elf.needed, runpath: elf.runpath, machine: elf.machine, weakNeeded: [], elf }, range: whole(-1) };
+    const versions = requiredVersions(readSymbolVersionsFile(from).needed);
+    return { facts: { format: 'elf', soname: elf.soname, needed: elf.needed, runpath: elf.runpath, machine: elf.machine, weakNeeded: [], elf, versions }, range: whole(-1) };
   }
   if (info.format === 'pe') {
     if (info.machine !== expected.machine) throw wrongMachine(info.machine);
@@ -317,7 +322,7 @@ function packedFacts(info: BinaryInfo, from: string, base: string, expected: Tar
     // A DLL both imported and delay-loaded is needed at load time.
     const imported = new Set(info.imports.map((n) => n.toLowerCase()));
     const weakNeeded = info.delayImports.filter((n) => !imported.has(n.toLowerCase()));
-    return { facts: { format: 'pe', soname: info.soname, needed: info.needed, runpath: [], machine: info.machine, weakNeeded, elf: null }, range: whole(-1) };
+    return { facts: { format: 'pe', soname: info.soname, needed: info.needed, runpath: [], machine: info.machine, weakNeeded, elf: null, versions: {} }, range: whole(-1) };
   }
   // The architecture the target runs: of arm64 and arm64e (or x86_64 and
   // x86_64h), the plain one, which every machine of that CPU loads.
@@ -325,7 +330,7 @@ function packedFacts(info: BinaryInfo, from: string, base: string, expected: Tar
   if (image === undefined) throw wrongMachine('', info.images.map((i) => i.machine).join(' and '));
   if (image.filetype !== 'dylib' && image.filetype !== 'bundle') throw notLibrary(`a Mach-O ${image.filetype} file`);
   return {
-    facts: { format: 'macho', soname: image.soname, needed: image.needed, runpath: image.runpath, machine: image.machine, weakNeeded: weakDylibs(image.needed, image.neededCommands), elf: null },
+    facts: { format: 'macho', soname: image.soname, needed: image.needed, runpath: image.runpath, machine: image.machine, weakNeeded: weakDylibs(image.needed, image.neededCommands), elf: null, versions: {} },
     range: info.fat === null ? whole(-1) : { offset: image.offset, size: image.size },
   };
 }
@@ -363,6 +368,7 @@ function packLocked(options: PackOptions, target: string, sources: ReadonlyMap<s
         runpath: facts.runpath,
         machine: facts.machine,
         ...(options.optional?.includes(name) === true ? { optional: true as const } : {}),
+        ...(Object.keys(facts.versions).length === 0 ? {} : { requiresVersions: facts.versions }),
         ...(facts.format === 'elf' ? {} : { format: facts.format }),
         ...(facts.weakNeeded.length === 0 ? {} : { weakNeeded: facts.weakNeeded }),
       });

@@ -11,6 +11,8 @@
  * install name ends with (dyld, with every bundled file in one directory).
  */
 import { DlbundleError } from './errors';
+import type { OfferedVersion, VersionOracle } from './system-versions';
+import { compareVersions, FAMILY_PROVIDERS, VERSION_FAMILIES, type RequiredVersions, type VersionFamily } from './versions';
 
 /** The facts about one library that the graph needs. */
 export interface GraphNode {
@@ -309,26 +311,34 @@ export interface LoadCandidate extends GraphNode {
   readonly runpath: readonly string[];
   /** Dependencies it loads without (PE delay-load imports, Mach-O weak dylibs): not required to be found. */
   readonly weakNeeded?: readonly string[];
+  /** The highest glibc / libstdc++ symbol versions it needs (from the manifest). */
+  readonly requiresVersions?: RequiredVersions;
 }
 
 /**
  * Checks, before any `dlopen`, that each library in `closure` is built for
- * `machine` (`E_WRONG_ARCH`) and that each of its external dependencies is
+ * `machine` (`E_WRONG_ARCH`), that each of its external dependencies is
  * found by `resolve` (`E_MISSING_DEP`, naming the dependency and the library
- * that needs it, and `searched`: where `resolve` looked), except those it
- * loads without (`weakNeeded`). Returns where each external dependency was found.
+ * that needs it, and `searched`: where `resolve` looked) except those it
+ * loads without (`weakNeeded`), and, given `offered`, that the system defines
+ * the glibc and libstdc++ versions it needs (`E_SYSTEM_TOO_OLD`, naming the
+ * version needed, the one present and the file). Returns where each external
+ * dependency was found.
  *
  * @example
- * checkBeforeLoad(graph, ['libdemo_accel.so'], 'x86_64', (dep, f) => resolveSystemLibrary(dep, …)?.path ?? null);
+ * checkBeforeLoad(graph, ['libdemo_accel.so'], 'x86_64', (dep, f) => resolveSystemLibrary(dep, …)?.path ?? null, systemVersionOracle(…));
  */
 export function checkBeforeLoad<N extends LoadCandidate>(
   graph: DependencyGraph<N>,
   closure: readonly string[],
   machine: string,
   resolve: (dependency: string, file: N) => string | null,
+  offered?: VersionOracle<N>,
   searched = 'its RUNPATH, LD_LIBRARY_PATH, /etc/ld.so.cache and the default library directories',
 ): Map<string, string> {
   const found = new Map<string, string>();
+  // What each family offered the files checked so far: one look-up per family and closure.
+  const sufficed = new Map<VersionFamily, string>();
   for (const name of closure) {
     const file = graph.nodes.get(name);
     if (file === undefined) continue;
@@ -354,6 +364,47 @@ export function checkBeforeLoad<N extends LoadCandidate>(
       }
       found.set(dep, where);
     }
+    const required = file.requiresVersions;
+    if (offered === undefined || required === undefined) continue;
+    const short: { family: VersionFamily; needed: string; offered: OfferedVersion }[] = [];
+    for (const family of VERSION_FAMILIES) {
+      const needed = required[family];
+      if (needed === undefined) continue;
+      const enough = sufficed.get(family);
+      if (enough !== undefined && compareVersions(needed, enough) <= 0) continue;
+      const o = offered(family, file, needed);
+      if (o === null) continue;
+      if (o.version !== null && compareVersions(needed, o.version) <= 0) sufficed.set(family, o.version);
+      else short.push({ family, needed, offered: o });
+    }
+    if (short.length > 0) throw tooOld(name, short);
   }
   return found;
+}
+
+/** E_SYSTEM_TOO_OLD for `name`, naming every family the system falls short in. */
+function tooOld(name: string, short: readonly { family: VersionFamily; needed: string; offered: OfferedVersion }[]): DlbundleError {
+  const first = short[0] as (typeof short)[number];
+  const needs = short.map((s) => `${s.family}_${s.needed}`).join(' and ');
+  // One clause per file read: libstdc++.so.6 answers for GLIBCXX and CXXABI at once.
+  const byFile = new Map<string, (typeof short)[number][]>();
+  for (const s of short) byFile.set(s.offered.file, [...(byFile.get(s.offered.file) ?? []), s]);
+  const has = [...byFile].map(([file, list]) => {
+    const defined = list.map((s) => (s.offered.version === null ? `no ${s.family} version` : `${s.family}_${s.offered.version}`));
+    const note = list.find((s) => s.offered.note !== undefined)?.offered.note;
+    return `${file} defines ${list.every((s) => s.offered.version === null) ? defined.join(' and ') : `versions up to ${defined.join(' and ')}`}${note === undefined ? '' : ` (${note})`}`;
+  });
+  const what = [...new Set(short.map((s) => FAMILY_PROVIDERS[s.family].what))].join(' and ');
+  const older = short.map((s) => (s.offered.version === null ? `no ${s.family} version` : `${s.family}_${s.offered.version}`)).join(' and ');
+  return new DlbundleError(
+    'E_SYSTEM_TOO_OLD',
+    `${JSON.stringify(name)} needs ${needs}, newer than this system's ${what}: ${has.join('; ')}. It was built on a newer system than this one, and the dynamic linker would refuse it.`,
+    `Use a build of ${name} made for an older system (built on an older distribution or against an older sysroot, needing at most ${older}), or run on a system whose ${what} is newer; load it with bundle.optional() if it is optional.`,
+    {
+      file: name,
+      dependency: FAMILY_PROVIDERS[first.family].soname,
+      requiredVersion: `${first.family}_${first.needed}`,
+      ...(first.offered.version === null ? {} : { presentVersion: `${first.family}_${first.offered.version}` }),
+    },
+  );
 }

@@ -35,8 +35,8 @@ export { hostTarget, targetFacts, knownTargets, cpuFeatures, parseVariantKey, se
 export { DlbundleError, isDlbundleError, type DlbundleErrorCode, type DlbundleErrorDetails } from './errors';
 
 // The building blocks: ELF facts, manifests, dependency order, hashes.
-export { readElf, bufferSource, machineName, type ElfInfo, type ElfByteSource, type ElfType } from './elf';
-export { readElfFile } from './elf-file';
+export { readElf, bufferSource, machineName, type ElfInfo, type ElfByteSource, type ElfType } from './formats/elf';
+export { readElfFile } from './formats/elf-file';
 export { parseManifest, variantDigest, MANIFEST_FILE, MANIFEST_FORMAT, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 export { dependencyGraph, loadOrder, externalDependencies, dependencyClosure, type GraphNode, type DependencyGraph } from './plan';
 export { xxh64, createXxh64, type Xxh64Stream } from './hash';

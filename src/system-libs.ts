@@ -9,7 +9,7 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { logger } from './log';
-import { readElfFile } from './elf-file';
+import { readElfFile } from './formats/elf-file';
 import { readSmallFile } from './io';
 import { hostTarget, targetFacts } from './variant';
 

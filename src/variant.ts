@@ -5,9 +5,9 @@
  */
 import fs = require('node:fs');
 import { DlbundleError } from './errors';
-import type { ElfInfo } from './elf';
+import type { ElfInfo } from './formats/elf';
 import type { BinaryFormat } from './formats/binary';
-import { readInterpreterFile } from './elf-file';
+import { readInterpreterFile } from './formats/elf-file';
 import { nearest } from './nearest';
 import { runtimePlatform } from './platform';
 

@@ -17,7 +17,7 @@ import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readElfFile } from '../src/elf-file';
+import { readElfFile } from '../src/formats/elf-file';
 import { DlbundleError, type DlbundleErrorCode } from '../src/errors';
 import { parseManifest, variantDigest } from '../src/manifest';
 import { pack } from '../src/pack';

@@ -5,7 +5,7 @@
  * emit for a library with nothing but a dynamic section:
  *
  *   ELF header | program headers (PT_LOAD, PT_DYNAMIC, PT_INTERP?) | interp? |
- *   .dynstr | .dynamic | [.shstrtab + section headers]
+ *   .dynstr | .gnu.version_r? | .gnu.version_d? | .dynamic | [.shstrtab + section headers]
  *
  * One PT_LOAD maps the whole file at BASE_VADDR + file offset, so every
  * virtual address differs from its file offset: a reader that mistakes
@@ -36,6 +36,24 @@ export const DT_SONAME = 14;
 export const DT_RPATH = 15;
 export const DT_DEBUG = 21;
 export const DT_RUNPATH = 29;
+export const DT_VERDEF = 0x6ffffffc;
+export const DT_VERDEFNUM = 0x6ffffffd;
+export const DT_VERNEED = 0x6ffffffe;
+export const DT_VERNEEDNUM = 0x6fffffff;
+
+/** One entry of `.gnu.version_r`: the versions needed from one library. */
+export interface VersionNeedSpec {
+  readonly file: string;
+  readonly versions: readonly { readonly name: string; readonly flags?: number; readonly index: number }[];
+}
+
+/** One entry of `.gnu.version_d`; the first is the file's own (flags 1, VER_FLG_BASE). */
+export interface VersionDefinitionSpec {
+  readonly name: string;
+  readonly flags?: number;
+  readonly index: number;
+  readonly parents?: readonly string[];
+}
 
 /** What to put in the ELF file. Everything but `class` and `endian` has a default. */
 export interface ElfSpec {
@@ -57,8 +75,12 @@ export interface ElfSpec {
   readonly rpath?: string;
   /** Emit PT_DYNAMIC (and the dynamic array); defaults to true. */
   readonly dynamic?: boolean;
-  /** Emit section headers (NULL, .interp?, .dynstr, .dynamic, .shstrtab); defaults to false. */
+  /** Emit section headers (NULL, .interp?, .dynstr, .gnu.version_r?, .gnu.version_d?, .dynamic, .shstrtab); defaults to false. */
   readonly sections?: boolean;
+  /** `.gnu.version_r` (DT_VERNEED, DT_VERNEEDNUM); none when absent. */
+  readonly versionNeeds?: readonly VersionNeedSpec[];
+  /** `.gnu.version_d` (DT_VERDEF, DT_VERDEFNUM); none when absent. */
+  readonly versionDefinitions?: readonly VersionDefinitionSpec[];
 }
 
 /** One entry of the dynamic array: its tag and where the entry starts in the file. */
@@ -96,6 +118,9 @@ export interface BuiltElf {
   readonly dynamicOffset: number | null;
   /** The dynamic array's entries in file order, DT_NULL last. */
   readonly dynamicEntries: readonly DynamicEntry[];
+  /** File offsets of `.gnu.version_r` and `.gnu.version_d` (null when not emitted). */
+  readonly verneedOffset: number | null;
+  readonly verdefOffset: number | null;
   /** `e_shoff`, 0 without section headers. */
   readonly shoff: number;
   /** Byte offsets of header fields, for corrupting them. */
@@ -186,6 +211,18 @@ class StringTableBuilder {
 
 const align = (n: number, to: number): number => Math.ceil(n / to) * to;
 
+/** The System V ABI's ELF hash (vna_hash, vd_hash). */
+function elfHash(name: string): number {
+  let h = 0;
+  for (const c of Buffer.from(name, 'utf8')) {
+    h = ((h << 4) + c) >>> 0;
+    const g = h & 0xf0000000;
+    if (g !== 0) h ^= g >>> 24;
+    h &= ~g >>> 0;
+  }
+  return h >>> 0;
+}
+
 /**
  * Builds one ELF file from `spec`.
  *
@@ -215,10 +252,21 @@ export function buildElf(spec: ElfSpec): BuiltElf {
   if (spec.soname !== undefined) dyn.push({ tag: DT_SONAME, value: strtab.add(spec.soname) });
   if (spec.runpath !== undefined) dyn.push({ tag: DT_RUNPATH, value: strtab.add(spec.runpath) });
   if (spec.rpath !== undefined) dyn.push({ tag: DT_RPATH, value: strtab.add(spec.rpath) });
+  const needs = spec.versionNeeds ?? [];
+  const defs = spec.versionDefinitions ?? [];
+  for (const n of needs) [n.file, ...n.versions.map((v) => v.name)].forEach((t) => strtab.add(t));
+  for (const d of defs) [d.name, ...(d.parents ?? [])].forEach((t) => strtab.add(t));
   const strtabBytes = strtab.bytes();
   const strtabOffset = cursor;
   const strtabVaddr = BASE_VADDR + strtabOffset;
   cursor += strtabBytes.length;
+  // Elf_Verneed and Elf_Vernaux are 16 bytes each, Elf_Verdef 20 and Elf_Verdaux 8, in both classes.
+  const verneedOffset = needs.length > 0 ? align(cursor, 4) : null;
+  if (verneedOffset !== null) cursor = verneedOffset + needs.reduce((n, e) => n + 16 + 16 * e.versions.length, 0);
+  const verdefOffset = defs.length > 0 ? align(cursor, 4) : null;
+  if (verdefOffset !== null) cursor = verdefOffset + defs.reduce((n, d) => n + 20 + 8 * (1 + (d.parents?.length ?? 0)), 0);
+  if (verneedOffset !== null) dyn.push({ tag: DT_VERNEED, value: BASE_VADDR + verneedOffset }, { tag: DT_VERNEEDNUM, value: needs.length });
+  if (verdefOffset !== null) dyn.push({ tag: DT_VERDEF, value: BASE_VADDR + verdefOffset }, { tag: DT_VERDEFNUM, value: defs.length });
   dyn.push({ tag: DT_STRTAB, value: strtabVaddr }, { tag: DT_STRSZ, value: strtabBytes.length }, { tag: DT_NULL, value: 0 });
 
   const dynEntSize = 2 * wordSize;
@@ -226,7 +274,7 @@ export function buildElf(spec: ElfSpec): BuiltElf {
   if (dynamicOffset !== null) cursor = dynamicOffset + dyn.length * dynEntSize;
 
   // Section names and headers come last, outside nothing the reader needs.
-  const sectionNames = ['', ...(hasInterp ? ['.interp'] : []), '.dynstr', ...(withDynamic ? ['.dynamic'] : []), '.shstrtab'];
+  const sectionNames = ['', ...(hasInterp ? ['.interp'] : []), '.dynstr', ...(verneedOffset !== null ? ['.gnu.version_r'] : []), ...(verdefOffset !== null ? ['.gnu.version_d'] : []), ...(withDynamic ? ['.dynamic'] : []), '.shstrtab'];
   const shstrtab = new StringTableBuilder();
   const nameOffsets = sectionNames.map((n) => (n === '' ? 0 : shstrtab.add(n)));
   const shstrtabBytes = spec.sections === true ? shstrtab.bytes() : Buffer.alloc(0);
@@ -286,6 +334,46 @@ export function buildElf(spec: ElfSpec): BuiltElf {
 
   if (interpOffset !== null) interpBytes.copy(buf, interpOffset);
   strtabBytes.copy(buf, strtabOffset);
+  const nameAt = (t: string): number => strtab.add(t);
+  if (verneedOffset !== null) {
+    let at = verneedOffset;
+    needs.forEach((n, i) => {
+      const size = 16 + 16 * n.versions.length;
+      w.u16(at, 1);
+      w.u16(at + 2, n.versions.length);
+      w.u32(at + 4, nameAt(n.file));
+      w.u32(at + 8, 16);
+      w.u32(at + 12, i === needs.length - 1 ? 0 : size);
+      n.versions.forEach((v, k) => {
+        const aux = at + 16 + 16 * k;
+        w.u32(aux, elfHash(v.name));
+        w.u16(aux + 4, v.flags ?? 0);
+        w.u16(aux + 6, v.index);
+        w.u32(aux + 8, nameAt(v.name));
+        w.u32(aux + 12, k === n.versions.length - 1 ? 0 : 16);
+      });
+      at += size;
+    });
+  }
+  if (verdefOffset !== null) {
+    let at = verdefOffset;
+    defs.forEach((d, i) => {
+      const names = [d.name, ...(d.parents ?? [])];
+      const size = 20 + 8 * names.length;
+      w.u16(at, 1);
+      w.u16(at + 2, d.flags ?? 0);
+      w.u16(at + 4, d.index);
+      w.u16(at + 6, names.length);
+      w.u32(at + 8, elfHash(d.name));
+      w.u32(at + 12, 20);
+      w.u32(at + 16, i === defs.length - 1 ? 0 : size);
+      names.forEach((t, k) => {
+        w.u32(at + 20 + 8 * k, nameAt(t));
+        w.u32(at + 20 + 8 * k + 4, k === names.length - 1 ? 0 : 8);
+      });
+      at += size;
+    });
+  }
 
   const dynamicEntries: DynamicEntry[] = [];
   if (dynamicOffset !== null) {
@@ -305,7 +393,7 @@ export function buildElf(spec: ElfSpec): BuiltElf {
     const SHF_WRITE = 1;
     const SHF_ALLOC = 2;
     const dynstrIndex = sectionNames.indexOf('.dynstr');
-    const writeShdr = (index: number, s: { type: number; flags: number; offset: number; addr: number; size: number; link: number; align: number; entsize: number }): void => {
+    const writeShdr = (index: number, s: { type: number; flags: number; offset: number; addr: number; size: number; link: number; align: number; entsize: number; info?: number }): void => {
       const at = shoff + index * shentsize;
       const name = nameOffsets[index] ?? 0;
       w.u32(at, name);
@@ -316,7 +404,7 @@ export function buildElf(spec: ElfSpec): BuiltElf {
         w.u64(at + 24, s.offset);
         w.u64(at + 32, s.size);
         w.u32(at + 40, s.link);
-        w.u32(at + 44, 0);
+        w.u32(at + 44, s.info ?? 0);
         w.u64(at + 48, s.align);
         w.u64(at + 56, s.entsize);
       } else {
@@ -325,7 +413,7 @@ export function buildElf(spec: ElfSpec): BuiltElf {
         w.u32(at + 16, s.offset);
         w.u32(at + 20, s.size);
         w.u32(at + 24, s.link);
-        w.u32(at + 28, 0);
+        w.u32(at + 28, s.info ?? 0);
         w.u32(at + 32, s.align);
         w.u32(at + 36, s.entsize);
       }
@@ -335,6 +423,10 @@ export function buildElf(spec: ElfSpec): BuiltElf {
         writeShdr(index, { type: SHT_PROGBITS, flags: SHF_ALLOC, offset: interpOffset, addr: BASE_VADDR + interpOffset, size: interpBytes.length, link: 0, align: 1, entsize: 0 });
       } else if (name === '.dynstr') {
         writeShdr(index, { type: SHT_STRTAB, flags: SHF_ALLOC, offset: strtabOffset, addr: strtabVaddr, size: strtabBytes.length, link: 0, align: 1, entsize: 0 });
+      } else if (name === '.gnu.version_r' && verneedOffset !== null) {
+        writeShdr(index, { type: 0x6ffffffe, flags: SHF_ALLOC, offset: verneedOffset, addr: BASE_VADDR + verneedOffset, size: needs.reduce((n, e) => n + 16 + 16 * e.versions.length, 0), link: dynstrIndex, align: 4, entsize: 0, info: needs.length });
+      } else if (name === '.gnu.version_d' && verdefOffset !== null) {
+        writeShdr(index, { type: 0x6ffffffd, flags: SHF_ALLOC, offset: verdefOffset, addr: BASE_VADDR + verdefOffset, size: defs.reduce((n, d) => n + 20 + 8 * (1 + (d.parents?.length ?? 0)), 0), link: dynstrIndex, align: 4, entsize: 0, info: defs.length });
       } else if (name === '.dynamic' && dynamicOffset !== null) {
         writeShdr(index, { type: SHT_DYNAMIC, flags: SHF_ALLOC | SHF_WRITE, offset: dynamicOffset, addr: BASE_VADDR + dynamicOffset, size: dyn.length * dynEntSize, link: dynstrIndex, align: wordSize, entsize: dynEntSize });
       } else if (name === '.shstrtab') {
@@ -361,6 +453,8 @@ export function buildElf(spec: ElfSpec): BuiltElf {
     strtabSize: strtabBytes.length,
     dynamicOffset,
     dynamicEntries,
+    verneedOffset,
+    verdefOffset,
     shoff,
     fields,
   };

@@ -12,8 +12,8 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readElf } from '../src/elf';
-import { readElfFile } from '../src/elf-file';
+import { readElf } from '../src/formats/elf';
+import { readElfFile } from '../src/formats/elf-file';
 import { DlbundleError } from '../src/errors';
 import { inspectFiles } from '../src/inspect';
 import { pack } from '../src/pack';

@@ -2,8 +2,8 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { bufferSource, machineName, neededLibraries, readElf, sonameOf, type ElfByteSource, type ElfInfo } from '../src/elf';
-import { readElfFile } from '../src/elf-file';
+import { bufferSource, machineName, neededLibraries, readElf, sonameOf, type ElfByteSource, type ElfInfo } from '../src/formats/elf';
+import { readElfFile } from '../src/formats/elf-file';
 import { DlbundleError, type DlbundleErrorCode } from '../src/errors';
 import {
   BASE_VADDR,

@@ -1,6 +1,6 @@
 /**
  * Bounded fuzzing, with a fixed seed, of the readers that take bytes dlbundle
- * did not write itself: the ELF reader (src/elf.ts), the PE and Mach-O
+ * did not write itself: the ELF reader (src/formats/elf.ts), the PE and Mach-O
  * readers (src/formats/pe.ts, macho.ts) and the manifest reader
  * (src/manifest.ts).
  *
@@ -17,7 +17,10 @@
  *     fields (e_phoff, e_phnum, p_offset, p_filesz, DT_STRTAB, DT_STRSZ,
  *     DT_NEEDED, … with boundary values), truncation, inserted and deleted
  *     bytes, two files spliced, damaged string tables; read as a Buffer, through
- *     a positioned-read source like readElfFile's, and with readInterpreter.
+ *     a positioned-read source like readElfFile's, with readInterpreter, and
+ *     with readSymbolVersions and versionHashes (the version tables found through DT_VERNEED /
+ *     DT_VERDEF are damaged as regions and their first words as fields; the
+ *     answer through a Buffer and through positioned reads must agree).
  *     Each call must return an ElfInfo or throw a DlbundleError E_NOT_ELF /
  *     E_BAD_ELF (naming the file and the byte offset, with a next step), give
  *     the same answer through a Buffer and through positioned reads, and take
@@ -66,7 +69,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { readElf, readInterpreter, type ElfByteSource, type ElfInfo } from '../src/elf';
+import { readElf, readInterpreter, readSymbolVersions, versionHashes, type ElfByteSource, type ElfInfo, type NeededVersion, type SymbolVersions, type VersionDefinition, type VersionNeed } from '../src/formats/elf';
 import { DlbundleError } from '../src/errors';
 import { readBinary } from '../src/formats/binary';
 import { readMachO, type MachOInfo } from '../src/formats/macho';
@@ -311,9 +314,14 @@ interface ElfSeed {
   readonly values: readonly bigint[];
 }
 
-const DT_NAMES: Readonly<Record<number, string>> = { 0: 'DT_NULL', 1: 'DT_NEEDED', 5: 'DT_STRTAB', 10: 'DT_STRSZ', 14: 'DT_SONAME', 15: 'DT_RPATH', 29: 'DT_RUNPATH' };
+const DT_NAMES: Readonly<Record<number, string>> = {
+  0: 'DT_NULL', 1: 'DT_NEEDED', 5: 'DT_STRTAB', 10: 'DT_STRSZ', 14: 'DT_SONAME', 15: 'DT_RPATH', 29: 'DT_RUNPATH',
+  0x6ffffffc: 'DT_VERDEF', 0x6ffffffd: 'DT_VERDEFNUM', 0x6ffffffe: 'DT_VERNEED', 0x6fffffff: 'DT_VERNEEDNUM',
+};
+// How much of a version table (found by its address; its size is not recorded) counts as a region to damage.
+const VERSION_REGION = 512;
 
-/** Locates the fields of a valid ELF file, independently of src/elf.ts. */
+/** Locates the fields of a valid ELF file, independently of src/formats/elf.ts. */
 function describeSeed(name: string, bytes: Buffer): ElfSeed {
   const is64 = bytes[4] === 2;
   const little = bytes[5] === 1;
@@ -376,6 +384,7 @@ function describeSeed(name: string, bytes: Buffer): ElfSeed {
     regions.push([dynamic.offset, dynamic.offset + dynamic.filesz]);
     let strtab = -1;
     let strsz = -1;
+    const versionTables: number[] = [];
     for (let j = 0; (j + 1) * 2 * ws <= dynamic.filesz; j++) {
       const at = dynamic.offset + j * 2 * ws;
       const tag = word(at);
@@ -386,8 +395,17 @@ function describeSeed(name: string, bytes: Buffer): ElfSeed {
       add(at + ws, ws, `d_val[${j}] (${tagName})`, isHot);
       if (tag === 5) strtab = value;
       if (tag === 10) strsz = value;
+      if (tag === 0x6ffffffc || tag === 0x6ffffffe) versionTables.push(value);
       if (isHot) values.add(BigInt(value));
       if (tag === 0) break;
+    }
+    // The version tables and their next/aux offsets: damaged as regions, their fields overwritten as hot ones.
+    for (const vaddr of versionTables) {
+      const l = loads.find((x) => vaddr >= x.vaddr && vaddr < x.vaddr + x.filesz);
+      if (l === undefined) continue;
+      const offset = l.offset + (vaddr - l.vaddr);
+      regions.unshift([offset, Math.min(bytes.length, offset + VERSION_REGION)]);
+      for (let at = offset; at + 4 <= Math.min(bytes.length, offset + 64); at += 4) add(at, 4, `version table word @0x${at.toString(16)}`, true);
     }
     const load = loads.find((l) => strtab >= l.vaddr && strtab < l.vaddr + l.filesz);
     if (load !== undefined && strsz > 0) {
@@ -632,6 +650,19 @@ function checkElfInfo(info: unknown): string | null {
   return null;
 }
 
+function checkSymbolVersions(value: unknown): string | null {
+  const v = value as SymbolVersions;
+  if (typeof value !== 'object' || value === null || !Array.isArray(v.needed) || !Array.isArray(v.defined)) return 'readSymbolVersions returned no needed / defined lists';
+  const count = v.needed.reduce((n, x) => n + 1 + x.versions.length, 0) + v.defined.reduce((n, d) => n + 1 + d.parents.length, 0);
+  if (count > 4096 * 2) return `readSymbolVersions returned ${count} entries, past its bound`;
+  const goodVersion = (x: NeededVersion): boolean => typeof x.name === 'string' && Number.isInteger(x.flags) && Number.isInteger(x.index);
+  const goodNeed = (n: VersionNeed): boolean => typeof n.file === 'string' && n.versions.every(goodVersion);
+  const goodDefinition = (d: VersionDefinition): boolean => typeof d.name === 'string' && Number.isInteger(d.flags) && Number.isInteger(d.index) && d.parents.every((p: string) => typeof p === 'string');
+  if (!v.needed.every(goodNeed)) return 'a version need of the wrong shape';
+  if (!v.defined.every(goodDefinition)) return 'a version definition of the wrong shape';
+  return null;
+}
+
 function loadElfSeeds(): ElfSeed[] {
   const files = [
     ...['libdemo_core.so', 'libdemo_codec.so.1.2.3', 'libdemo_app.so', 'libdemo_plugin.so', 'libdemo_accel.so', 'libdemo_gpu_runtime.so.1', 'demo.node'].map((n) => path.join(NATIVE_BUILD, n)),
@@ -642,7 +673,15 @@ function loadElfSeeds(): ElfSeed[] {
     if (!fs.existsSync(file)) throw new Error(`${file} is missing: run \`npm run build:native\` for the demo libraries; the system ones come with Debian's zlib1g, libc6 and libstdc++6.`);
     seeds.push(describeSeed(path.basename(file), fs.readFileSync(file)));
   }
-  const full = { interp: '/lib/ld-test.so.1', soname: 'libfull.so.2', needed: ['libc.so.6', 'libm.so.6', 'libdep.so'], runpath: '$ORIGIN:$ORIGIN/../lib', rpath: '/opt/old/lib' };
+  const full = {
+    interp: '/lib/ld-test.so.1',
+    soname: 'libfull.so.2',
+    needed: ['libc.so.6', 'libm.so.6', 'libdep.so'],
+    runpath: '$ORIGIN:$ORIGIN/../lib',
+    rpath: '/opt/old/lib',
+    versionNeeds: [{ file: 'libc.so.6', versions: [{ name: 'GLIBC_2.2.5', index: 2 }, { name: 'GLIBC_2.34', index: 3 }] }, { file: 'libm.so.6', versions: [{ name: 'GLIBC_2.29', flags: 2, index: 4 }] }],
+    versionDefinitions: [{ name: 'libfull.so.2', flags: 1, index: 1 }, { name: 'FULL_1', index: 5 }, { name: 'FULL_2', index: 6, parents: ['FULL_1'] }],
+  };
   for (const [cls, endian, machine, sections] of [[32, 'little', 3, true], [32, 'big', 8, false], [64, 'big', 21, true], [64, 'little', 62, false]] as const) {
     seeds.push(describeSeed(`built ELF${cls} ${endian}-endian${sections ? ' with sections' : ''}`, buildElf({ class: cls, endian, machine, sections, ...full }).bytes));
   }
@@ -663,12 +702,13 @@ function fuzzElf(from: number, count: number, only: boolean, write: string | nul
     try {
       const m = mutateElf(rng, seed, seeds, ed);
       const mode = rng.below(20);
-      const how = mode < 17 ? 'readElf(Buffer)' : mode < 19 ? 'readElf(positioned reads)' : 'readInterpreter';
+      const how = mode < 15 ? 'readElf(Buffer)' : mode < 17 ? 'readElf(positioned reads)' : mode < 18 ? 'readInterpreter' : 'readSymbolVersions';
       const mutation = `${m.kind} of ${seed.name}: ${m.description}; ${how}`;
       tally.count(tally.mutations, m.kind);
       if (write !== null) fs.writeFileSync(write, m.input);
       const input = m.input;
-      const call = mode < 17 ? () => readElf(input, FILE) : mode < 19 ? () => readElf(copyingSource(input), FILE) : () => readInterpreter(input, FILE);
+      const call =
+        how === 'readElf(Buffer)' ? () => readElf(input, FILE) : how === 'readElf(positioned reads)' ? () => readElf(copyingSource(input), FILE) : how === 'readInterpreter' ? () => readInterpreter(input, FILE) : () => readSymbolVersions(input, FILE);
       const { outcome, ms } = timedBest(call);
       tally.tried++;
       if (ms > tally.slowestMs) (tally.slowestMs = ms), (tally.slowestIndex = index);
@@ -679,8 +719,24 @@ function fuzzElf(from: number, count: number, only: boolean, write: string | nul
         const viaReads = outcomeFacts(outcome);
         if (viaBuffer !== viaReads) tally.fail('readElf(Buffer) and readElf(positioned reads) disagree', { index, mutation, detail: `${viaBuffer} vs ${viaReads}` });
       }
+      if (how === 'readSymbolVersions') {
+        const viaReads = outcomeFacts(timed(() => readSymbolVersions(copyingSource(input), FILE)).outcome);
+        const viaBuffer = outcomeFacts(outcome);
+        if (viaBuffer !== viaReads) tally.fail('readSymbolVersions(Buffer) and readSymbolVersions(positioned reads) disagree', { index, mutation, detail: `${viaBuffer} vs ${viaReads}` });
+        // The start's look-up walks the same definitions: the same codes only.
+        const hashes = timed(() => versionHashes(input, FILE)).outcome;
+        const problem = hashes.ok ? (hashes.value instanceof Set ? null : 'versionHashes returned no Set') : checkError(hashes.error, ELF_CODES, FILE);
+        if (problem !== null) tally.fail(`versionHashes: ${problem}`, { index, mutation, detail: String((hashes as { error?: Error }).error?.stack ?? '') });
+      }
       if (outcome.ok) {
-        const problem = how === 'readInterpreter' ? (outcome.value === null || typeof outcome.value === 'string' ? null : 'readInterpreter returned a non-string') : checkElfInfo(outcome.value);
+        const problem =
+          how === 'readInterpreter'
+            ? outcome.value === null || typeof outcome.value === 'string'
+              ? null
+              : 'readInterpreter returned a non-string'
+            : how === 'readSymbolVersions'
+              ? checkSymbolVersions(outcome.value)
+              : checkElfInfo(outcome.value);
         if (problem === null) tally.parsed++;
         else tally.fail(problem, { index, mutation, detail: JSON.stringify(outcome.value) });
         if (only) console.error(`input ${index}: ${mutation}\nreturned ${JSON.stringify(outcome.value)}`);

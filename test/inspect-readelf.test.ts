@@ -1,5 +1,6 @@
 /**
- * `dlbundle inspect --json` against binutils' readelf on every shared object
+ * `dlbundle inspect --json` against binutils' readelf (-h -d -l -V: the
+ * highest GLIBC / GLIBCXX / CXXABI needed too) on every shared object
  * installed under /usr/lib: the two readers were written independently, so
  * agreement on a thousand real files is strong evidence for both.
  */
@@ -19,6 +20,7 @@ interface Facts {
   runpath: string[];
   rpath: string[];
   interp: string | null;
+  requiresVersions: Record<string, string>;
 }
 
 // readelf's long machine names for the machines found on Debian systems.
@@ -58,7 +60,7 @@ function readelfFacts(files: readonly string[]): Map<string, Facts & { type: str
     // Two or more files make readelf print a "File:" line before each one.
     const chunk = files.slice(i, i + 200);
     const args = chunk.length === 1 ? [...chunk, ...chunk] : chunk;
-    const text = execFileSync('readelf', ['-h', '-d', '-l', '-W', ...args], { encoding: 'utf8', maxBuffer: 256 << 20 });
+    const text = execFileSync('readelf', ['-h', '-d', '-l', '-V', '-W', ...args], { encoding: 'utf8', maxBuffer: 512 << 20 });
     for (const block of text.split(/^File: /m).slice(1)) {
       const file = block.slice(0, block.indexOf('\n'));
       const one = (re: RegExp): string | null => re.exec(block)?.[1] ?? null;
@@ -75,10 +77,35 @@ function readelfFacts(files: readonly string[]): Map<string, Facts & { type: str
         runpath: all(/\(RUNPATH\)\s+Library runpath: \[(.*)\]$/gm).flatMap((s) => s.split(':')),
         rpath: all(/\(RPATH\)\s+Library rpath: \[(.*)\]$/gm).flatMap((s) => s.split(':')),
         interp: one(/\[Requesting program interpreter: (.*)\]$/m),
+        requiresVersions: highestNeeded(block),
       });
     }
   }
   return result;
+}
+
+// The highest GLIBC_x.y, GLIBCXX_x.y.z and CXXABI_x.y in readelf's "Version
+// needs section", weak needs left out (ld.so tolerates their absence);
+// GLIBC_ABI_DT_RELR is glibc 2.36's (the release that added it).
+function highestNeeded(block: string): Record<string, string> {
+  const start = block.indexOf('Version needs section');
+  const needs = start < 0 ? '' : block.slice(start);
+  const best: Record<string, string> = {};
+  const newer = (a: string, b: string): boolean => {
+    const x = a.split('.').map(Number);
+    const y = b.split('.').map(Number);
+    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? -1) !== (y[i] ?? -1)) return (x[i] ?? -1) > (y[i] ?? -1);
+    return false;
+  };
+  for (const m of needs.matchAll(/Name: (\S+) {2}Flags: (.*?) {2}Version: \d+$/gm)) {
+    if ((m[2] as string).includes('WEAK')) continue;
+    const name = m[1] as string;
+    const v = name === 'GLIBC_ABI_DT_RELR' ? ['GLIBC', '2.36'] : /^(GLIBC|GLIBCXX|CXXABI)_([0-9.]+)$/.exec(name)?.slice(1);
+    if (v === undefined) continue;
+    const [family, version] = v as [string, string];
+    if (best[family] === undefined || newer(version, best[family] as string)) best[family] = version;
+  }
+  return Object.fromEntries(['GLIBC', 'GLIBCXX', 'CXXABI'].filter((f) => best[f] !== undefined).map((f) => [f, best[f] as string]));
 }
 
 describe('inspect --json agrees with readelf', function () {
@@ -98,7 +125,7 @@ describe('inspect --json agrees with readelf', function () {
 
       const differing: string[] = [];
       for (const o of ours) {
-        assert.deepEqual(Object.keys(o), ['file', 'format', 'class', 'machine', 'soname', 'needed', 'runpath', 'rpath', 'interp']);
+        assert.deepEqual(Object.keys(o), ['file', 'format', 'class', 'machine', 'soname', 'needed', 'runpath', 'rpath', 'interp', 'requiresVersions']);
         const { type: _type, ...expected } = reference.get(o.file) as Facts & { type: string };
         try {
           assert.deepEqual(o, expected);

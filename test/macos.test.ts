@@ -384,9 +384,9 @@ describe('macOS: the cross-built chain, read, packed and planned', function () {
     assert.ok('dir' in placed);
     assert.deepEqual(fs.readdirSync(placed.dir).sort(), [...CHAIN, COMPLETE_MARKER].sort());
     const search = systemSearch(placed.dir, 'darwin');
-    const found = checkBeforeLoad(graph, variant.order, arch.machine, (dep, f) => search.resolve(dep, f), search.searched);
+    const found = checkBeforeLoad(graph, variant.order, arch.machine, (dep, f) => search.resolve(dep, f), undefined, search.searched);
     assert.deepEqual([...found], [[LIBSYSTEM, LIBSYSTEM]]);
-    const wrong = expectCode('E_WRONG_ARCH', () => checkBeforeLoad(graph, variant.order, 'x86_64', (dep, f) => search.resolve(dep, f), search.searched));
+    const wrong = expectCode('E_WRONG_ARCH', () => checkBeforeLoad(graph, variant.order, 'x86_64', (dep, f) => search.resolve(dep, f), undefined, search.searched));
     assert.match(wrong.message, /"libmac_accel.dylib" is built for aarch64, but this process runs on x86_64/);
   });
 
@@ -398,12 +398,12 @@ describe('macOS: the cross-built chain, read, packed and planned', function () {
     const bundleDir = tempDir();
     const search = systemSearch(bundleDir, 'darwin');
     const resolve = (dep: string, f: ManifestFile): string | null => resolveDyldLibrary(dep, { rpaths: f.runpath, loaderDir: bundleDir, executableDir: '/nowhere', env: {}, machine: arch.machine })?.path ?? null;
-    const e = expectCode('E_MISSING_DEP', () => checkBeforeLoad(graph, closure, arch.machine, resolve, search.searched));
+    const e = expectCode('E_MISSING_DEP', () => checkBeforeLoad(graph, closure, arch.machine, resolve, undefined, search.searched));
     assert.equal(e.dependency, '@rpath/libmac_core.dylib');
     assert.equal(e.file, 'libmac_codec.dylib');
     assert.match(e.message, /searched DYLD_LIBRARY_PATH, its LC_RPATH entries, @loader_path \(the bundle directory\)/);
     fs.copyFileSync(path.join(built.arm64, 'libmac_core.dylib'), path.join(bundleDir, 'libmac_core.dylib'));
-    assert.deepEqual([...checkBeforeLoad(graph, closure, arch.machine, resolve, search.searched)].sort(), [['@rpath/libmac_core.dylib', path.join(bundleDir, 'libmac_core.dylib')], [LIBSYSTEM, LIBSYSTEM]].sort());
+    assert.deepEqual([...checkBeforeLoad(graph, closure, arch.machine, resolve, undefined, search.searched)].sort(), [['@rpath/libmac_core.dylib', path.join(bundleDir, 'libmac_core.dylib')], [LIBSYSTEM, LIBSYSTEM]].sort());
   });
 
   it('a bundle without the weak libmac_accel.dylib: external, but not required before the load (dyld loads the app without it); a strong need would be E_MISSING_DEP', () => {

@@ -56,6 +56,9 @@ describe('manifest', () => {
     ['a hash that is not 16 hex digits', () => withFile((f) => (f.xxh64 = 'xyz')), /xxh64.*16 lowercase hex/],
     ['an uppercase hash', () => withFile((f) => (f.xxh64 = '0123456789ABCDEF')), /xxh64/],
     ['needed that is not an array', () => withFile((f) => (f.needed = 'libc.so.6')), /needed.*not an array/],
+    ['requiresVersions that is not an object', () => withFile((f) => (f.requiresVersions = 'GLIBC_2.34')), /files\[0\]\.requiresVersions is not an object/],
+    ['a GLIBC version that is not a version number', () => withFile((f) => (f.requiresVersions = { GLIBC: 'GLIBC_2.34' })), /requiresVersions\.GLIBC is "GLIBC_2\.34", not a version number/],
+    ['a GLIBCXX version given as a number', () => withFile((f) => (f.requiresVersions = { GLIBCXX: 3.4 })), /requiresVersions\.GLIBCXX is 3\.4, not a version number/],
     ['a file listed twice', () => {
       const m = valid();
       const v = m.variants['linux-x64-gnu'] as { files: unknown[] };
@@ -109,6 +112,23 @@ describe('manifest', () => {
     const m = { format: 1, name: 'demo', variants: { 'linux-x64-gnu': { digest: variantDigest(files), files, order: ['libcore.so', 'libuser.so.1.0'], external: [] } } };
     const e = expectCode('E_CYCLE', () => parseManifest(m));
     assert.match(e.message, /libcore\.so → libuser\.so\.1\.0 → libcore\.so/);
+  });
+});
+
+describe('manifest: requiresVersions (the glibc / libstdc++ versions a file needs)', () => {
+  it('is read when present and absent from files packed without it (older manifests stay valid)', () => {
+    const m = parseManifest(withFile((f) => (f.requiresVersions = { GLIBC: '2.34', GLIBCXX: '3.4.30', CXXABI: '1.3.13' })));
+    const [first, second] = m.variants['linux-x64-gnu']?.files ?? [];
+    assert.deepEqual(first?.requiresVersions, { GLIBC: '2.34', GLIBCXX: '3.4.30', CXXABI: '1.3.13' });
+    assert.equal(second !== undefined && 'requiresVersions' in second, false);
+    assert.equal(parseManifest(valid()).variants['linux-x64-gnu']?.files.some((f) => 'requiresVersions' in f), false);
+  });
+
+  it('skips families this version does not know (a newer dlbundle may record more), and does not change the digest', () => {
+    const m = parseManifest(withFile((f) => (f.requiresVersions = { GLIBC: '2.38', GCC: '14.0.0', OPENSSL: [1] })));
+    assert.deepEqual(m.variants['linux-x64-gnu']?.files[0]?.requiresVersions, { GLIBC: '2.38' });
+    const onlyUnknown = parseManifest(withFile((f) => (f.requiresVersions = { GCC: '14.0.0' })));
+    assert.equal('requiresVersions' in (onlyUnknown.variants['linux-x64-gnu']?.files[0] ?? {}), false);
   });
 });
 

@@ -9,7 +9,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readElfFile } from '../src/elf-file';
+import { readElfFile } from '../src/formats/elf-file';
 import { pack } from '../src/pack';
 import { expectCode, nativeFixture, REPO, tempDir } from './fixtures';
 

@@ -178,8 +178,8 @@ describe('dlbundle inspect', () => {
     const r = cli('inspect', '--json', ...files);
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), [
-      { file: files[0], format: 'elf', class: 64, machine: 'x86_64', soname: 'libdemo_codec.so.1', needed: ['libdemo_core.so'], runpath: [], rpath: [], interp: null },
-      { file: files[1], format: 'elf', class: 64, machine: 'x86_64', soname: 'libdemo_core.so', needed: ['libc.so.6'], runpath: [], rpath: [], interp: null },
+      { file: files[0], format: 'elf', class: 64, machine: 'x86_64', soname: 'libdemo_codec.so.1', needed: ['libdemo_core.so'], runpath: [], rpath: [], interp: null, requiresVersions: {} },
+      { file: files[1], format: 'elf', class: 64, machine: 'x86_64', soname: 'libdemo_core.so', needed: ['libc.so.6'], runpath: [], rpath: [], interp: null, requiresVersions: { GLIBC: '2.2.5' } },
     ]);
     const text = cli('inspect', files[0] as string);
     assert.match(text.stdout, /soname:  libdemo_codec\.so\.1/);

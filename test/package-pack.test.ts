@@ -17,7 +17,7 @@ import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readElfFile } from '../src/elf-file';
+import { readElfFile } from '../src/formats/elf-file';
 import { MANIFEST_FILE, type Manifest } from '../src/manifest';
 import { packPackage } from '../src/pack';
 import { packageNativeFiles, type PackageNativeFiles } from '../src/package-files';

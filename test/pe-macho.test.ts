@@ -7,7 +7,7 @@
  * truncation of a built file.
  */
 import { strict as assert } from 'node:assert';
-import { asByteSource, type ByteSource } from '../src/formats/byte-reader';
+import { bufferSource, type ByteSource } from '../src/formats/byte-reader';
 import { binaryFormatOf, readBinary } from '../src/formats/binary';
 import { readMachO } from '../src/formats/macho';
 import { readPe, type PeInfo } from '../src/formats/pe';
@@ -327,7 +327,7 @@ describe('readBinary', () => {
     for (const [kind, bytes] of files) {
       assert.doesNotThrow(() => readBinary(bytes));
       for (let n = 0; n < bytes.length; n++) {
-        const e = thrown(() => readBinary(asByteSource(bytes.subarray(0, n)), 'cut'));
+        const e = thrown(() => readBinary(bufferSource(bytes.subarray(0, n)), 'cut'));
         assert.ok(e instanceof DlbundleError && ['E_BAD_PE', 'E_BAD_MACHO', 'E_NOT_ELF'].includes(e.code), `${kind} cut at ${n}: ${String(e)}`);
       }
     }

@@ -15,8 +15,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { injectSeaBlob } from '../src/build/sea-inject';
 import { defaultSeaRoute, writeSeaExecutable } from '../src/build/single-file';
-import { readLayout } from '../src/elf';
-import { fdSource } from '../src/elf-file';
+import { readLayout } from '../src/formats/elf';
+import { fdSource } from '../src/formats/elf-file';
 import { expectCode, nativeFixture, REPO, tempDir } from './fixtures';
 import { changedBeyondHeaderAndFuse, differences, fuseOffset } from './sea-layout';
 

@@ -8,7 +8,7 @@ import { strict as assert } from 'node:assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readInterpreterFile } from '../src/elf-file';
+import { readInterpreterFile } from '../src/formats/elf-file';
 import { pack } from '../src/pack';
 import { cpuFeatures, elfTarget, elfTargetsOf, hostLibc, hostTarget, parseVariantKey, selectVariant, variantKey } from '../src/variant';
 import { runChild } from './child';

@@ -15,8 +15,8 @@
  */
 import fs = require('node:fs');
 import { DlbundleError } from '../errors';
-import { readLayout, type ProgramHeader } from '../elf';
-import { fdSource } from '../elf-file';
+import { readLayout, type ProgramHeader } from '../formats/elf';
+import { fdSource } from '../formats/elf-file';
 import { ioError, readRange } from '../file-io';
 
 /** The fuse Node's SEA support checks; written in two parts so that no program built from this file carries it whole. */

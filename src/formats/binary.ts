@@ -5,8 +5,8 @@
  * `runpath`, `machine`) under the same names, and its own beside them.
  */
 import { DlbundleError } from '../errors';
-import { readElf, type ElfInfo } from '../elf';
-import { asByteSource, type ByteSource } from './byte-reader';
+import { readElf, type ElfInfo } from './elf';
+import { bufferSource, type ByteSource } from './byte-reader';
 import { FAT_ARCH_LIMIT, readMachO, type MachOImage, type MachOInfo } from './macho';
 import { readPe, type PeInfo } from './pe';
 
@@ -54,7 +54,7 @@ const SNIFF = 8;
  * if (info.format === 'pe') info.needed // ['KERNEL32.dll', 'api-ms-win-crt-stdio-l1-1-0.dll', …]
  */
 export function readBinary(input: Uint8Array | ByteSource, file = '<buffer>'): BinaryInfo {
-  const src = input instanceof Uint8Array ? asByteSource(input) : input;
+  const src = input instanceof Uint8Array ? bufferSource(input) : input;
   const format = binaryFormatOf(src.read(0, Math.min(SNIFF, src.size)));
   if (format === 'elf') return { format: 'elf', ...readElf(src, file) };
   if (format === 'pe') return readPe(src, file);

@@ -17,9 +17,10 @@ export interface ByteSource {
  * Wraps a Buffer (or any Uint8Array) as a {@link ByteSource}.
  *
  * @example
- * const info = readBinary(asByteSource(fs.readFileSync('libfoo.dylib')));
+ * const info = readBinary(bufferSource(fs.readFileSync('libfoo.dylib')));
+ * const elf = readElf(bufferSource(fs.readFileSync('libfoo.so')));
  */
-export function asByteSource(bytes: Uint8Array): ByteSource {
+export function bufferSource(bytes: Uint8Array): ByteSource {
   return { size: bytes.length, read: (offset, length) => bytes.subarray(offset, offset + length) };
 }
 

@@ -12,7 +12,7 @@
  * slice: magic, header, load commands) and every offset, count and size is
  * checked against the input before anything is read.
  */
-import { ByteReader, asByteSource, hex, sliceSource, type ByteSource } from './byte-reader';
+import { ByteReader, bufferSource, hex, sliceSource, type ByteSource } from './byte-reader';
 
 /** The load commands that name a dylib another one needs. */
 export type DylibCommand = 'LC_LOAD_DYLIB' | 'LC_LOAD_WEAK_DYLIB' | 'LC_REEXPORT_DYLIB' | 'LC_LAZY_LOAD_DYLIB' | 'LC_LOAD_UPWARD_DYLIB';
@@ -122,7 +122,7 @@ const ERRORS = { code: 'E_BAD_MACHO', name: 'Mach-O' } as const;
  * // image.soname === '@rpath/libggml.dylib', image.needed includes '@rpath/libggml-base.dylib'
  */
 export function readMachO(input: Uint8Array | ByteSource, file = '<buffer>'): MachOInfo {
-  const src = input instanceof Uint8Array ? asByteSource(input) : input;
+  const src = input instanceof Uint8Array ? bufferSource(input) : input;
   const r = new ByteReader(src, file, ERRORS);
   r.little = false;
   const magic = src.size >= 4 ? r.u32(r.view(0, 4, 'the magic number'), 0) : -1;

@@ -12,7 +12,7 @@
  * Windows loader maps them; an address no section backs with file bytes is
  * damage, never a read elsewhere.
  */
-import { ByteReader, asByteSource, hex, type ByteSource } from './byte-reader';
+import { ByteReader, bufferSource, hex, type ByteSource } from './byte-reader';
 
 /** What the reader learned about one PE file. */
 export interface PeInfo {
@@ -90,7 +90,7 @@ const ERRORS = { code: 'E_BAD_PE', name: 'PE' } as const;
  * // soname === 'libvips-cpp-8.18.7.dll', needed includes 'libvips-42.dll'
  */
 export function readPe(input: Uint8Array | ByteSource, file = '<buffer>'): PeInfo {
-  const r = new ByteReader(input instanceof Uint8Array ? asByteSource(input) : input, file, ERRORS);
+  const r = new ByteReader(input instanceof Uint8Array ? bufferSource(input) : input, file, ERRORS);
   const h = readHeaders(r);
   const image = new Image(r, h);
   const soname = readExportName(image, h.directories[EXPORT_TABLE]);
