@@ -227,7 +227,8 @@ class LazyBundle implements Bundle {
 
   provideAddons(): () => void {
     const r = this.resolve();
-    const names = new Set(r.variant.files.filter((f) => f.name.endsWith('.node')).map((f) => f.name));
+    // Never koffi.node: dlbundle loads it itself, and served from here it would need itself to load.
+    const names = new Set(r.variant.files.filter((f) => f.name.endsWith('.node') && f.name !== 'koffi.node').map((f) => f.name));
     if (names.size === 0) {
       throw new DlbundleError('E_USAGE', `Bundle ${JSON.stringify(r.manifest.name)} (${r.key}) has no .node file to provide.`, 'Pack the package\'s addons into it (dlbundle pack --package), or call provideAddons() on the bundle that has them.');
     }

@@ -10,6 +10,7 @@
  */
 import path = require('node:path');
 import { logger } from './log';
+import { bypassingAddonHooks } from './provide-addons';
 import { DlbundleError } from './errors';
 import { koffi, type KoffiLibrary } from './koffi';
 import type { ManifestFile } from './manifest';
@@ -160,7 +161,8 @@ export function loadAddon(file: ManifestFile, locate: () => LibraryLocation): Lo
   const module = { exports: {} as unknown };
   const start = process.hrtime.bigint();
   try {
-    process.dlopen(module, at.path);
+    // Node's own dlopen, whatever provideAddons() hooks are installed: this is the bundle's copy.
+    bypassingAddonHooks(() => process.dlopen(module, at.path));
   } catch (e) {
     throw loadError(file.name, at.path, e);
   }

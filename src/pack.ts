@@ -20,7 +20,7 @@ import { readSymbolVersionsFile } from './formats/elf-file';
 import { binaryFormatOfFile, readBinaryFile } from './formats/binary-file';
 import type { BinaryFormat, BinaryInfo } from './formats/binary';
 import type { DylibCommand, MachOImage } from './formats/macho';
-import { ioError } from './file-io';
+import { ioError, openFile, writeAllAt } from './file-io';
 import { createXxh64 } from './hash';
 import { runSync, syncIo } from './io';
 import { stagingPrefix, sweepStaging } from './leases';
@@ -476,7 +476,7 @@ let zeros: Buffer | undefined;
  * flushes it. Returns the size and the xxh64 of the bytes copied.
  */
 function stageBlob(from: string, seen: fs.Stats, to: string, progress: (bytes: number) => void, range: { readonly offset: number; readonly size: number }): { size: number; xxh64: string } {
-  const input = open(from, 'r');
+  const input = openFile(from, 'r');
   try {
     // The ELF facts were read from what `seen` describes; a file rebuilt since
     // (a parallel make) would get the facts of one build and the bytes of another.
@@ -508,7 +508,7 @@ function stageBlob(from: string, seen: fs.Stats, to: string, progress: (bytes: n
         const chunk = scratch.subarray(0, n);
         hash.update(chunk);
         // Runs of zeros are left as holes: a sparse input stays sparse.
-        if (!chunk.equals(zeros.subarray(0, n))) writeAt(output, to, chunk, size);
+        if (!chunk.equals(zeros.subarray(0, n))) writeAllAt(output, to, chunk, size);
         size += n;
         progress(n);
       }
@@ -533,28 +533,11 @@ function statInput(file: string): fs.Stats {
   }
 }
 
-function open(file: string, flags: string): number {
-  try {
-    return fs.openSync(file, flags);
-  } catch (e) {
-    throw ioError(file, e);
-  }
-}
-
-function writeAt(fd: number, file: string, bytes: Buffer, position: number): void {
-  for (let done = 0; done < bytes.length; ) {
-    try {
-      done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
-    } catch (e) {
-      throw ioError(file, e, 'write');
-    }
-  }
-}
 
 // A rename is durable only once its directory is flushed; without it a
 // machine crash could keep dlbundle.json's rename but lose the blobs'.
 function syncDirectory(dir: string): void {
-  const fd = open(dir, 'r');
+  const fd = openFile(dir, 'r');
   try {
     fs.fsyncSync(fd);
   } catch (e) {

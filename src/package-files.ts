@@ -22,7 +22,7 @@ import { createRequire } from 'node:module';
 import { DlbundleError, isDlbundleError } from './errors';
 import type { ElfInfo } from './formats/elf';
 import { readElfFile } from './formats/elf-file';
-import { ioError } from './file-io';
+import { ioError, openFile, readRange } from './file-io';
 import { logger } from './log';
 import { compareNames } from './plan';
 import { expandOrigin, resolveSystemLibrary } from './system-libs';
@@ -129,6 +129,11 @@ export function packageNativeFiles(spec: string, options: PackageFilesOptions = 
   const addons: { file: string; pkg: PackageRef; elf: ElfInfo }[] = [];
   let seen = 0;
   for (const pkg of packages) {
+    // koffi's native module is dlbundle's own loader: it comes from koffi's
+    // package (or the koffi-native bundle of a single-file build), and served
+    // through provideAddons it would need itself to load. Only koffi asked
+    // for by name is packed (a bundle for another machine's koffi).
+    if (isKoffiPackage(pkg.name) && !isKoffiPackage(main.name)) continue;
     for (const file of addonFiles(pkg.dir)) {
       seen++;
       const elf = addonElf(file);
@@ -261,8 +266,9 @@ function addonFiles(dir: string): string[] {
     for (const e of entries.sort((a, b) => compareNames(a.name, b.name))) {
       const p = path.join(d, e.name);
       // Linked directories are not followed: a link may lead back up (a loop) or out of the package.
+      // node-gyp's obj.target/ holds an intermediate copy of each addon it links into build/Release/.
       if (e.isDirectory()) {
-        if (e.name !== 'node_modules') walk(p);
+        if (e.name !== 'node_modules' && e.name !== 'obj.target') walk(p);
       } else if (e.name.endsWith('.node') && (e.isFile() || (e.isSymbolicLink() && fs.statSync(p, { throwIfNoEntry: false })?.isFile() === true))) {
         found.push(p);
       }
@@ -286,13 +292,14 @@ function addonElf(file: string): ElfInfo | string {
 
 // The first bytes of the other platforms' binaries: Mach-O (thin, either byte order, or fat) and PE.
 function otherFormat(file: string): string {
-  const head = Buffer.alloc(4);
-  const fd = fs.openSync(file, 'r');
+  const fd = openFile(file, 'r');
+  let head: Buffer;
   try {
-    fs.readSync(fd, head, 0, 4, 0);
+    head = readRange(fd, file, 0, 4);
   } finally {
     fs.closeSync(fd);
   }
+  if (head.length < 4) return 'not a shared object';
   const magic = head.readUInt32BE(0);
   if ([0xfeedface, 0xfeedfacf, 0xcefaedfe, 0xcffaedfe, 0xcafebabe].includes(magic)) return 'a Mach-O file (macOS)';
   if (head[0] === 0x4d && head[1] === 0x5a) return 'a PE file (Windows)';
@@ -509,4 +516,9 @@ export function formatPackageNativeFiles(found: PackageNativeFiles): string {
   }
   for (const m of found.missing) lines.push(`missing: ${m.file} needs ${m.dependency}: ${m.reason}`);
   return lines.join('\n');
+}
+
+/** koffi and its platform packages (`@koromix/koffi-linux-x64`, …). */
+export function isKoffiPackage(name: string): boolean {
+  return name === 'koffi' || name.startsWith('@koromix/koffi-');
 }

@@ -99,24 +99,28 @@ export function dependencyKeys(name: string, format: GraphNode['format']): strin
 export function dependencyGraph<N extends GraphNode>(files: readonly N[]): DependencyGraph<N> {
   const nodes = new Map<string, N>();
   const providers = new Map<string, N>();
+  const register = (key: string, f: N): void => {
+    const other = providers.get(key);
+    if (other === f) return;
+    if (other !== undefined) {
+      const provided = key.startsWith(BY_FILE_NAME) ? key.slice(1) : key;
+      throw new DlbundleError(
+        'E_DUPLICATE_SONAME',
+        `${JSON.stringify(other.name)} and ${JSON.stringify(f.name)} both provide ${JSON.stringify(provided)}.`,
+        'Bundle only one of them: the dynamic linker would load whichever comes first for both.',
+        { file: f.name, dependency: provided },
+      );
+    }
+    providers.set(key, f);
+  };
+  // ELF, the case of every start on Linux, takes one key and one look-up, as it always did.
   for (const f of files) {
     nodes.set(f.name, f);
-    for (const key of providerKeys(f)) {
-      const other = providers.get(key);
-      if (other === f) continue;
-      if (other !== undefined) {
-        const provided = key.startsWith(BY_FILE_NAME) ? key.slice(1) : key;
-        throw new DlbundleError(
-          'E_DUPLICATE_SONAME',
-          `${JSON.stringify(other.name)} and ${JSON.stringify(f.name)} both provide ${JSON.stringify(provided)}.`,
-          'Bundle only one of them: the dynamic linker would load whichever comes first for both.',
-          { file: f.name, dependency: provided },
-        );
-      }
-      providers.set(key, f);
-    }
+    if (f.format === undefined) register(providedName(f), f);
+    else for (const key of providerKeys(f)) register(key, f);
   }
   const providerOf = (name: string, format = files[0]?.format): N | undefined => {
+    if (format === undefined) return providers.get(name);
     for (const key of dependencyKeys(name, format)) {
       const p = providers.get(key);
       if (p !== undefined) return p;

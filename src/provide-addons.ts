@@ -8,7 +8,7 @@
  * Two hooks, both keyed on the base name of the path asked for:
  * - `process.dlopen`, which Node's own `.node` loader calls: whatever path a
  *   package resolved, a bundled name loads the bundle's copy. The bundle's
- *   own dlopen of that copy passes through (see `passing`).
+ *   own dlopen of that copy passes through (see `bypassingAddonHooks`).
  * - `Module._resolveFilename`: where resolution fails because the file is not
  *   on disk (removed from node_modules, or never there: a single executable),
  *   a bundled name resolves to the path that was asked for, and loading it
@@ -32,9 +32,48 @@ interface ModuleInternals {
   _resolveFilename: ResolveFilename;
 }
 
-// Set while a provider loads its own copy, so that its process.dlopen of the
-// bundled file is not served again by the hook (which would recurse).
-let passing = 0;
+// Set while a bundle loads its own copy of an addon (loader.ts, through
+// {@link bypassingAddonHooks}), so that its process.dlopen of the bundled file
+// goes to Node instead of being served again by a hook. Shared by every copy
+// of dlbundle in the process, as the hooks chain across them.
+interface HookState {
+  passing: number;
+  /**
+   * Whether each installed hook serves a base name: what a single-file
+   * build's redirected require (build/addon-plugin.ts) asks before it
+   * dlopens by name, to tell "no bundle provides it" from a failure of the
+   * addon itself.
+   */
+  readonly providers: Set<(basename: string) => boolean>;
+}
+
+/** The `Symbol.for` key of the process-wide {@link HookState}. */
+export const ADDON_HOOKS_KEY = 'dlbundle.provideAddons';
+const STATE_KEY = Symbol.for(ADDON_HOOKS_KEY);
+
+function state(): HookState {
+  const g = globalThis as unknown as Record<symbol, HookState | undefined>;
+  g[STATE_KEY] ??= { passing: 0, providers: new Set() };
+  return g[STATE_KEY];
+}
+
+/**
+ * Runs `load` (a bundle's own process.dlopen of an addon) with the hooks
+ * passing through to Node.
+ *
+ * @example
+ * bypassingAddonHooks(() => process.dlopen(module, at));
+ */
+export function bypassingAddonHooks<T>(load: () => T): T {
+  const s = state();
+  s.passing++;
+  try {
+    return load();
+  } finally {
+    s.passing--;
+  }
+}
+
 
 /**
  * Installs the hooks for `provider`; returns the function that removes them.
@@ -52,7 +91,9 @@ export function provideAddons(provider: AddonProvider): () => void {
   const originalDlopen = process.dlopen as Dlopen;
   let active = true;
 
-  const served = (file: string): string | undefined => (active && passing === 0 && file.endsWith('.node') ? provider.addonNamed(path.basename(file)) : undefined);
+  const hooks = state();
+  const served = (file: string): string | undefined => (active && hooks.passing === 0 && file.endsWith('.node') ? provider.addonNamed(path.basename(file)) : undefined);
+  const serves = (basename: string): boolean => active && provider.addonNamed(basename) !== undefined;
 
   const resolveFilename: ResolveFilename = function (this: unknown, request, parent, isMain, options) {
     try {
@@ -74,18 +115,15 @@ export function provideAddons(provider: AddonProvider): () => void {
       originalDlopen.call(this, module, filename, ...(flags === undefined ? [] : [flags]));
       return;
     }
-    passing++;
-    try {
-      module.exports = provider.addon(name);
-    } finally {
-      passing--;
-    }
+    module.exports = provider.addon(name);
   };
 
   internals._resolveFilename = resolveFilename;
   process.dlopen = dlopen as typeof process.dlopen;
+  hooks.providers.add(serves);
   return () => {
     active = false;
+    hooks.providers.delete(serves);
     if (internals._resolveFilename === resolveFilename) internals._resolveFilename = originalResolve;
     if ((process.dlopen as Dlopen) === dlopen) process.dlopen = originalDlopen as typeof process.dlopen;
   };

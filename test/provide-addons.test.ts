@@ -43,7 +43,8 @@ describe('bundle.provideAddons()', function () {
        b.provideAddons();
        const demo = require(P.pkg);
        const again = require(P.pkg + '/build/Release/demo.node');
-       return { without, sum: demo.add(2, 3), version: demo.version(), same: demo === again, mapped: demoMapped(),
+       const direct = b.addon('demo.node');
+       return { without, sum: demo.add(2, 3), version: demo.version(), same: demo === again && demo === direct, mapped: demoMapped(),
          addons: b.explain().libraries.map(({ name, addon, from, path }) => ({ name, addon, from, path })) };`,
       { params: { bundle, pkg } },
     );

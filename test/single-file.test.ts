@@ -470,6 +470,28 @@ ${APP_BODY}`);
     }
   });
 
+  it("a SEA's application requires only what it carries and Node's built-ins: a module planted beside the executable is not run, and nothing is printed", () => {
+    const app = makeApp(`let planted;
+try { planted = require(['planted', 'module'].join('-')); } catch (e) { planted = e.code; }
+let resolved;
+try { resolved = require.resolve(['planted', 'module'].join('-')); } catch (e) { resolved = e.code; }
+console.log(JSON.stringify({ planted, resolved, builtin: typeof require('node:fs').readFileSync }));
+`);
+    const alone = tempDir('dlbundle-empty-');
+    const exe = path.join(alone, 'app');
+    cli('sea', path.join(app, 'main.js'), '--bundle', path.join(app, 'native'), '--out', exe);
+    // Another user's module where a real require would look: beside the executable.
+    const planted = path.join(alone, 'node_modules', 'planted-module');
+    fs.mkdirSync(planted, { recursive: true });
+    const marker = path.join(alone, 'planted-ran');
+    fs.writeFileSync(path.join(planted, 'index.js'), `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran'); module.exports = 'planted';\n`);
+    const r = spawnSync(exe, [], { cwd: alone, env: { PATH: process.env.PATH ?? '', HOME: tempDir(), TMPDIR: tempDir() }, encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr, '');
+    assert.deepEqual(JSON.parse(r.stdout), { planted: 'MODULE_NOT_FOUND', resolved: 'MODULE_NOT_FOUND', builtin: 'function' });
+    assert.ok(!fs.existsSync(marker), 'the planted module ran');
+  });
+
   it('a build that needs a package that is not installed says which and how to install it', () => {
     const e = expectCode('E_USAGE', () => requireOptional('dlbundle-no-such-package', '`dlbundle sea`'));
     assert.match(e.message, /`dlbundle sea` needs the package "dlbundle-no-such-package", which is not installed/);

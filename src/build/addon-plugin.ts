@@ -18,6 +18,7 @@
  */
 import fs = require('node:fs');
 import path = require('node:path');
+import { ADDON_HOOKS_KEY } from '../provide-addons';
 
 /** The part of esbuild's plugin interface this plugin uses. */
 interface PluginBuild {
@@ -57,7 +58,7 @@ export function addonPlugin(): { readonly name: string; setup(build: PluginBuild
         if (found.errors.length === 0 && /\.[cm]?js$/.test(found.path)) return undefined;
         return { path: path.basename(found.errors.length === 0 ? found.path : args.path), namespace: NAMESPACE };
       });
-      build.onLoad({ filter: /\.[cm]?js$/ }, (args) => {
+      build.onLoad({ filter: /\.[cm]?js$/, namespace: 'file' }, (args) => {
         if (skip(args.path)) return undefined;
         const source = fs.readFileSync(args.path, 'utf8');
         if (!source.includes('.node')) return undefined;
@@ -75,21 +76,22 @@ export function addonPlugin(): { readonly name: string; setup(build: PluginBuild
 
 /**
  * The run-time side: loads the addon through `process.dlopen`, which
- * `provideAddons()` serves by base name. Without a bundle providing it, the
- * error says so instead of a dlopen failure about a path that never existed.
+ * `provideAddons()` serves by base name. It first asks the installed hooks
+ * (their process-wide state, see provide-addons.ts) whether any serves the
+ * name, so that "no bundle provides it" is said as such, and a failure of the
+ * addon itself reaches the caller unchanged.
  */
 function providedModule(dlbundle: string): string {
   return `'use strict';
 module.exports = function dlbundleProvidedAddon(request) {
   const name = String(request).split(/[\\\\/]/).pop();
-  const module = { exports: {} };
-  try {
-    process.dlopen(module, '/dlbundle-provided-addon/' + name);
-  } catch (e) {
-    const { DlbundleError, isDlbundleError } = require(${JSON.stringify(dlbundle)});
-    if (isDlbundleError(e)) throw e;
-    throw new DlbundleError('E_USAGE', 'The single-file build left ' + JSON.stringify(String(request)) + ' to bundle.provideAddons(), but no bundle provides ' + JSON.stringify(name) + '.', 'Call provideAddons() on the bundle that carries ' + name + ' (dlbundle pack --package) before the package is required.', { file: name, cause: e });
+  const hooks = globalThis[Symbol.for(${JSON.stringify(ADDON_HOOKS_KEY)})];
+  if (hooks === undefined || ![...hooks.providers].some((serves) => serves(name))) {
+    const { DlbundleError } = require(${JSON.stringify(dlbundle)});
+    throw new DlbundleError('E_USAGE', 'The single-file build left ' + JSON.stringify(String(request)) + ' to bundle.provideAddons(), but no bundle provides ' + JSON.stringify(name) + '.', 'Call provideAddons() on the bundle that carries ' + name + ' (dlbundle pack --package) before the package is required.', { file: name });
   }
+  const module = { exports: {} };
+  process.dlopen(module, '/dlbundle-provided-addon/' + name);
   return module.exports;
 };
 `;

@@ -17,6 +17,7 @@ import fs = require('node:fs');
 import os = require('node:os');
 import path = require('node:path');
 import { DlbundleError } from '../errors';
+import { openFile, replaceFile, writeAllAt } from '../file-io';
 import { EMBEDDED_KOFFI_KEY } from '../koffi-native';
 import { MANIFEST_FILE } from '../manifest';
 import { bundleFiles, packKoffiNative, type BundleFiles } from './assets';
@@ -185,24 +186,19 @@ function writeTable(w: (text: string) => void, blobs: readonly BlobEntry[], prog
   w('}');
 }
 
-function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text, 'utf8');
-  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done);
-}
-
-/** Writes `file` through `fill`, into a temporary name renamed into place: a reader never sees half of it. */
+/** Writes `file` through `fill`, into a temporary file renamed into place: a reader never sees half of it. */
 function writeAtomically(file: string, fill: (write: (text: string) => void) => void): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w');
-  try {
+  replaceFile(file, (tmp) => {
+    const fd = openFile(tmp, 'wx');
+    let at = 0;
     try {
-      fill((text) => writeAll(fd, text));
+      fill((text) => {
+        const bytes = Buffer.from(text, 'utf8');
+        writeAllAt(fd, tmp, bytes, at);
+        at += bytes.length;
+      });
     } finally {
       fs.closeSync(fd);
     }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
+  });
 }

@@ -21,7 +21,8 @@
  */
 import fs = require('node:fs');
 import { DlbundleError } from '../errors';
-import { findFuse, open, readInto, writeAll, type InjectOptions } from './sea-inject';
+import { openFile, readExactly, writeAllAt } from '../file-io';
+import { findFuse, type InjectOptions } from './sea-inject';
 
 const RT_RCDATA = 10;
 const RT_VERSION = 16;
@@ -98,7 +99,7 @@ interface Resource {
  * injectPeSeaBlob('app.exe', 'sea-prep.blob');
  */
 export function injectPeSeaBlob(executable: string, blobFile: string, options: InjectOptions = {}): void {
-  const fd = open(executable, 'r+');
+  const fd = openFile(executable, 'r+');
   try {
     const layout = readLayout(fd, executable);
     const resources = readResources(fd, executable, layout);
@@ -110,7 +111,7 @@ export function injectPeSeaBlob(executable: string, blobFile: string, options: I
     if (tableEnd + SECTION_HEADER > Math.min(layout.sizeOfHeaders, firstRaw) || !isZero(fd, executable, tableEnd, SECTION_HEADER)) {
       throw usage(executable, 'has no room in its headers for another section header');
     }
-    const blobFd = open(blobFile, 'r');
+    const blobFd = openFile(blobFile, 'r');
     try {
       const blobSize = fs.fstatSync(blobFd).size;
       const va = align(Math.max(...layout.sections.map((s) => s.va + Math.max(s.vsize, s.rawSize))), layout.sectionAlign);
@@ -128,28 +129,28 @@ export function injectPeSeaBlob(executable: string, blobFile: string, options: I
       } catch (e) {
         throw new DlbundleError('E_IO', `Could not remove the signature of ${JSON.stringify(executable)}: ${(e as Error).message}.`, 'Check that the file is writable and the disk has room.', { file: executable, cause: e });
       }
-      if (rawAt > end) writeAll(fd, executable, Buffer.alloc(rawAt - end), end);
-      writeAll(fd, executable, directory.bytes, rawAt);
+      if (rawAt > end) writeAllAt(fd, executable, Buffer.alloc(rawAt - end), end);
+      writeAllAt(fd, executable, directory.bytes, rawAt);
       const chunk = Buffer.allocUnsafe(Math.max(1, Math.min(CHUNK, blobSize)));
       for (let done = 0; done < blobSize; ) {
-        const n = readInto(blobFd, blobFile, chunk, done, Math.min(CHUNK, blobSize - done));
-        writeAll(fd, executable, chunk.subarray(0, n), rawAt + directory.blobAt + done);
+        const n = readExactly(blobFd, blobFile, chunk, done, Math.min(CHUNK, blobSize - done));
+        writeAllAt(fd, executable, chunk.subarray(0, n), rawAt + directory.blobAt + done);
         done += n;
         options.onProgress?.(done, blobSize);
       }
-      if (rawSize > contentSize) writeAll(fd, executable, Buffer.alloc(rawSize - contentSize), rawAt + contentSize);
+      if (rawSize > contentSize) writeAllAt(fd, executable, Buffer.alloc(rawSize - contentSize), rawAt + contentSize);
       // Then the headers: the section, the counts and sizes, the two directories.
-      writeAll(fd, executable, sectionHeader(va, contentSize, rawAt, rawSize), tableEnd);
+      writeAllAt(fd, executable, sectionHeader(va, contentSize, rawAt, rawSize), tableEnd);
       const old = layout.sections.findIndex((s) => s.name === SECTION_NAME);
-      if (old >= 0) writeAll(fd, executable, Buffer.from(OLD_SECTION_NAME.padEnd(8, '\0'), 'latin1'), layout.sectionTableAt + old * SECTION_HEADER);
-      writeAll(fd, executable, u16(layout.sections.length + 1), layout.numberOfSectionsAt);
-      writeAll(fd, executable, u32(align(va + contentSize, layout.sectionAlign)), layout.sizeOfImageAt);
+      if (old >= 0) writeAllAt(fd, executable, Buffer.from(OLD_SECTION_NAME.padEnd(8, '\0'), 'latin1'), layout.sectionTableAt + old * SECTION_HEADER);
+      writeAllAt(fd, executable, u16(layout.sections.length + 1), layout.numberOfSectionsAt);
+      writeAllAt(fd, executable, u32(align(va + contentSize, layout.sectionAlign)), layout.sizeOfImageAt);
       const initialized = readU32(fd, executable, layout.sizeOfInitializedDataAt);
-      writeAll(fd, executable, u32(Math.min(0xffff_ffff, initialized + rawSize)), layout.sizeOfInitializedDataAt);
-      writeAll(fd, executable, Buffer.concat([u32(va), u32(contentSize)]), layout.directoryAt(DIR_RESOURCE));
-      if (layout.directoryAt(DIR_SECURITY) >= 0) writeAll(fd, executable, Buffer.alloc(8), layout.directoryAt(DIR_SECURITY));
-      writeAll(fd, executable, Buffer.from('1'), fuse);
-      writeAll(fd, executable, u32(peChecksum(fd, executable, layout.checksumAt)), layout.checksumAt);
+      writeAllAt(fd, executable, u32(Math.min(0xffff_ffff, initialized + rawSize)), layout.sizeOfInitializedDataAt);
+      writeAllAt(fd, executable, Buffer.concat([u32(va), u32(contentSize)]), layout.directoryAt(DIR_RESOURCE));
+      if (layout.directoryAt(DIR_SECURITY) >= 0) writeAllAt(fd, executable, Buffer.alloc(8), layout.directoryAt(DIR_SECURITY));
+      writeAllAt(fd, executable, Buffer.from('1'), fuse);
+      writeAllAt(fd, executable, u32(peChecksum(fd, executable, layout.checksumAt)), layout.checksumAt);
     } finally {
       fs.closeSync(blobFd);
     }
@@ -167,14 +168,14 @@ export function injectPeSeaBlob(executable: string, blobFile: string, options: I
  * peFileVersion('node.exe') // '22.23.3'
  */
 export function peFileVersion(file: string): string | null {
-  const fd = open(file, 'r');
+  const fd = openFile(file, 'r');
   try {
     const layout = readLayout(fd, file);
     const version = readResources(fd, file, layout).find((r) => r.type === RT_VERSION);
     if (version === undefined) return null;
     const at = rvaToOffset(layout, version.rva, version.size, file);
     const data = Buffer.alloc(Math.min(version.size, 64 << 10));
-    readInto(fd, file, data, at, data.length);
+    readExactly(fd, file, data, at, data.length);
     // VS_VERSIONINFO: a header, the key "VS_VERSION_INFO", then VS_FIXEDFILEINFO at a 4-byte boundary.
     for (let i = 0; i + 52 <= data.length; i += 4) {
       if (data.readUInt32LE(i) !== VS_FIXEDFILEINFO_SIGNATURE) continue;
@@ -194,7 +195,7 @@ function readLayout(fd: number, file: string): PeLayout {
   const at = (offset: number, length: number, what: string): Buffer => {
     if (offset < 0 || offset + length > size) throw usage(file, `is too short for its ${what} (${length} bytes at 0x${offset.toString(16)})`);
     const b = Buffer.alloc(length);
-    readInto(fd, file, b, offset, length);
+    readExactly(fd, file, b, offset, length);
     return b;
   };
   const dos = at(0, 64, 'DOS header');
@@ -263,7 +264,7 @@ function readResources(fd: number, file: string, layout: PeLayout): Resource[] {
   const length = Math.min(section.rawSize - (dir.rva - section.va), MAX_RESOURCE_BYTES);
   if (length <= 0) throw usage(file, 'has a resource directory without file bytes');
   const bytes = Buffer.alloc(length);
-  readInto(fd, file, bytes, section.rawAt + (dir.rva - section.va), length);
+  readExactly(fd, file, bytes, section.rawAt + (dir.rva - section.va), length);
   const need = (offset: number, n: number, what: string): void => {
     if (offset + n > bytes.length) throw usage(file, `has a resource ${what} at 0x${offset.toString(16)} past its resource section`);
   };
@@ -410,7 +411,7 @@ function sectionHeader(va: number, virtualSize: number, rawAt: number, rawSize: 
  * peChecksumOf('node.exe') // { stored: 0x052fb9bb, computed: 0x052fb9bb }
  */
 export function peChecksumOf(file: string): { stored: number; computed: number } {
-  const fd = open(file, 'r');
+  const fd = openFile(file, 'r');
   try {
     const layout = readLayout(fd, file);
     return { stored: readU32(fd, file, layout.checksumAt), computed: peChecksum(fd, file, layout.checksumAt) };
@@ -433,7 +434,7 @@ function peChecksum(fd: number, file: string, checksumAt: number): number {
   // the end-around carry can wait to the end of a one's-complement sum.
   let sum = 0;
   for (let at = 0; at < size; at += CHUNK) {
-    const n = readInto(fd, file, chunk, at, Math.min(CHUNK, size - at));
+    const n = readExactly(fd, file, chunk, at, Math.min(CHUNK, size - at));
     if (at <= checksumAt && checksumAt < at + n) chunk.fill(0, checksumAt - at, Math.min(n, checksumAt - at + 4));
     // A chunk is even-sized except, maybe, the last: its odd byte is a word with a zero high byte.
     if (LITTLE_ENDIAN) for (let i = 0; i < n >> 1; i++) sum += words[i] as number;
@@ -446,13 +447,13 @@ function peChecksum(fd: number, file: string, checksumAt: number): number {
 
 function readU32(fd: number, file: string, at: number): number {
   const b = Buffer.alloc(4);
-  readInto(fd, file, b, at, 4);
+  readExactly(fd, file, b, at, 4);
   return b.readUInt32LE(0);
 }
 
 function isZero(fd: number, file: string, at: number, length: number): boolean {
   const b = Buffer.alloc(length);
-  readInto(fd, file, b, at, length);
+  readExactly(fd, file, b, at, length);
   return b.every((x) => x === 0);
 }
 

@@ -15,17 +15,14 @@
  */
 import fs = require('node:fs');
 import { DlbundleError } from '../errors';
-import { readLayout, type ProgramHeader } from '../formats/elf';
+import { PT_LOAD, PT_NOTE, PT_PHDR, readLayout, type ProgramHeader } from '../formats/elf';
 import { fdSource } from '../formats/elf-file';
-import { ioError, readRange } from '../file-io';
+import { openFile, readExactly, readRange, writeAllAt } from '../file-io';
 
 /** The fuse Node's SEA support checks; written in two parts so that no program built from this file carries it whole. */
 export const SEA_FUSE = ['NODE_SEA_FUSE', 'fce680ab2cc467b6e072b8b5df1996b2'].join('_');
 
 const NOTE_NAME = 'NODE_SEA_BLOB';
-const PT_LOAD = 1;
-const PT_NOTE = 4;
-const PT_PHDR = 6;
 const PF_R = 4;
 // An ELF64 program header; 32-bit executables are refused before any write.
 const PHENTSIZE = 56;
@@ -54,7 +51,7 @@ export interface InjectOptions {
  * injectSeaBlob('app', 'sea-prep.blob');
  */
 export function injectSeaBlob(executable: string, blobFile: string, options: InjectOptions = {}): void {
-  const fd = open(executable, 'r+');
+  const fd = openFile(executable, 'r+');
   try {
     const size = fs.fstatSync(fd).size;
     const layout = readLayout(fdSource(fd, executable, size), executable);
@@ -62,7 +59,7 @@ export function injectSeaBlob(executable: string, blobFile: string, options: Inj
       throw usage(executable, `is a ${layout.class}-bit ELF ${layout.type === 'dyn' || layout.type === 'exec' ? 'executable' : `${layout.type} file`}, not a 64-bit node executable`);
     }
     const fuse = findFuse(fd, executable, size);
-    const blobFd = open(blobFile, 'r');
+    const blobFd = openFile(blobFile, 'r');
     try {
       const blobSize = fs.fstatSync(blobFd).size;
       if (blobSize > MAX_DESC) {
@@ -70,25 +67,25 @@ export function injectSeaBlob(executable: string, blobFile: string, options: Inj
       }
       const plan = planAppend(layout.segments, size, blobSize, executable);
       const little = layout.endian === 'little';
-      writeAll(fd, executable, headBytes(plan, layout.segments, blobSize, little), plan.start);
+      writeAllAt(fd, executable, headBytes(plan, layout.segments, blobSize, little), plan.start);
       const chunk = Buffer.allocUnsafe(Math.min(CHUNK, blobSize));
       for (let done = 0; done < blobSize; ) {
-        const n = readInto(blobFd, blobFile, chunk, done, Math.min(CHUNK, blobSize - done));
-        writeAll(fd, executable, chunk.subarray(0, n), plan.descAt + done);
+        const n = readExactly(blobFd, blobFile, chunk, done, Math.min(CHUNK, blobSize - done));
+        writeAllAt(fd, executable, chunk.subarray(0, n), plan.descAt + done);
         done += n;
         options.onProgress?.(done, blobSize);
       }
       const padding = align(blobSize, 4) - blobSize;
-      if (padding > 0) writeAll(fd, executable, Buffer.alloc(padding), plan.descAt + blobSize);
+      if (padding > 0) writeAllAt(fd, executable, Buffer.alloc(padding), plan.descAt + blobSize);
       // Last, the ELF header and the fuse: until they change, the file is the
       // node it was copied from, with data nothing reads after its end.
       const header = Buffer.alloc(2);
       new DataView(header.buffer).setUint16(0, plan.phnum, little);
       const phoff = Buffer.alloc(8);
       new DataView(phoff.buffer).setBigUint64(0, BigInt(plan.start), little);
-      writeAll(fd, executable, phoff, 32);
-      writeAll(fd, executable, header, 56);
-      writeAll(fd, executable, Buffer.from('1'), fuse);
+      writeAllAt(fd, executable, phoff, 32);
+      writeAllAt(fd, executable, header, 56);
+      writeAllAt(fd, executable, Buffer.from('1'), fuse);
     } finally {
       fs.closeSync(blobFd);
     }
@@ -127,7 +124,8 @@ function planAppend(segments: readonly ProgramHeader[], size: number, blobSize: 
   const highest = Math.max(...loads.map((s) => s.vaddr + s.memsz)) - base;
   if (!Number.isSafeInteger(highest)) throw usage(file, 'has a segment past 2^53');
   const phnum = segments.length + 2;
-  if (phnum >= 0xffff) throw usage(file, 'has too many program headers to add two');
+  // Linux before 5.x reads at most one page of program headers.
+  if (phnum * PHENTSIZE > 4096) throw usage(file, 'has too many program headers to add two within a page');
   const start = align(Math.max(size, highest), segmentAlign);
   // The note header at 4 past a 16-byte boundary puts the blob (after the
   // 12-byte header and the 16-byte name) on a 16-byte boundary.
@@ -179,11 +177,11 @@ function headBytes(plan: AppendPlan, segments: readonly ProgramHeader[], blobSiz
 export function findFuse(fd: number, file: string, size: number): number {
   const needle = Buffer.from(`${SEA_FUSE}:`, 'latin1');
   const found: number[] = [];
-  // Chunks overlap by the needle and the one byte after it, so a fuse that
-  // straddles two chunks is found whole in the second.
+  // Chunks overlap by the needle's length, so a fuse that straddles two
+  // chunks is found whole in the second; its flag byte is read on its own.
   const buffer = Buffer.allocUnsafe(CHUNK + needle.length);
   for (let at = 0; at < size; at += CHUNK) {
-    const chunk = buffer.subarray(0, readInto(fd, file, buffer, at, Math.min(buffer.length, size - at)));
+    const chunk = buffer.subarray(0, readExactly(fd, file, buffer, at, Math.min(buffer.length, size - at)));
     for (let i = chunk.indexOf(needle); i !== -1 && i < CHUNK; i = chunk.indexOf(needle, i + 1)) found.push(at + i + needle.length);
   }
   if (found.length !== 1) throw usage(file, found.length === 0 ? "has no SEA fuse (it is not a node with single-executable support, Node 20.12 or newer)" : `has the SEA fuse ${found.length} times`);
@@ -195,40 +193,6 @@ export function findFuse(fd: number, file: string, size: number): number {
 
 function usage(file: string, what: string): DlbundleError {
   return new DlbundleError('E_USAGE', `${JSON.stringify(file)} ${what}; a SEA blob goes into a copy of a plain 64-bit node executable.`, 'Build with the node executable itself (process.execPath, or node.exe for Windows), not a single executable or a script that wraps node.', { file });
-}
-
-/** Opens `file` (`'r'` or `'r+'`); `E_IO` saying which when it cannot be. */
-export function open(file: string, flags: string): number {
-  try {
-    return fs.openSync(file, flags);
-  } catch (e) {
-    throw ioError(file, e, flags === 'r' ? 'read' : 'open for writing');
-  }
-}
-
-/** Fills `buffer` with `length` bytes of `fd` at `position`; a file that ends sooner changed while it was read. */
-export function readInto(fd: number, file: string, buffer: Buffer, position: number, length: number): number {
-  let got = 0;
-  try {
-    while (got < length) {
-      const n = fs.readSync(fd, buffer, got, length - got, position + got);
-      if (n === 0) throw new DlbundleError('E_IO', `${JSON.stringify(file)} became shorter while it was copied.`, 'Run the build again; nothing else may write its files meanwhile.', { file });
-      got += n;
-    }
-  } catch (e) {
-    throw e instanceof DlbundleError ? e : ioError(file, e);
-  }
-  return got;
-}
-
-/** Writes all of `bytes` at `position`; `E_IO` when it cannot. */
-export function writeAll(fd: number, file: string, bytes: Uint8Array, position: number): void {
-  let done = 0;
-  try {
-    while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
-  } catch (e) {
-    throw ioError(file, e, 'write');
-  }
 }
 
 function align(n: number, to: number): number {

@@ -52,16 +52,21 @@ process.stdout.write(script.cachedDataRejected ? 'rejected' : 'accepted');`;
 
 // The executable's main: compiles the bundle with its cache (a rejected cache
 // is a plain compile, without a warning) and runs it as Node runs a CommonJS
-// main, with the single executable's module and file names. Its require is
-// a real one, resolving beside the executable, not the SEA's own, which knows
-// only built-in modules and warns on every other name: packages probe for
-// optional modules (sharp's require of '@img/sharp-linux-x64/versions' in a
-// try) and would print that warning on every start.
+// main, with the single executable's module and file names. Its require
+// serves Node's built-in modules only, like the SEA's own, but answers any
+// other name with MODULE_NOT_FOUND instead of the SEA's warning, which
+// packages that probe for optional modules in a try (sharp's
+// require('@img/sharp-linux-x64/versions')) would print on every start.
+// Nothing is looked up on disk: the application is all in the executable,
+// and a node_modules beside it (in /tmp, say) may be anyone's.
 const MAIN = `'use strict';
 const sea = require('node:sea');
 const { Script } = require('node:vm');
+const { isBuiltin } = require('node:module');
+const missing = (id) => Object.assign(new Error("Cannot find module '" + id + "' (a single executable loads only what it carries and Node's built-in modules)"), { code: 'MODULE_NOT_FOUND' });
+const builtinRequire = Object.assign((id) => { if (isBuiltin(id)) return require(id); throw missing(id); }, { resolve: (id) => { if (isBuiltin(id)) return id; throw missing(id); }, cache: Object.create(null), main: module });
 const script = new Script(sea.getAsset(${JSON.stringify(SEA_MAIN_SOURCE_ASSET)}, 'utf8'), { filename: __filename, cachedData: new Uint8Array(sea.getRawAsset(${JSON.stringify(SEA_MAIN_CACHE_ASSET)})) });
-script.runInThisContext()(exports, require('node:module').createRequire(__filename), module, __filename, __dirname);
+script.runInThisContext()(exports, builtinRequire, module, __filename, __dirname);
 `;
 
 /**

@@ -29,7 +29,7 @@ import { injectSeaBlob } from './sea-inject';
 import { injectPeSeaBlob, peFileVersion } from './sea-inject-pe';
 import { binaryFormatOfFile, readBinaryFile } from '../formats/binary-file';
 import { hostTarget, knownTargets, targetLibraries } from '../variant';
-import { ioError } from '../file-io';
+import { ioError, replaceFile } from '../file-io';
 
 interface EsbuildLike {
   build(options: {
@@ -276,29 +276,28 @@ export function writeSeaExecutable(blob: SeaBlob): void {
   const route = blob.route ?? defaultSeaRoute();
   requireRoute(route);
   const out = path.resolve(blob.out);
-  // Built beside the destination and renamed over it: an interrupted build
-  // never leaves a half-written executable under the name asked for.
-  const tmp = `${out}.tmp-${process.pid}`;
   // No useCodeCache: the main's cache is made by writeSeaMain, because Node's
   // prints a warning on every start whose V8 flags differ from the build's.
   const common = { main: blob.main, disableExperimentalSEAWarning: true, assets: blob.assets };
   const prep = path.join(blob.work, 'sea-prep.blob');
-  const config = route === 'build-sea' ? { ...common, executable: process.execPath, output: tmp } : { ...common, output: prep };
-  fs.writeFileSync(path.join(blob.work, 'sea-config.json'), JSON.stringify(config, null, 2));
   try {
-    if (route === 'build-sea') {
-      runSeaNode('--build-sea', blob.work, out);
-    } else {
+    // Built beside the destination and renamed over it: an interrupted build
+    // never leaves a half-written executable under the name asked for.
+    replaceFile(out, (tmp) => {
+      const config = route === 'build-sea' ? { ...common, executable: process.execPath, output: tmp } : { ...common, output: prep };
+      fs.writeFileSync(path.join(blob.work, 'sea-config.json'), JSON.stringify(config, null, 2));
+      if (route === 'build-sea') {
+        runSeaNode('--build-sea', blob.work, out);
+        return;
+      }
       runSeaNode('--experimental-sea-config', blob.work, out);
       const executable = blob.executable ?? process.execPath;
-      fs.copyFileSync(executable, tmp);
+      fs.copyFileSync(executable, tmp, fs.constants.COPYFILE_EXCL);
       fs.chmodSync(tmp, 0o755);
       const inject = binaryFormatOfFile(executable) === 'pe' ? injectPeSeaBlob : injectSeaBlob;
       inject(tmp, prep, blob.onProgress && { onProgress: blob.onProgress });
-    }
-    fs.renameSync(tmp, out);
+    });
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
     throw e instanceof DlbundleError ? e : ioError(out, e, 'write');
   }
 }

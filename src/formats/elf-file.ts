@@ -6,7 +6,7 @@
  */
 import fs = require('node:fs');
 import { DlbundleError } from '../errors';
-import { ioError, readRange } from '../file-io';
+import { openFile, readRange } from '../file-io';
 import { readElf, readInterpreter, readSymbolVersions, type ElfByteSource, type ElfInfo, type SymbolVersions, versionHashes } from './elf';
 
 /**
@@ -60,12 +60,7 @@ export function versionHashesFile(file: string): ReadonlySet<number> {
  * withFileSource('libvips-42.dll', (src) => readPe(src, 'libvips-42.dll'))
  */
 export function withFileSource<T>(file: string, read: (src: ElfByteSource) => T): T {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch (e) {
-    throw ioError(file, e);
-  }
+  const fd = openFile(file, 'r');
   try {
     const st = fs.fstatSync(fd);
     if (!st.isFile()) throw new DlbundleError('E_IO', `${JSON.stringify(file)} is not a regular file.`, 'Name shared object files, not directories or devices.', { file });

@@ -68,9 +68,12 @@ const MACHINES: Readonly<Record<number, string>> = {
 
 const TYPES: readonly ElfType[] = ['none', 'rel', 'exec', 'dyn', 'core'];
 
-const PT_LOAD = 1;
-const PT_DYNAMIC = 2;
-const PT_INTERP = 3;
+/** Program header types (p_type) that dlbundle reads or writes. */
+export const PT_LOAD = 1;
+export const PT_DYNAMIC = 2;
+export const PT_INTERP = 3;
+export const PT_NOTE = 4;
+export const PT_PHDR = 6;
 
 const DT_NULL = 0;
 const DT_NEEDED = 1;
