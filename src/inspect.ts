@@ -10,7 +10,7 @@ import type { DylibCommand } from './formats/macho';
 import { MANIFEST_FILE, type Manifest, type ManifestFile, type ManifestVariant } from './manifest';
 import { readManifestFile } from './sources/directory';
 import { dependencyGraph } from './plan';
-import { resolveSystemLibrary } from './system-libs';
+import { systemSearch } from './system-search';
 import { systemVersionOracle } from './system-versions';
 import { hostTarget, parseVariantKey } from './variant';
 import { compareVersions, requiredVersions, VERSION_FAMILIES, type RequiredVersions, type VersionFamily } from './versions';
@@ -242,8 +242,8 @@ export interface LibraryDependencies {
 
 /**
  * Classifies each DT_NEEDED entry of each file of a variant: bundled, found on
- * this system (with the path, looked up as the loader would with `$ORIGIN` =
- * `dir`), or missing. System lookups are made only when `lookUp` is true (the
+ * this system (with the path, looked up as this system's loader would from
+ * `dir`: `$ORIGIN`, `@loader_path`), or missing. System lookups are made only when `lookUp` is true (the
  * variant is this machine's); otherwise external entries are `unknown`.
  *
  * @example
@@ -251,9 +251,11 @@ export interface LibraryDependencies {
  */
 export function describeDependencies(variant: ManifestVariant, dir: string, lookUp: boolean): LibraryDependencies[] {
   const graph = dependencyGraph(variant.files);
+  // This system's linker (ld.so, dyld, Windows's DLL search), from the bundle's directory.
+  const search = systemSearch(dir);
   const offered = systemVersionOracle<ManifestFile>({
     bundled: (soname) => graph.providers.has(soname),
-    resolve: (soname, file) => resolveSystemLibrary(soname, { runpath: file.runpath, origin: dir })?.path ?? null,
+    resolve: (soname, file) => search.resolve(soname, file),
   });
   return variant.order.map((name) => {
     const file = graph.nodes.get(name) as ManifestFile;
@@ -261,7 +263,7 @@ export function describeDependencies(variant: ManifestVariant, dir: string, look
       const provider = graph.providerOf(dep);
       if (provider !== undefined) return { name: dep, kind: 'bundled', path: provider.name };
       if (!lookUp) return { name: dep, kind: 'unknown' };
-      const found = resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir });
+      const found = search.find(dep, file);
       return found === null ? { name: dep, kind: 'missing' } : { name: dep, kind: 'system', path: found.path, via: found.via };
     });
     const versions = VERSION_FAMILIES.filter((f) => file.requiresVersions?.[f] !== undefined).map((family): VersionFact => {

@@ -48,9 +48,30 @@ let cached: KoffiModule | undefined;
  * bundle.library('libdemo_core.so', { point: 'demo_point core_point(int x, int y)' }).point(3, 4); // { x: 3, y: 4, len2: 25 }
  */
 export function koffi(): KoffiModule {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  cached ??= koffiNativeModule() ?? carriedKoffi() ?? (require('koffi') as KoffiModule);
+  if (cached !== undefined) return cached;
+  obtaining = true;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    cached ??= koffiNativeModule() ?? carriedKoffi() ?? (require('koffi') as KoffiModule);
+  } finally {
+    obtaining = false;
+  }
   return cached;
+}
+
+let obtaining = false;
+
+/**
+ * koffi, unless it is being obtained right now: a single-file build places
+ * its koffi.node through the cache, whose lease names this process by its
+ * start time, which Windows tells only through koffi (windows-processes.ts).
+ * Null then, and that lease goes without a start time.
+ *
+ * @example
+ * const ffi = koffiUnlessObtaining(); if (ffi !== null) ffi.load('kernel32.dll');
+ */
+export function koffiUnlessObtaining(): KoffiModule | null {
+  return cached ?? (obtaining ? null : koffi());
 }
 
 /**

@@ -16,6 +16,8 @@ import { resolveSystemLibrary } from './system-libs';
 export interface SystemSearch {
   /** Where `dependency` of `file` would be found, or null. */
   resolve(dependency: string, file: Pick<LoadCandidate, 'runpath'>): string | null;
+  /** {@link resolve}, with the search step that found it (`ld.so.cache`, `rpath`, `system directory`, …), for `inspect` and `doctor`. */
+  find(dependency: string, file: Pick<LoadCandidate, 'runpath'>): { readonly path: string; readonly via: string } | null;
   /** Where it looks, for `E_MISSING_DEP`'s message; undefined: ld.so's places (checkBeforeLoad's default). */
   readonly searched: string | undefined;
 }
@@ -29,10 +31,11 @@ export interface SystemSearch {
  */
 export function systemSearch(dir: string, platform: NodeJS.Platform = process.platform): SystemSearch {
   const linker = runtimePlatform(platform).linker;
-  if (linker === 'windows') return { searched: DLL_SEARCH, resolve: (dep) => resolveSystemDll(dep)?.path ?? null };
+  const search = (searched: string | undefined, find: SystemSearch['find']): SystemSearch => ({ searched, find, resolve: (dep, file) => find(dep, file)?.path ?? null });
+  if (linker === 'windows') return search(DLL_SEARCH, (dep) => resolveSystemDll(dep));
   if (linker === 'dyld') {
     const executableDir = path.dirname(process.execPath);
-    return { searched: DYLD_SEARCH, resolve: (dep, file) => resolveDyldLibrary(dep, { rpaths: file.runpath, loaderDir: dir, executableDir })?.path ?? null };
+    return search(DYLD_SEARCH, (dep, file) => resolveDyldLibrary(dep, { rpaths: file.runpath, loaderDir: dir, executableDir }));
   }
-  return { searched: undefined, resolve: (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir })?.path ?? null };
+  return search(undefined, (dep, file) => resolveSystemLibrary(dep, { runpath: file.runpath, origin: dir }));
 }

@@ -14,6 +14,7 @@ const wineEnv = require('../scripts/wine-env.js') as {
   startWineServer(setup: WineSetup, lingerSeconds?: number): void;
   stopWineServer(setup: WineSetup): void;
   runNodeExe(setup: WineSetup, args: readonly string[], options?: { env?: Record<string, string | undefined>; cwd?: string; timeout?: number | undefined }): NodeExeExit;
+  runWindowsProgram(setup: WineSetup, exe: string, args: readonly string[], options?: { env?: Record<string, string | undefined>; cwd?: string; timeout?: number | undefined }): NodeExeExit;
   toWindowsPath(p: string): string;
   fromWindowsPath(prefix: string, p: string): string;
 };
@@ -60,6 +61,17 @@ export function startWine(): WineSetup {
   setup ??= wineEnv.prepareWine({ log: (line) => line.includes('already') || process.stderr.write(`      wine-env: ${line}\n`) });
   wineEnv.startWineServer(setup);
   return setup;
+}
+
+/**
+ * Runs the Windows program `exe` (a Linux path) under Wine in `cwd`, with
+ * Wine's environment and nothing of dlbundle's tests; its output through files.
+ *
+ * @example
+ * const r = runWindowsProgram('/tmp/x/app.exe', [], { cwd: '/tmp/x' }); // r.status, r.stdout, r.stderr
+ */
+export function runWindowsProgram(exe: string, args: readonly string[], options: { cwd: string; env?: Record<string, string | undefined>; timeout?: number }): NodeExeExit {
+  return wineEnv.runWindowsProgram(setup ?? startWine(), exe, args, { ...options, env: { NODE_PATH: undefined, ...options.env } });
 }
 
 /** Stops the wineserver {@link startWine} started. */

@@ -9,6 +9,7 @@ import { DlbundleError } from '../errors';
 import { KOFFI_NATIVE_BUNDLE, KOFFI_NATIVE_FILE } from '../koffi-native';
 import { readBundleManifest } from '../inspect';
 import { MANIFEST_FILE, type Manifest } from '../manifest';
+import { targetFacts } from '../variant';
 
 /** A bundle directory's manifest and the path of each of its files, keyed like the directory. */
 export interface BundleFiles {
@@ -34,13 +35,14 @@ export function bundleFiles(dir: string): BundleFiles {
 
 /**
  * Packs the installed koffi's prebuilt `koffi.node` files (glibc and musl
- * builds) as the `koffi-native` bundle in `out`, for single-file builds.
+ * builds) as the `koffi-native` bundle in `out`, for single-file builds; for
+ * `target` (`win32-x64`) when it is another system's than this one.
  *
  * @example
  * packKoffiNative(path.join(work, 'koffi-native'));
  */
-export function packKoffiNative(out: string): BundleFiles {
-  const { files } = installedKoffiNative();
+export function packKoffiNative(out: string, target?: string): BundleFiles {
+  const { files } = installedKoffiNative(target);
   fs.rmSync(out, { recursive: true, force: true });
   for (const [target, file] of Object.entries(files)) pack([file], { name: KOFFI_NATIVE_BUNDLE, out, target });
   return bundleFiles(out);
@@ -55,28 +57,39 @@ export interface KoffiNativeFiles {
 
 /**
  * Finds the prebuilt `koffi.node` files of the installed koffi for this
- * platform and architecture (glibc and musl builds where koffi ships both).
+ * platform and architecture (glibc and musl builds where koffi ships both),
+ * or for the system of `target` (`win32-x64`: another system's build, which
+ * npm installs only when asked, or which NODE_PATH reaches).
  *
  * @example
  * installedKoffiNative().files['linux-x64-gnu'] // '…/@koromix/koffi-linux-x64/linux_x64/koffi.node'
  */
-export function installedKoffiNative(): KoffiNativeFiles {
+export function installedKoffiNative(target?: string): KoffiNativeFiles {
   // koffi's "exports" hide package.json; its main file sits at the package root.
   const koffiDir = path.dirname(require.resolve('koffi'));
   const version = (JSON.parse(fs.readFileSync(path.join(koffiDir, 'package.json'), 'utf8')) as { version: string }).version;
-  const pkg = `@koromix/koffi-${process.platform}-${process.arch}`;
+  const { platform, arch } = target === undefined ? { platform: process.platform, arch: process.arch } : targetFacts(target);
+  const pkg = `@koromix/koffi-${platform}-${arch}`;
   let pkgDir: string;
   try {
     pkgDir = path.dirname(require.resolve(`${pkg}/package.json`, { paths: [koffiDir] }));
   } catch (e) {
-    throw new DlbundleError('E_MISSING_BLOB', `koffi's prebuilt package ${pkg} is not installed.`, `Install koffi's dependencies for this platform (npm install), then build again.`, { cause: e });
+    const foreign = platform !== process.platform || arch !== process.arch;
+    throw new DlbundleError(
+      'E_MISSING_BLOB',
+      `koffi's prebuilt package ${pkg} is not installed.`,
+      foreign
+        ? `npm installs another system's build only when asked: npm install --no-save --force ${pkg}@${version} (the version of the installed koffi), then build again.`
+        : `Install koffi's dependencies for this platform (npm install), then build again.`,
+      { cause: e },
+    );
   }
   const files: Record<string, string> = {};
   // koffi's packages hold <platform>_<arch>/ (glibc) and musl_<arch>/ builds.
-  const gnu = path.join(pkgDir, `${process.platform}_${process.arch}`, KOFFI_NATIVE_FILE);
-  const musl = path.join(pkgDir, `musl_${process.arch}`, KOFFI_NATIVE_FILE);
-  const suffix = process.platform === 'linux' ? '-gnu' : '';
-  if (fs.existsSync(gnu)) files[`${process.platform}-${process.arch}${suffix}`] = gnu;
-  if (process.platform === 'linux' && fs.existsSync(musl)) files[`linux-${process.arch}-musl`] = musl;
+  const gnu = path.join(pkgDir, `${platform}_${arch}`, KOFFI_NATIVE_FILE);
+  const musl = path.join(pkgDir, `musl_${arch}`, KOFFI_NATIVE_FILE);
+  const suffix = platform === 'linux' ? '-gnu' : '';
+  if (fs.existsSync(gnu)) files[`${platform}-${arch}${suffix}`] = gnu;
+  if (platform === 'linux' && fs.existsSync(musl)) files[`linux-${arch}-musl`] = musl;
   return { version, files };
 }

@@ -168,9 +168,13 @@ function headBytes(plan: AppendPlan, segments: readonly ProgramHeader[], blobSiz
 /**
  * The file offset of the fuse's last character. Exactly one fuse, ending in
  * `:0`, is what a node with SEA support that is not yet a single executable
- * holds; anything else is refused rather than guessed at.
+ * holds; anything else is refused rather than guessed at. (Shared with the
+ * PE injector, sea-inject-pe.ts.)
+ *
+ * @example
+ * writeAll(fd, file, Buffer.from('1'), findFuse(fd, file, size));
  */
-function findFuse(fd: number, file: string, size: number): number {
+export function findFuse(fd: number, file: string, size: number): number {
   const needle = Buffer.from(`${SEA_FUSE}:`, 'latin1');
   const found: number[] = [];
   // Chunks overlap by the needle's length, so a fuse that straddles two
@@ -188,11 +192,8 @@ function findFuse(fd: number, file: string, size: number): number {
 }
 
 function usage(file: string, what: string): DlbundleError {
-  return new DlbundleError('E_USAGE', `${JSON.stringify(file)} ${what}; a SEA blob goes into a copy of a plain 64-bit Linux node.`, 'Build with the node executable itself (process.execPath), not a single executable or a script that wraps node.', { file });
+  return new DlbundleError('E_USAGE', `${JSON.stringify(file)} ${what}; a SEA blob goes into a copy of a plain 64-bit node executable.`, 'Build with the node executable itself (process.execPath, or node.exe for Windows), not a single executable or a script that wraps node.', { file });
 }
-
-
-
 
 function align(n: number, to: number): number {
   return Math.ceil(n / to) * to;

@@ -26,6 +26,9 @@ export interface EsbuildPlugin {
 import { requireOptional } from './optional';
 import { writeSeaMain } from './sea-main';
 import { injectSeaBlob } from './sea-inject';
+import { injectPeSeaBlob, peFileVersion } from './sea-inject-pe';
+import { binaryFormatOfFile, readBinaryFile } from '../formats/binary-file';
+import { hostTarget, knownTargets, targetLibraries } from '../variant';
 import { ioError, replaceFile } from '../file-io';
 
 interface EsbuildLike {
@@ -115,23 +118,38 @@ export interface SeaOptions {
   readonly plugins?: readonly EsbuildPlugin[];
   /** How the executable is written; default: {@link defaultSeaRoute} of the running node. */
   readonly route?: SeaRoute;
+  /**
+   * The node executable to copy; default: the running node. A Windows
+   * `node.exe` makes a Windows executable (`'inject'` route, koffi's Windows
+   * build carried): Node's blob is the same on every system, so the running
+   * node prepares it, but it must be the same Node version as `node.exe`.
+   */
+  readonly node?: string;
+  /** The target the executable is for; checked against `node` (`win32-x64` for an x64 node.exe). */
+  readonly target?: string;
 }
 
 /**
  * Builds a single executable application: bundles the entry (carried as an
  * asset with its code cache, run by a small main: see sea-main.ts), adds every
  * bundle and koffi's native module as SEA assets, and writes a copy of the
- * running `node` carrying them: with its own `--build-sea` where it has one
- * (Node 25.5 and newer), else by preparing the blob with
- * `node --experimental-sea-config` and injecting it (sea-inject.ts).
+ * running `node` (or of `options.node`) carrying them: with its own
+ * `--build-sea` where it has one (Node 25.5 and newer), else by preparing the
+ * blob with `node --experimental-sea-config` and injecting it (sea-inject.ts
+ * for ELF, sea-inject-pe.ts for a Windows node.exe).
  *
  * @example
  * await buildSea({ entry: 'app.js', bundles: ['native'], out: 'app' });
+ * await buildSea({ entry: 'app.js', bundles: ['native'], out: 'app.exe', node: 'node-v22.23.3-win-x64/node.exe' });
  */
 export async function buildSea(options: SeaOptions): Promise<void> {
   requireSeaCapableNode();
-  const route = options.route ?? defaultSeaRoute();
+  const executable = seaExecutable(options.node, options.target);
+  const route = options.route ?? (executable.path === process.execPath ? defaultSeaRoute() : 'inject');
   requireRoute(route);
+  if (route === 'build-sea' && executable.path !== process.execPath) {
+    throw new DlbundleError('E_USAGE', '`node --build-sea` copies the running node: it cannot build from another node executable.', 'Leave the route to dlbundle (it injects the blob into the node given), or build without --node.');
+  }
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'dlbundle-sea-'));
   try {
     const step = options.onStep ?? ((): void => undefined);
@@ -144,12 +162,12 @@ export async function buildSea(options: SeaOptions): Promise<void> {
     const bundles = options.bundles.map((dir) => ({ dir, files: bundleFiles(dir) }));
     const index = bundles.map((b) => ({ name: b.files.manifest.name, dir: path.relative(entryDir, path.resolve(b.dir)) }));
     step("packing koffi's native module");
-    const assets: Record<string, string> = { ...main.assets, ...seaAssets(packKoffiNative(path.join(work, 'koffi-native'))) };
+    const assets: Record<string, string> = { ...main.assets, ...seaAssets(packKoffiNative(path.join(work, 'koffi-native'), executable.target)) };
     for (const b of bundles) Object.assign(assets, seaAssets(b.files));
     fs.writeFileSync(path.join(work, 'index.json'), JSON.stringify({ bundles: index }));
     assets[SEA_INDEX_ASSET] = path.join(work, 'index.json');
     step(route === 'build-sea' ? 'writing the executable (node --build-sea)' : 'preparing the blob (node --experimental-sea-config)');
-    writeSeaExecutable({ main: main.main, assets, out: options.out, work, route, ...(options.onProgress && { onProgress: options.onProgress }) });
+    writeSeaExecutable({ main: main.main, assets, out: options.out, work, route, executable: executable.path, ...(options.onProgress && { onProgress: options.onProgress }) });
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -198,6 +216,51 @@ export interface SeaBlob {
   readonly onProgress?: (done: number, total: number) => void;
   /** How the executable is written; default: {@link defaultSeaRoute} of the running node. */
   readonly route?: SeaRoute;
+  /** The node executable to copy (its version must be the running node's; see {@link SeaOptions.node}); default: the running node. */
+  readonly executable?: string;
+}
+
+/**
+ * The node executable a single executable is a copy of, and the target it
+ * runs on (undefined: this machine's). Another node than the running one
+ * must be the same Node version, since the running node prepares the blob:
+ * a Windows node.exe says its version in its version resource, another
+ * node is asked.
+ */
+function seaExecutable(node: string | undefined, target: string | undefined): { path: string; target: string | undefined } {
+  const file = node === undefined ? process.execPath : path.resolve(node);
+  let version: string | null;
+  let runsOn: string | undefined;
+  if (binaryFormatOfFile(file) === 'pe') {
+    const info = readBinaryFile(file);
+    const machine = info.format === 'pe' ? info.machine : null;
+    runsOn = knownTargets().find((k) => targetLibraries(k).format === 'pe' && targetLibraries(k).machine === machine);
+    if (runsOn === undefined || info.format !== 'pe' || info.dll) throw new DlbundleError('E_USAGE', `${JSON.stringify(file)} is a PE file for ${machine ?? 'another machine'}${info.format === 'pe' && info.dll ? ', a DLL' : ''}, not a node.exe dlbundle can build for (win32-x64, win32-arm64).`, 'Give the node.exe of an official Windows build of Node.', { file });
+    version = peFileVersion(file);
+  } else if (file === process.execPath) {
+    if (target !== undefined && target !== hostTarget()) mismatch(file, hostTarget(), target);
+    return { path: file, target: undefined };
+  } else {
+    try {
+      version = execFileSync(file, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().replace(/^v/, '');
+    } catch (e) {
+      throw new DlbundleError('E_USAGE', `${JSON.stringify(file)} does not run here as \`node --version\`: ${(e as Error).message}.`, 'Give a node executable of this system, or a Windows node.exe.', { file, cause: e });
+    }
+  }
+  if (version !== process.versions.node) {
+    throw new DlbundleError(
+      'E_USAGE',
+      `${JSON.stringify(file)} is Node ${version ?? '(no version resource)'}, but this is Node ${process.versions.node}: the running node prepares the SEA blob, which must come from the same Node version as the executable.`,
+      `Run dlbundle sea with Node ${version ?? 'of that version'} (the blob is the same on every system), or give the node executable of Node ${process.versions.node}.`,
+      { file },
+    );
+  }
+  if (target !== undefined && target !== (runsOn ?? hostTarget())) mismatch(file, runsOn ?? hostTarget(), target);
+  return { path: file, target: runsOn };
+}
+
+function mismatch(file: string, runsOn: string, target: string): never {
+  throw new DlbundleError('E_USAGE', `--target ${target} does not match ${JSON.stringify(file)}, a node for ${runsOn}.`, `Give the node executable for ${target} with --node, or leave --target out.`, { file });
 }
 
 /**
@@ -228,9 +291,11 @@ export function writeSeaExecutable(blob: SeaBlob): void {
         return;
       }
       runSeaNode('--experimental-sea-config', blob.work, out);
-      fs.copyFileSync(process.execPath, tmp, fs.constants.COPYFILE_EXCL);
+      const executable = blob.executable ?? process.execPath;
+      fs.copyFileSync(executable, tmp, fs.constants.COPYFILE_EXCL);
       fs.chmodSync(tmp, 0o755);
-      injectSeaBlob(tmp, prep, blob.onProgress && { onProgress: blob.onProgress });
+      const inject = binaryFormatOfFile(executable) === 'pe' ? injectPeSeaBlob : injectSeaBlob;
+      inject(tmp, prep, blob.onProgress && { onProgress: blob.onProgress });
     });
   } catch (e) {
     throw e instanceof DlbundleError ? e : ioError(out, e, 'write');
