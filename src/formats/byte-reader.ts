@@ -81,11 +81,19 @@ export class ByteReader {
    */
   view(offset: number, length: number, what: string, at = offset): DataView {
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.src.size) {
-      this.fail(Number.isSafeInteger(offset) && offset >= 0 && offset <= this.src.size ? offset : at, `${what} (${hex(length)} bytes at ${hex(offset)}) lies outside the ${this.src.size}-byte file`);
+      this.fail(this.reportedOffset(offset, at), `${what} (${hex(length)} bytes at ${hex(offset)}) lies outside the ${this.src.size}-byte file`);
     }
     const bytes = this.src.read(offset, length);
     if (bytes.length < length) this.fail(offset, `${what} could not be read in full`);
     return new DataView(bytes.buffer, bytes.byteOffset, length);
+  }
+
+  /**
+   * The byte a failed {@link view} reports: the offset itself while it lies
+   * in the file, else `at`, where the offset was read.
+   */
+  protected reportedOffset(offset: number, at: number): number {
+    return Number.isSafeInteger(offset) && offset >= 0 && offset <= this.src.size ? offset : at;
   }
 
   u16(v: DataView, at: number): number {

@@ -11,7 +11,7 @@
  * is checked against the input before anything is read.
  */
 import { DlbundleError } from '../errors';
-import { bufferSource, hex, type ByteSource } from './byte-reader';
+import { bufferSource, ByteReader, hex, type ByteSource, type FormatErrors } from './byte-reader';
 
 export { bufferSource };
 
@@ -294,51 +294,17 @@ export function machineName(code: number): string {
   return MACHINES[code] ?? `em_${code}`;
 }
 
-/** Bounds-checked reads in the file's byte order. */
-class Reader {
-  little = true;
+const ELF_ERRORS: FormatErrors = { code: 'E_BAD_ELF', name: 'ELF' };
 
-  constructor(
-    readonly src: ElfByteSource,
-    readonly file: string,
-  ) {}
-
-  fail(offset: number, what: string): never {
-    throw new DlbundleError(
-      'E_BAD_ELF',
-      `${JSON.stringify(this.file)} is a damaged or truncated ELF file: ${what} at byte ${hex(offset)}.`,
-      'Rebuild or re-download the library; a copy that was cut short or edited cannot be loaded.',
-      { file: this.file, offset },
-    );
+/** Bounds-checked reads in the file's byte order, failing with E_BAD_ELF. */
+class Reader extends ByteReader {
+  constructor(src: ElfByteSource, file: string) {
+    super(src, file, ELF_ERRORS);
   }
 
-  /**
-   * A view of `[offset, offset+length)`, or a failure naming `what` when it
-   * does not fit in the file. `at` is where the offset itself was read, the
-   * byte reported when the offset is beyond any file.
-   */
-  view(offset: number, length: number, what: string, at = offset): DataView {
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.src.size) {
-      this.fail(Number.isSafeInteger(offset) && offset >= 0 ? offset : at, `${what} (${hex(length)} bytes at ${hex(offset)}) lies outside the ${this.src.size}-byte file`);
-    }
-    const bytes = this.src.read(offset, length);
-    if (bytes.length < length) this.fail(offset, `${what} could not be read in full`);
-    return new DataView(bytes.buffer, bytes.byteOffset, length);
-  }
-
-  u16(v: DataView, at: number): number {
-    return v.getUint16(at, this.little);
-  }
-
-  u32(v: DataView, at: number): number {
-    return v.getUint32(at, this.little);
-  }
-
-  /** A 64-bit field as a number; values past 2^53 are returned as Infinity so bounds checks reject them. */
-  u64(v: DataView, at: number): number {
-    const lo = v.getUint32(at + (this.little ? 0 : 4), this.little);
-    const hi = v.getUint32(at + (this.little ? 4 : 0), this.little);
-    return hi >= 0x200000 ? Infinity : hi * 0x1_0000_0000 + lo;
+  /** Any non-negative offset itself, even past the end: ELF's reports have always named it. */
+  protected override reportedOffset(offset: number, at: number): number {
+    return Number.isSafeInteger(offset) && offset >= 0 ? offset : at;
   }
 
   /** An address-sized field: 4 bytes in ELF32, 8 in ELF64. */
